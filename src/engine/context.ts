@@ -1,0 +1,117 @@
+import { formatWithOptions } from 'node:util'
+import { AsyncLocalStorage } from 'node:async_hooks'
+import { PtrError } from '../errors.ts'
+import type { LogLevel } from './events.ts'
+import { runEvents } from './events.ts'
+import type { TaskRunner } from '../runners/task-runner.ts'
+import type { TaskRunOwner } from './task-run.ts'
+
+export interface RunContext {
+  /** The flow run this code belongs to, if any. */
+  readonly flowRun: { readonly id: string; readonly name: string; readonly flowName: string } | undefined
+  /** The task run this code is, if it runs inside a task. */
+  readonly taskRun: { readonly id: string; readonly name: string; readonly taskName: string; readonly attempt: number } | undefined
+  /** Aborted when the run times out or is cancelled. Pass it to fetch(), timers, child processes. */
+  readonly signal: AbortSignal
+  /** Where `submit()` and `map()` called from this code go. */
+  readonly taskRunner: TaskRunner | undefined
+  /** @internal the flow run that task runs started from here report to. */
+  readonly owner?: TaskRunOwner | undefined
+}
+
+const STORAGE = Symbol.for('ptr.context')
+type WithStorage = { [STORAGE]?: AsyncLocalStorage<RunContext> }
+const storage: AsyncLocalStorage<RunContext> = ((globalThis as WithStorage)[STORAGE] ??= new AsyncLocalStorage<RunContext>())
+
+export const runWithContext = <T>(context: RunContext, fn: () => T): T => storage.run(context, fn)
+export const currentContext = (): RunContext | undefined => storage.getStore()
+
+/**
+ * The context of the flow or task run this code is part of: the flow run, the task run (id, name,
+ * attempt) and an AbortSignal that fires on timeout or cancellation.
+ * @throws when called outside any flow or task run.
+ */
+export function getRunContext(): RunContext {
+  const context = storage.getStore()
+  if (!context) {
+    throw new PtrError('getRunContext() was called outside a flow or task run; call it from inside a task or flow function.', {
+      code: 'PTR_NO_RUN_CONTEXT',
+    })
+  }
+  return context
+}
+
+export interface RunLogger {
+  debug(...args: unknown[]): void
+  info(...args: unknown[]): void
+  warning(...args: unknown[]): void
+  /** Same as {@link RunLogger.warning}. */
+  warn(...args: unknown[]): void
+  error(...args: unknown[]): void
+}
+
+/**
+ * A logger whose lines are attributed to the current task run (or flow run) and shown by the
+ * renderer, also when the task runs in a worker thread or child process.
+ * @throws when called outside any flow or task run.
+ */
+export function getRunLogger(): RunLogger {
+  const context = getRunContext()
+  const log = (level: LogLevel) => (...args: unknown[]) => emitLog(context, level, formatArgs(args), 'logger')
+  return { debug: log('debug'), info: log('info'), warning: log('warning'), warn: log('warning'), error: log('error') }
+}
+
+/** Where log lines of a run go. Pool workers replace it to send lines to the main process. */
+export type LogSink = (context: RunContext, level: LogLevel, message: string, source: 'console' | 'logger') => void
+
+const SINK = Symbol.for('ptr.logSink')
+type WithSink = { [SINK]?: LogSink }
+const defaultSink: LogSink = (context, level, message, source) => {
+  runEvents.emit({
+    kind: 'log',
+    level,
+    message,
+    source,
+    timestamp: Date.now(),
+    taskRunId: context.taskRun?.id,
+    taskRunName: context.taskRun?.name,
+    flowRunId: context.flowRun?.id,
+  })
+}
+
+export function setLogSink(sink: LogSink | undefined): void {
+  ;(globalThis as WithSink)[SINK] = sink
+}
+
+export function emitLog(context: RunContext, level: LogLevel, message: string, source: 'console' | 'logger'): void {
+  ;((globalThis as WithSink)[SINK] ?? defaultSink)(context, level, message, source)
+}
+
+export const formatArgs = (args: unknown[]): string => formatWithOptions({ colors: false }, ...args)
+
+const CONSOLE_METHODS = [
+  ['log', 'info'],
+  ['info', 'info'],
+  ['debug', 'debug'],
+  ['warn', 'warning'],
+  ['error', 'error'],
+] as const
+
+/**
+ * Routes console output made inside a flow or task run to the run's log (attributed to the run);
+ * output from anywhere else passes through. Returns the function that restores the console.
+ */
+export function captureConsole(): () => void {
+  const originals = CONSOLE_METHODS.map(([method]) => [method, console[method]] as const)
+  for (const [method, level] of CONSOLE_METHODS) {
+    const original = console[method]
+    console[method] = (...args: unknown[]) => {
+      const context = storage.getStore()
+      if (context) emitLog(context, level, formatArgs(args), 'console')
+      else original.apply(console, args)
+    }
+  }
+  return () => {
+    for (const [method, original] of originals) console[method] = original
+  }
+}

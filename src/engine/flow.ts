@@ -1,0 +1,261 @@
+import { randomUUID } from 'node:crypto'
+import { CancelledError, PtrError, UnhandledTaskFailureError, toError } from '../errors.ts'
+import type { TaskRunner } from '../runners/task-runner.ts'
+import { ConcurrentTaskRunner } from '../runners/concurrent.ts'
+import { currentContext, runWithContext } from './context.ts'
+import type { FlowRunInfo } from './events.ts'
+import { runEvents } from './events.ts'
+import type { Upstream } from './resolve.ts'
+import { collectUpstreams, substituteResults } from './resolve.ts'
+import type { State } from './states.ts'
+import * as S from './states.ts'
+import { isFailure } from './states.ts'
+import type { TaskRun, TaskRunOwner } from './task-run.ts'
+
+export interface FlowOptions {
+  /** The flow's name, shown in output and accepted by `ptr run FILE NAME`. @default the function's name */
+  name?: string
+  description?: string
+  /**
+   * Where this flow's task runs execute. Each flow run works on `taskRunner.duplicate()`.
+   * `ptr run --runner` overrides it. @default the thread pool
+   */
+  taskRunner?: TaskRunner
+  /**
+   * Fail the flow run when one of its task runs ended Failed or Crashed and nothing handled it
+   * (read it with `result()`, or passed it on with `allowFailure()`). Prefect ignores such runs.
+   * @default true
+   */
+  failOnUnhandledTaskFailure?: boolean
+}
+
+export interface FlowRunOptions {
+  /** Use this runner, whatever the flow's own code says (the CLI's `--runner`). */
+  taskRunner?: TaskRunner | undefined
+  /** Use this runner when the flow's code names none (settings from the environment or a config file). */
+  defaultTaskRunner?: TaskRunner | undefined
+  /** Cancels the flow run when aborted: waiting runs end Cancelled, running ones are stopped. */
+  signal?: AbortSignal | undefined
+}
+
+export interface FlowRunResult<R> {
+  readonly state: State<R>
+  readonly flowRun: FlowRunInfo
+}
+
+const FLOW = Symbol.for('ptr.flow')
+
+type FlowArgs<P> = {} extends P ? [parameters?: P] : [parameters: P]
+
+export interface Flow<P = unknown, R = unknown> {
+  /** Runs the flow and returns its value; throws the flow run's error if it did not complete. */
+  (...args: FlowArgs<P>): Promise<R>
+  readonly [FLOW]: true
+  readonly name: string
+  readonly options: Readonly<FlowOptions>
+  readonly fn: (parameters: P) => R | Promise<R>
+  /** Runs the flow and returns its final state and run record; never throws for a failed run. */
+  run(parameters?: P, options?: FlowRunOptions): Promise<FlowRunResult<R>>
+}
+export type AnyFlow = Flow<any, any>
+
+export const isFlow = (value: unknown): value is AnyFlow =>
+  typeof value === 'function' && (value as { [FLOW]?: unknown })[FLOW] === true
+
+/** The runner flows use when neither the caller nor the flow names one. */
+let defaultRunnerFactory: () => TaskRunner = () => new ConcurrentTaskRunner()
+export const setDefaultTaskRunnerFactory = (factory: () => TaskRunner): void => {
+  defaultRunnerFactory = factory
+}
+
+/** One run of a flow: owns its task runs' accounting and its runner. */
+export class FlowRun implements FlowRunInfo, TaskRunOwner {
+  readonly id = randomUUID()
+  readonly name: string
+  readonly flowName: string
+  readonly parentFlowRunId: string | undefined
+  readonly parameters: Readonly<Record<string, unknown>>
+  readonly taskRunner: TaskRunner
+  state: State
+  readonly history: State[] = []
+  cancelError: Error | undefined
+  /** Failed or crashed task runs that no code has looked at. */
+  readonly unhandled = new Set<TaskRun>()
+  #open = 0
+  #idle: (() => void) | undefined
+  #cancelled: (() => void) | undefined
+
+  constructor(flowName: string, parameters: Record<string, unknown>, taskRunner: TaskRunner, parentFlowRunId: string | undefined) {
+    this.flowName = flowName
+    this.name = `${flowName}-${this.id.slice(0, 8)}`
+    this.parameters = parameters
+    this.taskRunner = taskRunner
+    this.parentFlowRunId = parentFlowRunId
+    this.state = S.Pending()
+    this.setState(this.state)
+  }
+
+  get info(): FlowRunInfo {
+    return this
+  }
+  get taskRunnerName(): string {
+    return this.taskRunner.name
+  }
+
+  setState(state: State): void {
+    this.state = state
+    this.history.push(state)
+    runEvents.emit({ kind: 'flow-run-state', flowRun: this, state })
+  }
+
+  taskRunCreated(): void {
+    this.#open++
+  }
+  taskRunSettled(run: TaskRun): void {
+    if (isFailure(run.state) && !run.handled) this.unhandled.add(run)
+    if (--this.#open === 0) this.#idle?.()
+  }
+  taskRunHandled(run: TaskRun): void {
+    this.unhandled.delete(run)
+  }
+
+  /** Resolves when every task run of this flow run has settled. */
+  allSettled(): Promise<void> {
+    if (this.#open === 0) return Promise.resolve()
+    return new Promise((resolve) => {
+      const previous = this.#idle
+      this.#idle = () => {
+        previous?.()
+        resolve()
+      }
+    })
+  }
+
+  /** Resolves when the flow run is cancelled. */
+  whenCancelled(): Promise<never> {
+    return new Promise((_, reject) => {
+      if (this.cancelError) reject(this.cancelError)
+      else this.#cancelled = () => reject(this.cancelError)
+    })
+  }
+
+  cancel(reason: string): void {
+    if (this.cancelError) return
+    this.cancelError = new CancelledError(reason)
+    this.taskRunner.cancelAll(reason)
+    this.#cancelled?.()
+  }
+}
+
+async function finalState(flowRun: FlowRun, options: FlowOptions, outcome: { value: unknown } | { error: Error }): Promise<State> {
+  if (flowRun.cancelError) return S.Cancelled(flowRun.cancelError)
+  if ('error' in outcome) return S.Failed(outcome.error)
+  let value = outcome.value
+  const returned: Upstream[] = []
+  collectUpstreams(value, returned)
+  if (returned.length > 0) {
+    // Returned futures are the flow's result: resolve them, and let their failures fail the flow.
+    await Promise.all(returned.map((u) => u.future.result({ raiseOnFailure: false })))
+    const bad = returned.filter((u) => u.future.state.type !== 'Completed')
+    if (bad.length > 0) {
+      const first = bad[0]!.future.state
+      return S.Failed(
+        new PtrError(`${bad.length} of ${returned.length} returned task runs did not complete; the first ended ${first.name}: ${first.error?.message ?? ''}`, {
+          code: 'PTR_RETURNED_RUN_FAILED',
+          cause: first.error,
+        }),
+      )
+    }
+    value = substituteResults(value)
+  }
+  if (options.failOnUnhandledTaskFailure !== false && flowRun.unhandled.size > 0) {
+    const runs = [...flowRun.unhandled]
+    const shown = runs.slice(0, 3).map((r) => `'${r.name}' (${r.state.name}: ${r.state.error?.message ?? ''})`)
+    const more = runs.length > 3 ? ` and ${runs.length - 3} more` : ''
+    return S.Failed(
+      new UnhandledTaskFailureError(
+        `${runs.length} task run${runs.length === 1 ? '' : 's'} failed and nothing handled ${runs.length === 1 ? 'it' : 'them'}: ${shown.join(', ')}${more}`,
+        runs[0]!.state.error,
+      ),
+    )
+  }
+  return S.Completed(value)
+}
+
+async function runFlow<P, R>(flow: Flow<P, R>, parameters: P | undefined, options: FlowRunOptions = {}): Promise<FlowRunResult<R>> {
+  if (parameters !== undefined && (typeof parameters !== 'object' || parameters === null || Array.isArray(parameters))) {
+    throw new PtrError(`flow '${flow.name}': parameters must be one object of named values, e.g. ${flow.name}({ n: 3 }); got ${typeof parameters}`, {
+      code: 'PTR_INVALID_PARAMETERS',
+      exitCode: 2,
+    })
+  }
+  const parent = currentContext()
+  const parentFlow = parent?.owner instanceof FlowRun ? parent.owner : undefined
+  const base = options.taskRunner ?? flow.options.taskRunner ?? parentFlow?.taskRunner ?? options.defaultTaskRunner ?? defaultRunnerFactory()
+  const runner = base.duplicate()
+  const params = (parameters ?? {}) as Record<string, unknown>
+  const flowRun = new FlowRun(flow.name, params, runner, parentFlow?.id)
+  const controller = new AbortController()
+  const signals = [options.signal, parent?.signal].filter((s): s is AbortSignal => s !== undefined)
+  const onAbort = (event: Event) => {
+    const reason = (event.target as AbortSignal).reason
+    flowRun.cancel(reason instanceof Error ? reason.message : typeof reason === 'string' ? reason : 'flow run cancelled')
+    controller.abort(flowRun.cancelError)
+  }
+  for (const signal of signals) {
+    if (signal.aborted) onAbort({ target: signal } as unknown as Event)
+    else signal.addEventListener('abort', onAbort, { once: true })
+  }
+  let outcome: { value: unknown } | { error: Error }
+  try {
+    flowRun.setState(S.Running())
+    await runner.start()
+    const context = { flowRun, owner: flowRun, taskRun: undefined, signal: controller.signal, taskRunner: runner }
+    const cancelled = flowRun.whenCancelled()
+    cancelled.catch(() => undefined)
+    outcome = { value: await Promise.race([runWithContext(context, () => flow.fn(params as P)), cancelled]) }
+  } catch (error) {
+    outcome = { error: toError(error) }
+  }
+  try {
+    // Runs the flow submitted and never awaited still finish (and are shown) before it ends.
+    await flowRun.allSettled()
+    flowRun.setState(await finalState(flowRun, flow.options, outcome))
+  } finally {
+    for (const signal of signals) signal.removeEventListener('abort', onAbort)
+    await runner.close()
+  }
+  return { state: flowRun.state as State<R>, flowRun }
+}
+
+/**
+ * Defines a flow: a function of one object of named parameters that submits tasks.
+ *
+ * @example
+ * export default flow({ name: 'hello' }, async ({ name = 'world' }: { name?: string }) => greet(name))
+ */
+export function flow<P = unknown, R = unknown>(fn: (parameters: P) => R): Flow<P, Awaited<R>>
+export function flow<P = unknown, R = unknown>(options: FlowOptions, fn: (parameters: P) => R): Flow<P, Awaited<R>>
+export function flow(a: unknown, b?: unknown): AnyFlow {
+  const [options, fn] = (typeof a === 'function' ? [{}, a] : [a ?? {}, b]) as [FlowOptions, (parameters: unknown) => unknown]
+  if (typeof fn !== 'function') {
+    throw new PtrError(`flow(): expected a function to run, got ${typeof fn}; write flow({ name }, async (params) => ...)`, {
+      code: 'PTR_INVALID_FLOW',
+      exitCode: 2,
+    })
+  }
+  const name = options.name ?? (fn.name || 'flow')
+  const self = async function (parameters?: unknown) {
+    const { state } = await runFlow(self, parameters)
+    if (state.type === 'Completed') return state.result
+    throw state.error ?? new Error(`flow run ended ${state.name}`)
+  } as unknown as AnyFlow
+  Object.defineProperties(self, {
+    [FLOW]: { value: true },
+    name: { value: name },
+    options: { value: Object.freeze({ ...options, name }) },
+    fn: { value: fn },
+    run: { value: (parameters?: unknown, runOptions?: FlowRunOptions) => runFlow(self, parameters, runOptions) },
+  })
+  return self
+}

@@ -1,0 +1,157 @@
+import { FutureTimeoutError } from '../errors.ts'
+import type { State } from './states.ts'
+import { isSettled } from './states.ts'
+
+const FUTURE = Symbol.for('ptr.future')
+
+export interface ResultOptions {
+  /** Seconds to wait for the run to finish; past it, `result()` throws. @default no limit */
+  timeout?: number
+  /** Throw the run's error when it did not complete; `false` returns the error instead. @default true */
+  raiseOnFailure?: boolean
+}
+
+/**
+ * The handle of a submitted task run. Resolves to a final state; never throws from `wait()`.
+ * Futures are branded with `Symbol.for('ptr.future')`, so they are recognised across copies of ptr.
+ */
+export abstract class PrefectFuture<R = unknown> {
+  declare readonly __result: R
+  get [FUTURE](): true {
+    return true
+  }
+
+  /** The id of the task run behind this future. */
+  abstract readonly taskRunId: string
+  /** The run's current state; final once the run has ended. */
+  abstract readonly state: State<R>
+  /** Resolves with the settled state; used by `wait()` and `result()`. */
+  protected abstract settled(): Promise<State<R>>
+  /** Records that user code looked at this run's outcome, so its failure counts as handled. */
+  protected abstract markHandled(): void
+  /** Registers `callback` to run once the run has ended (at once if it already has). */
+  abstract addDoneCallback(callback: (future: this) => void): void
+
+  /**
+   * Waits until the run has ended or `timeoutSeconds` have passed; never throws.
+   * @returns the state at that moment (check `isFinal(state)` to tell them apart).
+   */
+  async wait(timeoutSeconds?: number): Promise<State<R>> {
+    if (isSettled(this.state)) return this.state
+    if (timeoutSeconds === undefined) return this.settled()
+    let timer: NodeJS.Timeout | undefined
+    const timedOut = new Promise<State<R>>((resolve) => {
+      timer = setTimeout(() => resolve(this.state), timeoutSeconds * 1000)
+    })
+    try {
+      return await Promise.race([this.settled(), timedOut])
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+
+  /** The run's return value; throws its error if it did not complete (unless `raiseOnFailure: false`). */
+  result(options?: ResultOptions & { raiseOnFailure?: true }): Promise<R>
+  result(options: ResultOptions & { raiseOnFailure: false }): Promise<R | Error>
+  result(options?: ResultOptions): Promise<R | Error>
+  async result(options: ResultOptions = {}): Promise<R | Error> {
+    const state = await this.wait(options.timeout)
+    if (!isSettled(state)) {
+      throw new FutureTimeoutError(
+        `task run ${this.taskRunId} did not finish within ${options.timeout} s (state ${state.name}); wait longer or use wait()`,
+      )
+    }
+    this.markHandled()
+    if (state.type === 'Completed') return state.result as R
+    const error = state.error ?? new Error(`task run ${this.taskRunId} ended ${state.name}`)
+    if (options.raiseOnFailure === false) return error
+    throw error
+  }
+}
+
+export const isFuture = (value: unknown): value is PrefectFuture =>
+  typeof value === 'object' && value !== null && (value as { [FUTURE]?: unknown })[FUTURE] === true
+
+/** A list of futures (what `map()` returns) with list-wide `result()` and `wait()`. */
+export class PrefectFutureList<R = unknown> extends Array<PrefectFuture<R>> {
+  static override get [Symbol.species](): ArrayConstructor {
+    return Array
+  }
+
+  static from_<R>(futures: Iterable<PrefectFuture<R>>): PrefectFutureList<R> {
+    const list = new PrefectFutureList<R>()
+    for (const f of futures) list.push(f)
+    return list
+  }
+
+  /** Waits for every run (or until `timeoutSeconds`); never throws. */
+  async wait(timeoutSeconds?: number): Promise<void> {
+    await wait(this, { timeout: timeoutSeconds })
+  }
+
+  /** Every result, in input order. Fails fast: throws the first failure as soon as it is known. */
+  result(options: Omit<ResultOptions, 'raiseOnFailure'> = {}): Promise<R[]> {
+    return Promise.all(this.map((future) => future.result(options)))
+  }
+}
+
+export interface WaitResult<R> {
+  done: PrefectFuture<R>[]
+  notDone: PrefectFuture<R>[]
+}
+
+/**
+ * Waits for all `futures` to end, or until `timeout` seconds have passed; never throws.
+ * @returns the futures that ended and those that did not, each in input order.
+ */
+export async function wait<R>(futures: Iterable<PrefectFuture<R>>, options: { timeout?: number | undefined } = {}): Promise<WaitResult<R>> {
+  const list = [...futures]
+  const all = Promise.all(list.map((f) => f.wait()))
+  if (options.timeout === undefined) {
+    await all
+  } else {
+    let timer: NodeJS.Timeout | undefined
+    await Promise.race([all, new Promise((resolve) => (timer = setTimeout(resolve, options.timeout! * 1000)))])
+    clearTimeout(timer)
+  }
+  const done: PrefectFuture<R>[] = []
+  const notDone: PrefectFuture<R>[] = []
+  for (const f of list) (isSettled(f.state) ? done : notDone).push(f)
+  return { done, notDone }
+}
+
+/**
+ * Yields each future as its run ends, in completion order.
+ * With `timeout`, throws a FutureTimeoutError when it passes with futures still running.
+ */
+export async function* asCompleted<R>(
+  futures: Iterable<PrefectFuture<R>>,
+  options: { timeout?: number } = {},
+): AsyncGenerator<PrefectFuture<R>, void, undefined> {
+  const pending = new Set(futures)
+  const ready: PrefectFuture<R>[] = []
+  let wake: (() => void) | undefined
+  for (const future of pending) {
+    future.addDoneCallback(() => {
+      ready.push(future)
+      wake?.()
+    })
+  }
+  const deadline = options.timeout === undefined ? undefined : Date.now() + options.timeout * 1000
+  while (pending.size > 0) {
+    if (ready.length === 0) {
+      let timer: NodeJS.Timeout | undefined
+      await new Promise<void>((resolve) => {
+        wake = resolve
+        if (deadline !== undefined) timer = setTimeout(resolve, Math.max(0, deadline - Date.now()))
+      })
+      clearTimeout(timer)
+      wake = undefined
+      if (ready.length === 0 && deadline !== undefined && Date.now() >= deadline) {
+        throw new FutureTimeoutError(`${pending.size} of the futures did not finish within ${options.timeout} s`)
+      }
+    }
+    const next = ready.shift()
+    if (next && pending.delete(next)) yield next
+  }
+}

@@ -1,0 +1,32 @@
+/**
+ * ptr's public API. Everything else under src/ may change freely.
+ */
+export { task } from './engine/task.ts'
+export type { Task, TaskOptions, CallOptions, ResolvableArgs, MapArgs } from './engine/task.ts'
+export { flow } from './engine/flow.ts'
+export type { Flow, FlowOptions, FlowRunOptions, FlowRunResult } from './engine/flow.ts'
+export { PrefectFuture, PrefectFutureList, wait, asCompleted } from './engine/future.ts'
+export type { ResultOptions, WaitResult } from './engine/future.ts'
+export { allowFailure, unmapped, AllowFailure, Unmapped } from './engine/resolve.ts'
+export type { Resolvable } from './engine/resolve.ts'
+export { getRunContext, getRunLogger } from './engine/context.ts'
+export type { RunContext, RunLogger } from './engine/context.ts'
+export { isFinal, isSettled } from './engine/states.ts'
+export type { State, StateType } from './engine/states.ts'
+export type { RunEvent, TaskRunInfo, FlowRunInfo, LogLevel } from './engine/events.ts'
+export { TaskRunner } from './runners/task-runner.ts'
+export { SequentialTaskRunner } from './runners/sequential.ts'
+export { ConcurrentTaskRunner } from './runners/concurrent.ts'
+export type { ConcurrentTaskRunnerOptions } from './runners/concurrent.ts'
+export {
+  PtrError,
+  UsageError,
+  UpstreamTaskRunError,
+  TaskRunTimeoutError,
+  CancelledError,
+  CrashedError,
+  FutureTimeoutError,
+  UnhandledTaskFailureError,
+  MappingLengthMismatchError,
+  MappingMissingIterableError,
+} from './errors.ts'

@@ -1,0 +1,31 @@
+import { UsageError } from '../errors.ts'
+import { ConcurrentTaskRunner } from './concurrent.ts'
+import { SequentialTaskRunner } from './sequential.ts'
+import type { TaskRunner } from './task-runner.ts'
+
+/** The runner kinds `--runner` accepts, and how to build each. */
+export const RUNNER_KINDS = ['sequential', 'concurrent'] as const
+export type RunnerKind = (typeof RUNNER_KINDS)[number]
+
+export interface RunnerSettings {
+  /** Pool size (thread and process runners). */
+  maxWorkers?: number | undefined
+  /** Limit for the concurrent runner. */
+  maxConcurrency?: number | undefined
+}
+
+export function isRunnerKind(value: string): value is RunnerKind {
+  return (RUNNER_KINDS as readonly string[]).includes(value)
+}
+
+/** Builds a runner of `kind`; `source` names where the kind came from, for the error message. */
+export function createTaskRunner(kind: string, settings: RunnerSettings = {}, source = '--runner'): TaskRunner {
+  switch (kind) {
+    case 'sequential':
+      return new SequentialTaskRunner()
+    case 'concurrent':
+      return new ConcurrentTaskRunner(settings.maxConcurrency === undefined ? {} : { maxConcurrency: settings.maxConcurrency })
+    default:
+      throw new UsageError(`unknown runner '${kind}' (from ${source}); use one of: ${RUNNER_KINDS.join(', ')}`, 'PTR_UNKNOWN_RUNNER')
+  }
+}

@@ -1,0 +1,250 @@
+import { randomUUID } from 'node:crypto'
+import { CancelledError, MappingLengthMismatchError, MappingMissingIterableError, PtrError } from '../errors.ts'
+import { currentContext, runWithContext } from '../engine/context.ts'
+import type { RunContext } from '../engine/context.ts'
+import { PrefectFutureList, isFuture } from '../engine/future.ts'
+import type { PrefectFuture } from '../engine/future.ts'
+import { isUnmapped } from '../engine/resolve.ts'
+import type { AnyTask, CallOptions, MapArgs, ResolvableArgs, Task } from '../engine/task.ts'
+import type { AttemptExecutor } from '../engine/task-run.ts'
+import { TaskRun, driveTaskRun } from '../engine/task-run.ts'
+
+/**
+ * The contract every task runner keeps (Prefect's `TaskRunner`): it accepts task runs through
+ * `submit()` and `map()` and decides where their attempts execute. The engine around it owns
+ * states, retries and timeouts; a runner only transports.
+ *
+ * A runner starts on first use (or with `start()`), and `close()` waits for its runs and frees its
+ * workers; `await using runner = new ConcurrentTaskRunner()` closes it at the end of the block.
+ * A flow run works on `taskRunner.duplicate()`, so one runner object can serve many flows.
+ */
+export abstract class TaskRunner implements AttemptExecutor, AsyncDisposable {
+  /** Short kind name: `sequential`, `concurrent`, `thread`, `process`, ... */
+  abstract readonly name: string
+  /** A new, unstarted runner with the same options. */
+  abstract duplicate(): TaskRunner
+
+  /** Runs at most this many attempts at once. */
+  readonly #limit: number
+  #free: number
+  #waiting: TaskRun[] = []
+  #waitingHead = 0
+  #wakers = new Map<TaskRun, () => void>()
+  #active = new Set<TaskRun>()
+  #idle: { promise: Promise<void>; resolve: () => void } | undefined
+  #state: 'new' | 'starting' | 'started' | 'closing' | 'closed' = 'new'
+  #starting: Promise<void> | undefined
+
+  constructor(limit: number = Number.POSITIVE_INFINITY) {
+    this.#limit = limit
+    this.#free = limit
+  }
+
+  /** How many attempts may run at once (Infinity when unbounded). */
+  get concurrencyLimit(): number {
+    return this.#limit
+  }
+  get started(): boolean {
+    return this.#state === 'started'
+  }
+  /** Task runs submitted and not yet settled. */
+  get activeCount(): number {
+    return this.#active.size
+  }
+
+  /** Gets the runner ready (pools start their workers); runs on first use if not called. */
+  start(): Promise<void> {
+    if (this.#state === 'closing' || this.#state === 'closed') {
+      return Promise.reject(new PtrError(`the ${this.name} task runner is closed; create a new one (or use duplicate())`, { code: 'PTR_RUNNER_CLOSED' }))
+    }
+    this.#starting ??= (async () => {
+      this.#state = 'starting'
+      await this.onStart()
+      if (this.#state === 'starting') this.#state = 'started'
+    })()
+    return this.#starting
+  }
+
+  /** Waits for every submitted run to settle, then frees the runner's resources. Idempotent. */
+  async close(): Promise<void> {
+    if (this.#state === 'closed') return
+    if (this.#state !== 'closing') {
+      this.#state = 'closing'
+      await this.#settledAll()
+      await this.onClose()
+      this.#state = 'closed'
+    } else {
+      await this.#settledAll()
+    }
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close()
+  }
+
+  /** Cancels every run not yet settled: waiting runs end Cancelled at once, running ones are stopped. */
+  cancelAll(reason = `cancelled by the ${this.name} task runner`): void {
+    const error = new CancelledError(reason)
+    for (const run of [...this.#active]) run.cancel(error)
+    this.onCancelAll(error)
+  }
+
+  /** Starts one run of `task` with `args` (futures allowed anywhere in them) and returns its future. */
+  submit<Args extends unknown[], R>(task: Task<Args, R>, args?: ResolvableArgs<Args>, options?: CallOptions): PrefectFuture<R>
+  submit(task: AnyTask, args: readonly unknown[] = [], options: CallOptions = {}): PrefectFuture {
+    return this.#submitRun(task, args, options, undefined, undefined)
+  }
+
+  /**
+   * One run per element of the iterable arguments, zipped, in input order. `unmapped(x)` and
+   * strings stay the same for every run; all mapped arguments must have the same length.
+   */
+  map<Args extends unknown[], R>(task: Task<Args, R>, args: MapArgs<Args>, options?: CallOptions): PrefectFutureList<R>
+  map(task: AnyTask, args: readonly unknown[], options: CallOptions = {}): PrefectFutureList {
+    const columns: { values: unknown[] | undefined; fixed: unknown }[] = []
+    let length: number | undefined
+    let lengthFrom = 0
+    args.forEach((arg, index) => {
+      if (isUnmapped(arg)) return columns.push({ values: undefined, fixed: arg.value })
+      if (isFuture(arg)) {
+        throw new MappingMissingIterableError(
+          `${task.name}.map(): argument ${index + 1} is a future; map over its value with ${task.name}.map(await future.result()), or pass it to every run with unmapped(future)`,
+        )
+      }
+      const iterable = typeof arg !== 'string' && arg !== null && typeof arg === 'object' && Symbol.iterator in arg
+      if (!iterable) return columns.push({ values: undefined, fixed: arg })
+      const values = Array.isArray(arg) ? arg : [...(arg as Iterable<unknown>)]
+      if (length === undefined) {
+        length = values.length
+        lengthFrom = index
+      } else if (values.length !== length) {
+        throw new MappingLengthMismatchError(
+          `${task.name}.map(): argument ${lengthFrom + 1} has ${length} items but argument ${index + 1} has ${values.length}; give mapped arguments the same length, or wrap the static one in unmapped()`,
+        )
+      }
+      return columns.push({ values, fixed: undefined })
+    })
+    if (length === undefined) {
+      throw new MappingMissingIterableError(
+        `${task.name}.map(): no argument is iterable; pass at least one array (or other iterable) to map over, or use ${task.name}.submit() for a single run`,
+      )
+    }
+    const mapId = randomUUID()
+    const futures = new PrefectFutureList()
+    for (let i = 0; i < length; i++) {
+      const callArgs = columns.map((column) => (column.values ? column.values[i] : column.fixed))
+      futures.push(this.#submitRun(task, callArgs, options, i, mapId))
+    }
+    return futures
+  }
+
+  #submitRun(task: AnyTask, args: readonly unknown[], options: CallOptions, mapIndex: number | undefined, mapId: string | undefined): PrefectFuture {
+    if (this.#state === 'closed' || this.#state === 'closing') {
+      throw new PtrError(`cannot submit '${task.name}': the ${this.name} task runner is closed; submit inside the flow, before it returns`, {
+        code: 'PTR_RUNNER_CLOSED',
+      })
+    }
+    if (this.#state === 'new') void this.start().catch(() => undefined)
+    const context = currentContext()
+    const run = new TaskRun(task, args as unknown[], {
+      owner: context?.owner,
+      waitFor: options.waitFor,
+      ...(mapIndex === undefined ? {} : { mapIndex, mapId: mapId! }),
+    })
+    this.#active.add(run)
+    run.onSettled(() => {
+      this.#active.delete(run)
+      if (this.#active.size === 0 && this.#idle) {
+        this.#idle.resolve()
+        this.#idle = undefined
+      }
+    })
+    void driveTaskRun(run, this)
+    return run.future
+  }
+
+  #settledAll(): Promise<void> {
+    if (this.#active.size === 0) return Promise.resolve()
+    if (!this.#idle) {
+      let resolve!: () => void
+      const promise = new Promise<void>((r) => (resolve = r))
+      this.#idle = { promise, resolve }
+    }
+    return this.#idle.promise
+  }
+
+  acquire(run: TaskRun): Promise<void> | void {
+    if (this.#state === 'starting' || this.#state === 'new') {
+      return this.start().then(() => this.acquire(run))
+    }
+    if (this.#free > 0) {
+      this.#free--
+      run.holdsSlot = true
+      return
+    }
+    this.#waiting.push(run)
+    return new Promise<void>((resolve) => this.#wakers.set(run, resolve))
+  }
+
+  release(run: TaskRun): void {
+    if (!run.holdsSlot) return
+    run.holdsSlot = false
+    while (this.#waitingHead < this.#waiting.length) {
+      const next = this.#waiting[this.#waitingHead++]!
+      const wake = this.#wakers.get(next)
+      this.#wakers.delete(next)
+      if (next.cancelError || !wake) continue
+      next.holdsSlot = true
+      this.#compactWaiting()
+      wake()
+      return
+    }
+    this.#compactWaiting()
+    this.#free++
+  }
+
+  #compactWaiting(): void {
+    if (this.#waitingHead > 1024 && this.#waitingHead * 2 > this.#waiting.length) {
+      this.#waiting = this.#waiting.slice(this.#waitingHead)
+      this.#waitingHead = 0
+    }
+  }
+
+  /**
+   * Runs one attempt. The default runs it here, on the event loop, with the run's context;
+   * pool runners send it to a worker instead.
+   */
+  execute(run: TaskRun, args: unknown[], signal: AbortSignal): Promise<unknown> {
+    const context: RunContext = {
+      flowRun: run.owner?.info,
+      owner: run.owner,
+      taskRun: { id: run.id, name: run.name, taskName: run.task.name, attempt: run.attempt },
+      signal,
+      // Submits from inside a task run in place, so nested runs never wait for the slot their
+      // parent holds (Prefect issue 17060).
+      taskRunner: inlineRunner,
+    }
+    return new Promise((resolve) => resolve(runWithContext(context, () => run.task.fn(...args))))
+  }
+
+  /** Hook: get resources ready. */
+  protected async onStart(): Promise<void> {}
+  /** Hook: free resources; every run has settled. */
+  protected async onClose(): Promise<void> {}
+  /** Hook: stop running attempts (pools terminate their workers). */
+  protected onCancelAll(_error: Error): void {}
+}
+
+/**
+ * Runs attempts in place, without limit: what direct calls (`await t(x)`) and submits from inside
+ * a running task use. Never closes.
+ */
+class InlineTaskRunner extends TaskRunner {
+  readonly name = 'inline'
+  duplicate(): TaskRunner {
+    return this
+  }
+  override async close(): Promise<void> {}
+}
+
+export const inlineRunner: TaskRunner = new InlineTaskRunner()
