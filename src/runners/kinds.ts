@@ -6,6 +6,8 @@ import type { TaskRunner } from './task-runner.ts'
 /** The runner kinds `--runner` accepts, and how to build each. */
 export const RUNNER_KINDS = ['sequential', 'concurrent'] as const
 export type RunnerKind = (typeof RUNNER_KINDS)[number]
+/** The runner flows get when nothing (flag, flow code, environment, config file) names one. */
+export const DEFAULT_RUNNER_KIND: RunnerKind = 'concurrent'
 
 export interface RunnerSettings {
   /** Pool size (thread and process runners). */

@@ -6,6 +6,7 @@ import { TaskRunner } from './task-runner.ts'
  */
 export class SequentialTaskRunner extends TaskRunner {
   readonly name = 'sequential'
+  readonly options: Readonly<Record<string, never>> = Object.freeze({})
 
   constructor() {
     super(1)
