@@ -78,3 +78,9 @@ type WithBus = { [EVENTS]?: EventBus }
  * resolved the package to another path) still talk to the same listeners.
  */
 export const runEvents: EventBus = ((globalThis as WithBus)[EVENTS] ??= new EventBus())
+
+/**
+ * Listens to every run event in this process (flow and task run state changes, logs).
+ * @returns the function that stops listening.
+ */
+export const onRunEvent = (listener: RunEventListener): (() => void) => runEvents.on(listener)

@@ -296,7 +296,7 @@ async function runAttempts(run: TaskRun, executor: AttemptExecutor, args: unknow
       return
     }
     const delay = computeRetryDelay(run.task, run.attempt)
-    run.setState(S.AwaitingRetry(Date.now() + delay, error))
+    run.setState(S.AwaitingRetry(delay, error))
     // Give the slot back while waiting, so a retry delay does not hold up other runs.
     executor.release(run)
     if (delay > 0) await run.interruptible(sleep(delay))

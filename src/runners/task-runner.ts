@@ -148,7 +148,7 @@ export abstract class TaskRunner implements AttemptExecutor, AsyncDisposable {
     const context = currentContext()
     const run = new TaskRun(task, args as unknown[], {
       owner: context?.owner,
-      waitFor: options.waitFor,
+      waitFor: options.waitFor ?? task.callOptions.waitFor,
       ...(mapIndex === undefined ? {} : { mapIndex, mapId: mapId! }),
     })
     this.#active.add(run)
