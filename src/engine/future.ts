@@ -52,10 +52,11 @@ export abstract class PrefectFuture<R = unknown> {
   result(options?: ResultOptions): Promise<R | Error>
   result(options?: ResultOptions): Promise<R | Error> {
     // Plain promise chains, not async functions: a 100,000-run map awaits this once per run.
-    return this.wait(options?.timeout).then((state) => this.#outcome(state, options))
+    return this.wait(options?.timeout).then((state) => this.outcome(state, options))
   }
 
-  #outcome(state: State<R>, options: ResultOptions | undefined): R | Error {
+  /** @internal the outcome of a settled run, as `result()` gives it (marks the run handled). */
+  outcome(state: State<R>, options: ResultOptions | undefined): R | Error {
     if (!isSettled(state)) {
       throw new FutureTimeoutError(
         `task run ${this.taskRunId} did not finish within ${options?.timeout} s (state ${state.name}); wait longer or use wait()`,
@@ -91,7 +92,27 @@ export class PrefectFutureList<R = unknown> extends Array<PrefectFuture<R>> {
 
   /** Every result, in input order. Fails fast: throws the first failure as soon as it is known. */
   result(options: Omit<ResultOptions, 'raiseOnFailure'> = {}): Promise<R[]> {
-    return Promise.all(this.map((future) => future.result(options)))
+    if (options.timeout !== undefined) return Promise.all(this.map((future) => future.result(options)))
+    // One promise for the whole list, not one per future: lists of 100,000 runs are common.
+    return new Promise<R[]>((resolve, reject) => {
+      const values = new Array<R>(this.length)
+      let remaining = this.length
+      if (remaining === 0) resolve(values)
+      let failed = false
+      this.forEach((future, index) => {
+        future.addDoneCallback(() => {
+          if (failed) return
+          try {
+            values[index] = future.outcome(future.state, undefined) as R
+          } catch (error) {
+            failed = true
+            reject(error)
+            return
+          }
+          if (--remaining === 0) resolve(values)
+        })
+      })
+    })
   }
 }
 
