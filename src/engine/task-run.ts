@@ -268,6 +268,8 @@ export async function driveTaskRun(run: TaskRun): Promise<void> {
         )
         return
       }
+      // Passing a failure on through allowFailure() is handling it: it no longer fails the flow.
+      for (const upstream of upstreams) if (upstream.allowFailure) upstream.future.outcome(upstream.future.state, { raiseOnFailure: false })
       args = substituteResults(args) as unknown[]
     }
     const { timeoutSeconds } = run.task.options
