@@ -84,7 +84,9 @@ function validate(spec: SettingSpec<any>, value: unknown, source: SettingSource,
   if (parsed.success) return parsed.data as SettingValue
   const got = raw === undefined ? show(value) : `'${raw}'`
   const accepts = spec.default === null && source.type === 'file' ? `${spec.accepts} (or null: ${spec.nullMeans})` : spec.accepts
-  throw new UsageError(`${describeSource(source)}: ${spec.key} must be ${accepts}, got ${got}`, 'PTR_INVALID_SETTING')
+  // A flag may stand for several settings (--max-workers): name the flag alone.
+  const what = source.type === 'flag' ? `flag ${source.name}` : `${describeSource(source)}: ${spec.key}`
+  throw new UsageError(`${what} must be ${accepts}, got ${got}`, 'PTR_INVALID_SETTING')
 }
 
 const isPlainObject = (value: unknown): value is Record<string, unknown> =>
