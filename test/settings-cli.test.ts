@@ -125,9 +125,14 @@ describe('precedence through the ptr binary', () => {
     const env = { PREFECT_TASKS_RUNNER_THREAD_POOL_MAX_WORKERS: '4' }
     const fromEnv = await view([], { cwd: p.dir, env })
     assert.equal(fromEnv.settings['threadPool.maxWorkers']?.source, 'env PREFECT_TASKS_RUNNER_THREAD_POOL_MAX_WORKERS')
-    assert.deepEqual(await runReport(undefined, [], { cwd: p.dir, env }), { kind: 'thread', options: { maxWorkers: 4 } })
-    assert.deepEqual(await runReport(undefined, ['--max-workers', '2'], { cwd: p.dir, env }), { kind: 'thread', options: { maxWorkers: 2 } })
-    assert.deepEqual(await runReport(undefined, [], { cwd: p.dir }), { kind: 'thread', options: { maxWorkers: 3 } })
+    const pool = async (args: string[], env?: Record<string, string>) => {
+      const { kind, options } = await runReport(undefined, args, { cwd: p.dir, ...(env ? { env } : {}) })
+      return { kind, maxWorkers: options.maxWorkers }
+    }
+    assert.deepEqual(await pool([], env), { kind: 'thread', maxWorkers: 4 })
+    assert.deepEqual(await pool(['--max-workers', '2'], env), { kind: 'thread', maxWorkers: 2 })
+    assert.deepEqual(await pool([]), { kind: 'thread', maxWorkers: 3 })
+    assert.deepEqual(await pool(['--runner', 'process', '--max-workers', '2'], env), { kind: 'process', maxWorkers: 2 })
   })
 })
 

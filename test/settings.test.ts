@@ -7,7 +7,10 @@ import { copyFileSync, readFileSync, readdirSync } from 'node:fs'
 import path from 'node:path'
 import { after, describe, test } from 'node:test'
 import { defaultLoaders } from 'cosmiconfig'
+import { configViewCommand } from '../src/cli/config-view.ts'
+import { ConcurrentTaskRunner } from '../src/runners/concurrent.ts'
 import { envHints, resolveSettings } from '../src/settings/resolve.ts'
+import { flowRunnerInfo, runnerForRun } from '../src/settings/runner.ts'
 import { SETTINGS, SETTING_KEYS } from '../src/settings/schema.ts'
 import { REPO_ROOT, runPtr, tempProject } from './helpers/cli.ts'
 
@@ -136,4 +139,53 @@ describe('resolution', () => {
     assert.equal(envHints({ PREFECT_TASKS_RUNNER_CONCURRENT_MAX_CONCURRENCY: '3' }).length, 1)
     assert.match(envHints({ prefect_output: 'plain' })[0] ?? '', /did you mean PREFECT_OUTPUT\?/)
   })
+})
+
+describe('runnerForRun: what flow.run() is given', () => {
+  const withRunner = { name: 'f', options: { taskRunner: new ConcurrentTaskRunner({ maxConcurrency: 3 }) } }
+  const noRunner = { name: 'g', options: {} }
+  const decide = async (flow: typeof withRunner | typeof noRunner, env: Record<string, string>, flags: Record<string, string> = {}) => {
+    const p = project()
+    const flowRunner = flowRunnerInfo(flow)
+    return runnerForRun(await resolveSettings({ cwd: p.dir, env, flags, flowRunner }), flowRunner)
+  }
+  const describeRunner = (runner: { name: string; options?: unknown } | undefined) => runner && { kind: runner.name, options: runner.options }
+
+  test("the flow's own runner, untouched, when nothing outranks it", async () => {
+    assert.deepEqual(await decide(withRunner, { PREFECT_TASK_RUNNER: 'sequential', PREFECT_TASK_RUNNER_CONCURRENT_MAX_CONCURRENCY: '9' }), {})
+  })
+
+  test('a flag replaces it (taskRunner)', async () => {
+    const chosen = await decide(withRunner, {}, { '--max-concurrency': '2' })
+    assert.equal(chosen.defaultTaskRunner, undefined)
+    assert.deepEqual(describeRunner(chosen.taskRunner), { kind: 'concurrent', options: { maxConcurrency: 2 } })
+  })
+
+  test('environment and file only fill in a flow that names no runner (defaultTaskRunner)', async () => {
+    const chosen = await decide(noRunner, { PREFECT_TASK_RUNNER: 'sequential' })
+    assert.equal(chosen.taskRunner, undefined)
+    assert.equal(chosen.defaultTaskRunner?.name, 'sequential')
+    const flagged = await decide(noRunner, {}, { '--runner': 'sequential' })
+    assert.equal(flagged.taskRunner?.name, 'sequential')
+  })
+})
+
+test('ptr config view in process: plain text with sources', async () => {
+  const p = project({ '.prefectrc.json': '{ "worker": { "limit": 4 } }' })
+  let stdout = ''
+  let stderr = ''
+  const sink = (write: (s: string) => void) => ({ write: (chunk: string) => (write(chunk), true) }) as unknown as NodeJS.WritableStream
+  const code = await configViewCommand({
+    cwd: p.dir,
+    env: { PREFECT_COLOUR: 'never' },
+    flags: { '--color': 'never' },
+    showSources: true,
+    json: false,
+    stdout: sink((s) => (stdout += s)),
+    stderr: sink((s) => (stderr += s)),
+  })
+  assert.equal(code, 0)
+  assert.match(stdout, new RegExp(`^worker\\.limit +4 +file ${p.path('.prefectrc.json').replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`, 'm'))
+  assert.match(stdout, /^color +never +flag --color$/m)
+  assert.match(stderr, /PREFECT_COLOUR .* did you mean PREFECT_COLOR\?/)
 })

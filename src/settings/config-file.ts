@@ -78,7 +78,11 @@ function describeConfigError(error: unknown, filepath: string | undefined): Usag
   const err = error instanceof Error ? error : new Error(String(error))
   // cosmiconfig prefixes parse errors with the path: `JSON Error in /x/.prefectrc.json:`.
   const file = filepath ?? /in (\/[^\s:]+)/.exec(err.message)?.[1] ?? 'config file'
-  const firstLine = err.message.split('\n').find((line) => line.trim() !== '' && !line.includes(file)) ?? err.message.split('\n')[0]
+  // esbuild (through tsx): "Transform failed with 1 error:\n/abs/file.ts:2:4: ERROR: Expected ..."
+  const esbuild = /[^\s]+\.[cm]?[jt]sx?:(\d+):(\d+): ERROR: (.*)/.exec(err.message)
+  const firstLine = esbuild
+    ? `line ${esbuild[1]}:${esbuild[2]}: ${esbuild[3]}`
+    : (err.message.split('\n').find((line) => line.trim() !== '' && !line.includes(file)) ?? err.message.split('\n')[0])
   const what = err.name === 'YAMLException' || /YAML|JSON/.test(err.message) ? 'could not be parsed' : 'could not be loaded'
   return new UsageError(`config file ${file} ${what}: ${firstLine?.trim()}; fix the file or name another with --config`, 'PTR_CONFIG_INVALID', err)
 }
