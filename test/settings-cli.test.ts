@@ -8,9 +8,9 @@ import { readFileSync } from 'node:fs'
 import path from 'node:path'
 import { after, describe, test } from 'node:test'
 import { DEFAULT_RUNNER_KIND, RUNNER_KINDS } from '../src/runners/kinds.ts'
-import { REPO_ROOT, runPtr, tempProject } from './helpers/cli.ts'
+import { REPO, runPtr, tempProject } from './helpers/cli.ts'
 
-const FIXTURE = path.join(REPO_ROOT, 'test', 'fixtures', 'report-runner.ts')
+const FIXTURE = path.join(REPO, 'test', 'fixtures', 'report-runner.ts')
 const projects: Array<{ remove: () => void }> = []
 after(() => {
   for (const project of projects) project.remove()

@@ -12,7 +12,7 @@ import { ConcurrentTaskRunner } from '../src/runners/concurrent.ts'
 import { envHints, resolveSettings } from '../src/settings/resolve.ts'
 import { flowRunnerInfo, runnerForRun } from '../src/settings/runner.ts'
 import { SETTINGS, SETTING_KEYS } from '../src/settings/schema.ts'
-import { REPO_ROOT, runPtr, tempProject } from './helpers/cli.ts'
+import { REPO, runPtr, tempProject } from './helpers/cli.ts'
 
 const projects: Array<{ remove: () => void }> = []
 after(() => {
@@ -32,7 +32,7 @@ function flatKeys(object: Record<string, unknown>, prefix = ''): string[] {
 }
 
 describe('.prefectrc.example', () => {
-  const examplePath = path.join(REPO_ROOT, '.prefectrc.example')
+  const examplePath = path.join(REPO, '.prefectrc.example')
 
   test('every key in it is a real setting, and every setting appears in it', async () => {
     const parsed = (await defaultLoaders['.yaml'](examplePath, readFileSync(examplePath, 'utf8'))) as Record<string, unknown>
@@ -62,7 +62,7 @@ describe('.prefectrc.example', () => {
 })
 
 test('docs/settings.md lists every setting, variable and flag', () => {
-  const docs = readFileSync(path.join(REPO_ROOT, 'docs', 'settings.md'), 'utf8')
+  const docs = readFileSync(path.join(REPO, 'docs', 'settings.md'), 'utf8')
   for (const spec of SETTINGS) {
     assert.ok(docs.includes(`\`${spec.key}\``), `docs/settings.md lacks the key ${spec.key}`)
     for (const name of spec.env) assert.ok(docs.includes(name), `docs/settings.md lacks ${name}`)

@@ -13,7 +13,6 @@ export interface TaskRunInfo {
   /** Identifies the `map()` call a run came from, so a view can fold its runs into one row. */
   readonly mapId: string | undefined
   readonly state: State
-  readonly history: readonly State[]
   /** Attempts started so far (1 on the first run, 2 after one retry, ...). */
   readonly attempt: number
 }
@@ -78,3 +77,9 @@ type WithBus = { [EVENTS]?: EventBus }
  * resolved the package to another path) still talk to the same listeners.
  */
 export const runEvents: EventBus = ((globalThis as WithBus)[EVENTS] ??= new EventBus())
+
+/**
+ * Listens to every run event in this process (flow and task run state changes, logs).
+ * @returns the function that stops listening.
+ */
+export const onRunEvent = (listener: RunEventListener): (() => void) => runEvents.on(listener)

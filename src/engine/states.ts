@@ -45,5 +45,8 @@ export const Failed = (error: Error, name = 'Failed'): State => makeState('Faile
 export const Crashed = (error: Error): State => makeState('Crashed', 'Crashed', { error, message: error.message })
 export const Cancelled = (error: Error): State => makeState('Cancelled', 'Cancelled', { error, message: error.message })
 export const NotReady = (error: Error): State => makeState('Pending', 'NotReady', { error, message: error.message })
-export const AwaitingRetry = (scheduledTime: number, error: Error): State =>
-  makeState('Scheduled', 'AwaitingRetry', { scheduledTime, error, message: error.message })
+/** Scheduled for another attempt `delayMs` from now. */
+export const AwaitingRetry = (delayMs: number, error: Error): State => {
+  const now = Date.now()
+  return { type: 'Scheduled', name: 'AwaitingRetry', timestamp: now, scheduledTime: now + delayMs, error, message: error.message }
+}
