@@ -2,7 +2,7 @@ import { ExitCode } from '../errors.ts'
 import { captureConsole } from '../engine/context.ts'
 import { runEvents } from '../engine/events.ts'
 import type { State } from '../engine/states.ts'
-import { createTaskRunner } from '../runners/kinds.ts'
+import { runnerSettingsForRun } from './run-settings.ts'
 import { PlainRenderer } from '../render/plain.ts'
 import { RunRecorder } from '../render/recorder.ts'
 import { importFlowFile, selectFlow } from './load-flow.ts'
@@ -12,6 +12,10 @@ export interface RunFlowCommandOptions {
   file: string
   flowName: string | undefined
   runner: string | undefined
+  /** `--config PATH`, `--max-workers N`, `--max-concurrency N`: see src/cli/run-settings.ts. */
+  config?: string | undefined
+  maxWorkers?: string | undefined
+  maxConcurrency?: string | undefined
   param: readonly string[]
   params: string | undefined
   stdout?: NodeJS.WritableStream
@@ -22,9 +26,9 @@ const SIGNAL_EXIT: Record<'SIGINT' | 'SIGTERM', number> = { SIGINT: ExitCode.Sig
 /** `ptr run`: loads the file, runs the flow with a renderer attached, returns the exit code. */
 export async function runFlowCommand(options: RunFlowCommandOptions): Promise<number> {
   const parameters = parseFlowParameters(options.param, options.params)
-  const taskRunner = options.runner === undefined ? undefined : createTaskRunner(options.runner)
   const { exports } = await importFlowFile(options.file)
   const flow = selectFlow(options.file, exports, options.flowName)
+  const { taskRunner, defaultTaskRunner } = await runnerSettingsForRun(flow, options)
 
   const out = (options.stdout ?? process.stdout) as NodeJS.WritableStream & import('node:stream').Writable
   const recorder = new RunRecorder()
@@ -51,7 +55,7 @@ export async function runFlowCommand(options: RunFlowCommandOptions): Promise<nu
 
   let state: State
   try {
-    ;({ state } = await flow.run(parameters, { taskRunner, signal: controller.signal }))
+    ;({ state } = await flow.run(parameters, { taskRunner, defaultTaskRunner, signal: controller.signal }))
   } finally {
     process.off('SIGINT', onSigint)
     process.off('SIGTERM', onSigterm)

@@ -14,6 +14,9 @@ export function defineRunCommand(program: Command, result: CliResult): void {
     .addOption(new Option('-r, --runner <kind>', 'task runner for this run (overrides the flow\'s own)'))
     .option('-p, --param <name=value>', 'a flow parameter; the value is parsed as JSON when it parses (repeatable)', collect)
     .option('--params <json>', 'all flow parameters as one JSON object')
+    .option('-c, --config <path>', 'read settings from this config file instead of searching for .prefectrc and co.')
+    .option('--max-workers <n>', 'workers of the thread or process pool runner this run uses')
+    .option('--max-concurrency <n>', 'most task runs at once on the concurrent runner')
     .addHelpText(
       'after',
       `
@@ -27,7 +30,7 @@ Runners: sequential, concurrent.
 Output: one timestamped line per task-run state change, then a summary.
 Exit codes: 0 completed, 1 failed or crashed, 2 usage error, 130 Ctrl-C, 143 SIGTERM.`,
     )
-    .action(async (file: string, flowName: string | undefined, options: { runner?: string; param?: string[]; params?: string }) => {
+    .action(async (file: string, flowName: string | undefined, options: { runner?: string; param?: string[]; params?: string; config?: string; maxWorkers?: string; maxConcurrency?: string }) => {
       const { runFlowCommand } = await import('../run-flow.ts')
       result.exitCode = await runFlowCommand({
         file,
@@ -35,6 +38,9 @@ Exit codes: 0 completed, 1 failed or crashed, 2 usage error, 130 Ctrl-C, 143 SIG
         runner: options.runner,
         param: options.param ?? [],
         params: options.params,
+        config: options.config,
+        maxWorkers: options.maxWorkers,
+        maxConcurrency: options.maxConcurrency,
       })
     })
 }
