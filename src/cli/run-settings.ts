@@ -1,5 +1,6 @@
 import type { AnyFlow } from '../engine/flow.ts'
 import { resolveSettings } from '../settings/resolve.ts'
+import type { ResolvedSettings } from '../settings/resolve.ts'
 import type { RunnerForRun } from '../settings/runner.ts'
 import { flowRunnerInfo, runnerForRun } from '../settings/runner.ts'
 
@@ -8,6 +9,9 @@ export interface RunSettingsFlags {
   config?: string | undefined
   maxWorkers?: string | undefined
   maxConcurrency?: string | undefined
+  output?: string | undefined
+  logLevel?: string | undefined
+  color?: string | undefined
 }
 
 /**
@@ -15,15 +19,27 @@ export interface RunSettingsFlags {
  * default, for the kind and then for the size of that kind (see `runnerForRun`). Prints hints
  * (a PREFECT_* variable that looks like a typo) to stderr.
  */
-export async function runnerSettingsForRun(flow: AnyFlow, flags: RunSettingsFlags, cwd = process.cwd(), env = process.env): Promise<RunnerForRun> {
+export async function runnerSettingsForRun(
+  flow: AnyFlow,
+  flags: RunSettingsFlags,
+  cwd = process.cwd(),
+  env = process.env,
+): Promise<RunnerForRun & { settings: ResolvedSettings }> {
   const flowRunner = flowRunnerInfo(flow)
   const settings = await resolveSettings({
     cwd,
     env,
     configPath: flags.config,
-    flags: { '--runner': flags.runner, '--max-workers': flags.maxWorkers, '--max-concurrency': flags.maxConcurrency },
+    flags: {
+      '--runner': flags.runner,
+      '--max-workers': flags.maxWorkers,
+      '--max-concurrency': flags.maxConcurrency,
+      '--output': flags.output,
+      '--log-level': flags.logLevel,
+      '--color': flags.color,
+    },
     flowRunner,
   })
   for (const hint of settings.hints) process.stderr.write(`ptr: hint: ${hint}\n`)
-  return runnerForRun(settings, flowRunner)
+  return { ...runnerForRun(settings, flowRunner), settings }
 }
