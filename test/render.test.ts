@@ -97,7 +97,7 @@ describe('reports', () => {
     const file = path.join(project.dir, 'out', 'report.json')
     const result = await runPtr(['run', 'flows/failures.ts', '--param', 'strict=true', '--output', 'json', file])
     assert.equal(result.code, 1, result.stderr)
-    const report = JSON.parse(readFileSync(file, 'utf8'))
+    const report: any = JSON.parse(readFileSync(file, 'utf8'))
     assert.ok(validate(report), JSON.stringify(validate.errors, null, 2))
     assert.equal(report.flowRun.state.type, 'Failed')
     assert.deepEqual(report.flowRun.parameters, { strict: true })
@@ -115,7 +115,7 @@ describe('reports', () => {
   it('--output json without a file prints the report on stdout and the view on stderr', async () => {
     const result = await runPtr(['run', 'flows/map.ts', '--param', 'n=4', '--output', 'json'])
     assert.equal(result.code, 0, result.stderr)
-    const report = JSON.parse(result.stdout)
+    const report: any = JSON.parse(result.stdout)
     assert.ok(validate(report), JSON.stringify(validate.errors))
     assert.equal(report.taskRuns.length, 6)
     assert.match(result.stderr, /6 task runs: 6 Completed in /)
