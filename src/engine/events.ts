@@ -15,6 +15,8 @@ export interface TaskRunInfo {
   readonly state: State
   /** Attempts started so far (1 on the first run, 2 after one retry, ...). */
   readonly attempt: number
+  /** When the run first started Running (epoch ms), if it has. */
+  readonly startTime: number | undefined
 }
 
 export interface FlowRunInfo {
@@ -32,7 +34,13 @@ export type LogLevel = 'debug' | 'info' | 'warning' | 'error'
 
 export type RunEvent =
   | { readonly kind: 'flow-run-state'; readonly flowRun: FlowRunInfo; readonly state: State }
-  | { readonly kind: 'task-run-state'; readonly taskRun: TaskRunInfo; readonly state: State }
+  | {
+      readonly kind: 'task-run-state'
+      readonly taskRun: TaskRunInfo
+      readonly state: State
+      /** The state before this one (undefined for a new run's first state). */
+      readonly previous: State | undefined
+    }
   | {
       readonly kind: 'log'
       readonly level: LogLevel

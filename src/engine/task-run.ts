@@ -58,6 +58,7 @@ export class TaskRun implements TaskRunInfo {
   readonly mapId: string | undefined
   state: State
   attempt = 0
+  startTime: number | undefined
   /** The arguments as given, futures and all. Dropped once the run has settled. */
   args: unknown[] | undefined
   readonly waitFor: readonly PrefectFuture[] | undefined
@@ -91,7 +92,7 @@ export class TaskRun implements TaskRunInfo {
     this.name = task.runName(args)
     this.state = S.Pending()
     options.owner?.taskRunCreated(this)
-    if (runEvents.hasListeners) runEvents.emit({ kind: 'task-run-state', taskRun: this, state: this.state })
+    if (runEvents.hasListeners) runEvents.emit({ kind: 'task-run-state', taskRun: this, state: this.state, previous: undefined })
   }
 
   get taskName(): string {
@@ -121,9 +122,11 @@ export class TaskRun implements TaskRunInfo {
 
   /** Moves the run to `state`. A settled run never changes again; later calls are ignored. */
   setState(state: State): void {
-    if (isSettled(this.state)) return
+    const previous = this.state
+    if (isSettled(previous)) return
     this.state = state
-    if (runEvents.hasListeners) runEvents.emit({ kind: 'task-run-state', taskRun: this, state })
+    if (state.type === 'Running' && this.startTime === undefined) this.startTime = state.timestamp
+    if (runEvents.hasListeners) runEvents.emit({ kind: 'task-run-state', taskRun: this, state, previous })
     if (isSettled(state)) {
       this.args = undefined
       this.#controller = undefined

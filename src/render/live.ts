@@ -21,7 +21,10 @@ interface Group {
   readonly label: string
   total: number
   readonly counts: Map<string, number>
-  readonly running: Map<string, { name: string; since: number; attempt: number }>
+  /** How many runs are running now. */
+  running: number
+  /** A few of the running runs, to show with their elapsed time (bounded: events stay O(1)). */
+  readonly sample: Map<string, { name: string; since: number; attempt: number }>
   failures: { name: string; state: State; attempts: number }[]
   failureCount: number
 }
@@ -31,7 +34,10 @@ interface Row {
   wrapper: Wrapper | undefined
   title: string
   output: string
+  /** Ends the row's listr task; if listr has not started it yet, it ends as soon as it starts. */
   finish: (error?: Error) => void
+  /** Set when `finish` came before listr started the row's task. */
+  early?: { error: Error | undefined }
 }
 
 const LOG_LINES = 3
@@ -51,7 +57,6 @@ const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`
 export class LiveRenderer implements Renderer {
   readonly #chalk: ChalkInstance
   readonly #groups = new Map<string, Group>()
-  readonly #groupOfRun = new Map<string, Group>()
   readonly #logs: string[] = []
   readonly #maxGroups: number
   readonly #detailLines: number
@@ -89,21 +94,35 @@ export class LiveRenderer implements Renderer {
       return
     }
     const { taskRun, state } = event
-    let group = this.#groupOfRun.get(taskRun.id)
+    const key = taskRun.mapId ?? taskRun.taskName
+    let group = this.#groups.get(key)
     if (!group) {
-      const key = taskRun.mapId ?? taskRun.taskName
-      group = this.#groups.get(key)
-      if (!group) {
-        group = { label: taskRun.mapId ? `${taskRun.taskName} (map)` : taskRun.taskName, total: 0, counts: new Map(), running: new Map(), failures: [], failureCount: 0 }
-        this.#groups.set(key, group)
+      group = {
+        label: taskRun.mapId ? `${taskRun.taskName} (map)` : taskRun.taskName,
+        total: 0,
+        counts: new Map(),
+        running: 0,
+        sample: new Map(),
+        failures: [],
+        failureCount: 0,
       }
-      this.#groupOfRun.set(taskRun.id, group)
-      group.total++
+      this.#groups.set(key, group)
     }
-    if (state.type === 'Running') group.running.set(taskRun.id, { name: taskRun.name, since: state.timestamp, attempt: taskRun.attempt })
-    else group.running.delete(taskRun.id)
+    if (state.type === 'Pending' && state.name === 'Pending') {
+      group.total++
+      return
+    }
+    // A run leaves Running with the very next state, whatever it is.
+    if (event.previous?.type === 'Running') {
+      group.running--
+      if (group.sample.size > 0) group.sample.delete(taskRun.id)
+    }
+    if (state.type === 'Running') {
+      group.running++
+      if (group.sample.size < this.#detailLines) group.sample.set(taskRun.id, { name: taskRun.name, since: state.timestamp, attempt: taskRun.attempt })
+      return
+    }
     if (isSettled(state)) {
-      this.#groupOfRun.delete(taskRun.id)
       group.counts.set(state.name, (group.counts.get(state.name) ?? 0) + 1)
       if (state.type === 'Failed' || state.type === 'Crashed') {
         group.failureCount++
@@ -113,7 +132,10 @@ export class LiveRenderer implements Renderer {
   }
 
   async start(): Promise<void> {
-    const row = (): Row => ({ wrapper: undefined, title: '', output: '', finish: () => undefined })
+    const row = (): Row => {
+      const r: Row = { wrapper: undefined, title: '', output: '', finish: (error) => (r.early = { error }) }
+      return r
+    }
     this.#flowRow = row()
     this.#groupRows = Array.from({ length: this.#maxGroups }, row)
     this.#foldRow = row()
@@ -124,6 +146,11 @@ export class LiveRenderer implements Renderer {
           new Promise<void>((resolve, reject) => {
             r.wrapper = wrapper
             r.finish = (error) => (error ? reject(error) : resolve())
+            // A run can end before listr2 has even started drawing (it loads its parts lazily).
+            if (r.early) {
+              wrapper.title = r.title
+              r.finish(r.early.error)
+            }
           }),
         rendererOptions: index === 0 ? { bottomBar: 1, persistentOutput: false } : { outputBar: 1, persistentOutput: true },
       })),
@@ -141,14 +168,14 @@ export class LiveRenderer implements Renderer {
   }
 
   #set(row: Row | undefined, title: string, output: string): void {
-    if (!row?.wrapper) return
+    if (!row) return
     if (row.title !== title) {
       row.title = title
-      row.wrapper.title = title
+      if (row.wrapper) row.wrapper.title = title
     }
     if (row.output !== output) {
       row.output = output
-      row.wrapper.output = output
+      if (row.wrapper) row.wrapper.output = output
     }
   }
 
@@ -156,7 +183,7 @@ export class LiveRenderer implements Renderer {
     const c = this.#chalk
     const done = [...group.counts.values()].reduce((a, b) => a + b, 0)
     const parts = [`${done}/${group.total}`]
-    if (group.running.size) parts.push(c.cyan(`${group.running.size} running`))
+    if (group.running) parts.push(c.cyan(`${group.running} running`))
     const completed = group.counts.get('Completed') ?? 0
     if (completed) parts.push(c.green(`${completed} completed`))
     for (const [name, n] of group.counts) {
@@ -169,13 +196,14 @@ export class LiveRenderer implements Renderer {
   #groupDetail(group: Group, now: number): string {
     const c = this.#chalk
     const lines: string[] = []
-    const running = [...group.running.values()].sort((a, b) => a.since - b.since)
+    const running = [...group.sample.values()].sort((a, b) => a.since - b.since)
     const failureLines = Math.min(group.failures.length, this.#detailLines)
     const runningLines = this.#detailLines - failureLines
     for (const run of running.slice(0, runningLines)) {
       lines.push(`${run.name} running ${seconds(now - run.since)}${run.attempt > 1 ? ` (attempt ${run.attempt})` : ''}`)
     }
-    if (running.length > runningLines && runningLines > 0) lines[lines.length - 1] += c.dim(` … +${running.length - runningLines} running`)
+    const shown = Math.min(running.length, runningLines)
+    if (group.running > shown && shown > 0) lines[lines.length - 1] += c.dim(` … +${group.running - shown} running`)
     for (const failure of group.failures.slice(0, failureLines)) {
       const retries = failure.attempts > 1 ? ` after ${failure.attempts} attempts` : ''
       lines.push(c.red(`✗ ${failure.name} ${failure.state.name}${retries}: ${failure.state.message ?? ''}`))
@@ -185,7 +213,7 @@ export class LiveRenderer implements Renderer {
   }
 
   #draw(force = false): void {
-    if (!this.#dirty && !force && [...this.#groups.values()].every((g) => g.running.size === 0)) return
+    if (!this.#dirty && !force && [...this.#groups.values()].every((g) => g.running === 0)) return
     this.#dirty = false
     const c = this.#chalk
     const now = Date.now()
@@ -200,7 +228,7 @@ export class LiveRenderer implements Renderer {
     const folded = groups.slice(this.#maxGroups)
     if (folded.length > 0) {
       const runs = folded.reduce((n, g) => n + g.total, 0)
-      const running = folded.reduce((n, g) => n + g.running.size, 0)
+      const running = folded.reduce((n, g) => n + g.running, 0)
       const failed = folded.reduce((n, g) => n + g.failureCount, 0)
       this.#set(this.#foldRow, c.dim(`… ${folded.length} more tasks: ${runs} runs, ${running} running, ${failed} failed`), '')
     }

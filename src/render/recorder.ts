@@ -26,7 +26,6 @@ export class RunRecorder {
   flowRun: FlowRunInfo | undefined
   readonly startedAt = Date.now()
   endedAt: number | undefined
-  #started = new Map<string, number>()
   static readonly MAX_FAILURES = 20
   static readonly MAX_SLOWEST = 3
 
@@ -41,11 +40,9 @@ export class RunRecorder {
       this.taskRuns++
       return
     }
-    if (state.type === 'Running' && taskRun.attempt === 1) this.#started.set(taskRun.id, state.timestamp)
     if (!isSettled(state)) return
     this.counts.set(state.name, (this.counts.get(state.name) ?? 0) + 1)
-    const started = this.#started.get(taskRun.id)
-    this.#started.delete(taskRun.id)
+    const started = taskRun.startTime
     if (started !== undefined) this.#noteDuration(taskRun.name, (state.timestamp - started) / 1000)
     if (state.type === 'Failed' || state.type === 'Crashed') {
       this.failureCount++
