@@ -12,6 +12,8 @@ export function formatSummary(recorder: RunRecorder, flowState: State | undefine
   for (const failure of recorder.failures) {
     const attempts = failure.attempts === 1 ? '1 attempt' : `${failure.attempts} attempts`
     lines.push(`${c.red('✗')} ${failure.taskRunName} ${colorState(c, failure.state.name, failure.state.type)} after ${attempts}: ${failure.state.message ?? ''}`)
+    const cause = failure.state.error?.cause
+    if (cause instanceof Error && cause.message !== failure.state.message) lines.push(c.dim(`    caused by ${cause.name}: ${cause.message}`))
   }
   if (recorder.failureCount > recorder.failures.length) lines.push(`  … and ${recorder.failureCount - recorder.failures.length} more failures`)
   if (recorder.slowest.length > 0) {
