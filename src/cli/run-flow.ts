@@ -2,7 +2,7 @@ import { ExitCode } from '../errors.ts'
 import { captureConsole } from '../engine/context.ts'
 import { runEvents } from '../engine/events.ts'
 import type { State } from '../engine/states.ts'
-import { createTaskRunner } from '../runners/kinds.ts'
+import { DEFAULT_RUNNER_KIND, createTaskRunner } from '../runners/kinds.ts'
 import { PlainRenderer } from '../render/plain.ts'
 import { RunRecorder } from '../render/recorder.ts'
 import { importFlowFile, selectFlow } from './load-flow.ts'
@@ -12,6 +12,8 @@ export interface RunFlowCommandOptions {
   file: string
   flowName: string | undefined
   runner: string | undefined
+  /** `--max-workers`: pool size for the thread/process runner (the flag's or the flow's own). */
+  maxWorkers?: number | undefined
   param: readonly string[]
   params: string | undefined
   stdout?: NodeJS.WritableStream
@@ -22,9 +24,14 @@ const SIGNAL_EXIT: Record<'SIGINT' | 'SIGTERM', number> = { SIGINT: ExitCode.Sig
 /** `ptr run`: loads the file, runs the flow with a renderer attached, returns the exit code. */
 export async function runFlowCommand(options: RunFlowCommandOptions): Promise<number> {
   const parameters = parseFlowParameters(options.param, options.params)
-  const taskRunner = options.runner === undefined ? undefined : createTaskRunner(options.runner)
+  let taskRunner = options.runner === undefined ? undefined : createTaskRunner(options.runner, { maxWorkers: options.maxWorkers })
   const { exports } = await importFlowFile(options.file)
   const flow = selectFlow(options.file, exports, options.flowName)
+  if (!taskRunner && options.maxWorkers !== undefined) {
+    // --max-workers alone resizes the flow's own pool (or the default one), keeping its kind.
+    const kind = flow.options.taskRunner?.name ?? DEFAULT_RUNNER_KIND
+    if (kind === 'thread' || kind === 'process') taskRunner = createTaskRunner(kind, { maxWorkers: options.maxWorkers })
+  }
 
   const out = (options.stdout ?? process.stdout) as NodeJS.WritableStream & import('node:stream').Writable
   const recorder = new RunRecorder()
