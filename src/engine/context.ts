@@ -23,7 +23,8 @@ const STORAGE = Symbol.for('ptr.context')
 type WithStorage = { [STORAGE]?: AsyncLocalStorage<RunContext> }
 const storage: AsyncLocalStorage<RunContext> = ((globalThis as WithStorage)[STORAGE] ??= new AsyncLocalStorage<RunContext>())
 
-export const runWithContext = <T>(context: RunContext, fn: () => T): T => storage.run(context, fn)
+export const runWithContext = <A extends unknown[], T>(context: RunContext, fn: (...args: A) => T, ...args: A): T =>
+  storage.run(context, fn, ...args)
 export const currentContext = (): RunContext | undefined => storage.getStore()
 
 /**

@@ -13,7 +13,6 @@ export interface TaskRunInfo {
   /** Identifies the `map()` call a run came from, so a view can fold its runs into one row. */
   readonly mapId: string | undefined
   readonly state: State
-  readonly history: readonly State[]
   /** Attempts started so far (1 on the first run, 2 after one retry, ...). */
   readonly attempt: number
 }

@@ -36,35 +36,36 @@ export abstract class PrefectFuture<R = unknown> {
    * Waits until the run has ended or `timeoutSeconds` have passed; never throws.
    * @returns the state at that moment (check `isFinal(state)` to tell them apart).
    */
-  async wait(timeoutSeconds?: number): Promise<State<R>> {
-    if (isSettled(this.state)) return this.state
+  wait(timeoutSeconds?: number): Promise<State<R>> {
+    if (isSettled(this.state)) return Promise.resolve(this.state)
     if (timeoutSeconds === undefined) return this.settled()
     let timer: NodeJS.Timeout | undefined
     const timedOut = new Promise<State<R>>((resolve) => {
       timer = setTimeout(() => resolve(this.state), timeoutSeconds * 1000)
     })
-    try {
-      return await Promise.race([this.settled(), timedOut])
-    } finally {
-      clearTimeout(timer)
-    }
+    return Promise.race([this.settled(), timedOut]).finally(() => clearTimeout(timer))
   }
 
   /** The run's return value; throws its error if it did not complete (unless `raiseOnFailure: false`). */
   result(options?: ResultOptions & { raiseOnFailure?: true }): Promise<R>
   result(options: ResultOptions & { raiseOnFailure: false }): Promise<R | Error>
   result(options?: ResultOptions): Promise<R | Error>
-  async result(options: ResultOptions = {}): Promise<R | Error> {
-    const state = await this.wait(options.timeout)
+  result(options?: ResultOptions): Promise<R | Error> {
+    // Plain promise chains, not async functions: a 100,000-run map awaits this once per run.
+    return this.wait(options?.timeout).then((state) => this.outcome(state, options))
+  }
+
+  /** @internal the outcome of a settled run, as `result()` gives it (marks the run handled). */
+  outcome(state: State<R>, options: ResultOptions | undefined): R | Error {
     if (!isSettled(state)) {
       throw new FutureTimeoutError(
-        `task run ${this.taskRunId} did not finish within ${options.timeout} s (state ${state.name}); wait longer or use wait()`,
+        `task run ${this.taskRunId} did not finish within ${options?.timeout} s (state ${state.name}); wait longer or use wait()`,
       )
     }
     this.markHandled()
     if (state.type === 'Completed') return state.result as R
     const error = state.error ?? new Error(`task run ${this.taskRunId} ended ${state.name}`)
-    if (options.raiseOnFailure === false) return error
+    if (options?.raiseOnFailure === false) return error
     throw error
   }
 }
@@ -91,7 +92,27 @@ export class PrefectFutureList<R = unknown> extends Array<PrefectFuture<R>> {
 
   /** Every result, in input order. Fails fast: throws the first failure as soon as it is known. */
   result(options: Omit<ResultOptions, 'raiseOnFailure'> = {}): Promise<R[]> {
-    return Promise.all(this.map((future) => future.result(options)))
+    if (options.timeout !== undefined) return Promise.all(this.map((future) => future.result(options)))
+    // One promise for the whole list, not one per future: lists of 100,000 runs are common.
+    return new Promise<R[]>((resolve, reject) => {
+      const values = new Array<R>(this.length)
+      let remaining = this.length
+      if (remaining === 0) resolve(values)
+      let failed = false
+      this.forEach((future, index) => {
+        future.addDoneCallback(() => {
+          if (failed) return
+          try {
+            values[index] = future.outcome(future.state, undefined) as R
+          } catch (error) {
+            failed = true
+            reject(error)
+            return
+          }
+          if (--remaining === 0) resolve(values)
+        })
+      })
+    })
   }
 }
 

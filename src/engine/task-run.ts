@@ -10,6 +10,17 @@ import * as S from './states.ts'
 import { isSettled } from './states.ts'
 import type { AnyTask } from './task.ts'
 
+/**
+ * A random UUID as a flat string. `crypto.randomUUID()` builds its result by concatenation, which
+ * V8 keeps as a tree of ~14 cons strings (≈450 bytes per id): flattening it once saves that for
+ * every run a 100,000-run map keeps.
+ */
+export function newRunId(): string {
+  const id = randomUUID()
+  id.charCodeAt(0)
+  return id
+}
+
 /** What a task run reports to the flow run that owns it. */
 export interface TaskRunOwner {
   readonly info: FlowRunInfo
@@ -23,36 +34,41 @@ export interface TaskRunOwner {
  * timeouts and cancellation around it.
  */
 export interface AttemptExecutor {
-  /** Waits for a free slot; resolves at once when the runner has no limit. */
+  /** Waits for a free slot; returns nothing when one was free at once. */
   acquire(run: TaskRun): Promise<void> | void
   /** Gives back the run's slot; does nothing if the run holds none. */
   release(run: TaskRun): void
-  /** Runs one attempt with resolved `args`; rejects with the task's error, or a CrashedError. */
-  execute(run: TaskRun, args: unknown[], signal: AbortSignal): Promise<unknown>
+  /**
+   * Runs one attempt with resolved `args`; rejects with the task's error, or a CrashedError when
+   * the infrastructure under it died. `run.signal` aborts on timeout or cancellation.
+   */
+  execute(run: TaskRun, args: unknown[]): Promise<unknown>
+  /** Called once when the run has settled. */
+  runSettled(run: TaskRun): void
 }
 
-let sequence = 0
-
-/** One run of a task: its states, attempts and outcome. Created by `submit()`, `map()` or a direct call. */
+/** One run of a task: its state, attempts and outcome. Created by `submit()`, `map()` or a direct call. */
 export class TaskRun implements TaskRunInfo {
-  readonly id: string = randomUUID()
+  readonly id: string = newRunId()
   readonly name: string
   readonly task: AnyTask
   readonly owner: TaskRunOwner | undefined
+  readonly executor: AttemptExecutor
   readonly mapIndex: number | undefined
   readonly mapId: string | undefined
   state: State
-  readonly history: State[]
   attempt = 0
-  /** The arguments as given, futures and all. Dropped once the run has started. */
+  /** The arguments as given, futures and all. Dropped once the run has settled. */
   args: unknown[] | undefined
   readonly waitFor: readonly PrefectFuture[] | undefined
   handled = false
-  /** Whether the run holds one of its runner's slots right now. */
+  /** Whether the run holds one of its executor's slots right now. */
   holdsSlot = false
-  /** Set when cancellation was asked for; every wait point checks it. */
+  /** Set when cancellation was asked for. */
   cancelError: Error | undefined
-  #interrupt: ((error: Error) => void) | undefined
+  /** Why the current attempt was aborted (timeout or cancellation), if it was. */
+  #abortReason: Error | undefined
+  /** Created only when someone reads `signal`: most tasks never do, and AbortControllers are costly. */
   #controller: AbortController | undefined
   #settled: Promise<State> | undefined
   #resolveSettled: ((state: State) => void) | undefined
@@ -62,17 +78,18 @@ export class TaskRun implements TaskRunInfo {
   constructor(
     task: AnyTask,
     args: unknown[],
+    executor: AttemptExecutor,
     options: { owner: TaskRunOwner | undefined; waitFor?: readonly PrefectFuture[] | undefined; mapIndex?: number; mapId?: string },
   ) {
     this.task = task
     this.args = args
+    this.executor = executor
     this.owner = options.owner
     this.waitFor = options.waitFor
     this.mapIndex = options.mapIndex
     this.mapId = options.mapId
     this.name = task.runName(args)
     this.state = S.Pending()
-    this.history = [this.state]
     options.owner?.taskRunCreated(this)
     if (runEvents.hasListeners) runEvents.emit({ kind: 'task-run-state', taskRun: this, state: this.state })
   }
@@ -93,14 +110,25 @@ export class TaskRun implements TaskRunInfo {
     return (this.#future ??= new TaskRunFuture(this))
   }
 
+  /** The current attempt's signal: aborted on timeout or cancellation. */
+  get signal(): AbortSignal {
+    if (!this.#controller) {
+      this.#controller = new AbortController()
+      if (this.#abortReason) this.#controller.abort(this.#abortReason)
+    }
+    return this.#controller.signal
+  }
+
+  /** Moves the run to `state`. A settled run never changes again; later calls are ignored. */
   setState(state: State): void {
+    if (isSettled(this.state)) return
     this.state = state
-    this.history.push(state)
     if (runEvents.hasListeners) runEvents.emit({ kind: 'task-run-state', taskRun: this, state })
     if (isSettled(state)) {
       this.args = undefined
-      this.#interrupt = undefined
       this.#controller = undefined
+      this.executor.release(this)
+      this.executor.runSettled(this)
       this.#resolveSettled?.(state)
       if (this.#callbacks) for (const callback of this.#callbacks) callback()
       this.#callbacks = undefined
@@ -124,33 +152,27 @@ export class TaskRun implements TaskRunInfo {
     this.owner?.taskRunHandled(this)
   }
 
-  /** Asks the run to stop: a waiting run ends Cancelled at once, a running one is aborted. */
+  /**
+   * Stops the run: it ends Cancelled at once, whatever it was doing, and its slot is freed.
+   * A running attempt sees its signal abort; pool runners terminate its worker.
+   */
   cancel(error: Error): void {
     if (isSettled(this.state) || this.cancelError) return
     this.cancelError = error
-    this.#controller?.abort(error)
-    this.#interrupt?.(error)
+    this.abortAttempt(error)
+    this.setState(S.Cancelled(error))
   }
 
-  /** Awaits `promise` unless the run is cancelled (or times out) first. */
-  interruptible<T>(promise: Promise<T> | T): Promise<T> {
-    if (this.cancelError) return Promise.reject(this.cancelError)
-    return new Promise<T>((resolve, reject) => {
-      this.#interrupt = reject
-      Promise.resolve(promise).then(resolve, reject)
-    })
-  }
-
-  /** Aborts the current attempt with `error` (a timeout) without cancelling the run. */
+  /** Aborts the current attempt's signal with `error` (a timeout or a cancellation). */
   abortAttempt(error: Error): void {
+    this.#abortReason = error
     this.#controller?.abort(error)
-    this.#interrupt?.(error)
   }
 
-  newAttemptSignal(): AbortSignal {
-    this.#controller = new AbortController()
-    if (this.cancelError) this.#controller.abort(this.cancelError)
-    return this.#controller.signal
+  newAttempt(): void {
+    this.attempt++
+    this.#abortReason = undefined
+    this.#controller = undefined
   }
 }
 
@@ -215,92 +237,100 @@ const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
 
 /**
  * Drives a task run to a settled state: waits for upstreams, resolves futures in its arguments,
- * takes a slot, runs attempts with timeouts and retries. Never rejects.
+ * takes a slot, runs attempts with timeouts and retries. Never rejects. Cancellation settles the
+ * run from outside (see `TaskRun.cancel`), so after every await a settled run just stops here.
+ * One coroutine per run, and no await where nothing needs waiting for: it is the hot path.
  */
-export async function driveTaskRun(run: TaskRun, executor: AttemptExecutor): Promise<void> {
+export async function driveTaskRun(run: TaskRun): Promise<void> {
+  const executor = run.executor
   try {
     let args = run.args ?? []
-    const upstreams: Upstream[] = []
-    for (const arg of args) collectUpstreams(arg, upstreams)
-    if (run.waitFor) for (const future of run.waitFor) upstreams.push({ future, allowFailure: false })
-    if (upstreams.length > 0) {
-      await run.interruptible(Promise.all(upstreams.map((u) => u.future.wait())))
-      for (const upstream of upstreams) {
-        const state = upstream.future.state
-        if (state.type === 'Completed' || (upstream.allowFailure && state.type !== 'Cancelled' && state.name !== 'NotReady')) continue
-        const cause = state.error
+    let upstreams: Upstream[] | undefined
+    for (const arg of args) if (typeof arg === 'object' && arg !== null) collectUpstreams(arg, (upstreams ??= []))
+    if (run.waitFor) for (const future of run.waitFor) (upstreams ??= []).push({ future, allowFailure: false })
+    if (upstreams && upstreams.length > 0) {
+      await Promise.all(upstreams.map((u) => u.future.wait()))
+      if (isSettled(run.state)) return
+      const blocked = upstreams.find(
+        ({ future: { state }, allowFailure }) =>
+          !(state.type === 'Completed' || (allowFailure && state.type !== 'Cancelled' && state.name !== 'NotReady')),
+      )
+      if (blocked) {
+        const { state } = blocked.future
         run.setState(
           S.NotReady(
             new UpstreamTaskRunError(
-              `upstream task run ${describeUpstream(upstream.future)} ended ${state.name}${cause ? `: ${cause.message}` : ''}; '${run.name}' did not run`,
-              upstream.future.taskRunId,
-              cause,
+              `upstream task run ${describeUpstream(blocked.future)} ended ${state.name}${state.error ? `: ${state.error.message}` : ''}; '${run.name}' did not run`,
+              blocked.future.taskRunId,
+              state.error,
             ),
           ),
         )
         return
       }
+      // Passing a failure on through allowFailure() is handling it: it no longer fails the flow.
+      for (const upstream of upstreams) if (upstream.allowFailure) upstream.future.outcome(upstream.future.state, { raiseOnFailure: false })
       args = substituteResults(args) as unknown[]
     }
-    const waiting = executor.acquire(run)
-    if (waiting) await run.interruptible(waiting)
-    try {
-      await runAttempts(run, executor, args)
-    } finally {
+    const { timeoutSeconds } = run.task.options
+    for (;;) {
+      const waiting = executor.acquire(run)
+      if (waiting) await waiting
+      if (isSettled(run.state)) return
+      run.newAttempt()
+      run.setState(S.Running(run.attempt === 1 ? 'Running' : 'Retrying'))
+      let error: Error
+      try {
+        const value = await (timeoutSeconds === undefined ? executor.execute(run, args) : attemptWithTimeout(run, args, timeoutSeconds))
+        run.setState(S.Completed(value))
+        return
+      } catch (thrown) {
+        error = toError(thrown)
+      }
+      if (isSettled(run.state)) return
+      const failure =
+        error instanceof TaskRunTimeoutError
+          ? S.Failed(error, 'TimedOut')
+          : error instanceof CrashedError
+            ? S.Crashed(error)
+            : error instanceof CancelledError
+              ? S.Cancelled(error)
+              : S.Failed(error)
+      if (failure.type === 'Cancelled' || !(await shouldRetry(run, error))) {
+        run.setState(failure)
+        return
+      }
+      const delay = computeRetryDelay(run.task, run.attempt)
+      run.setState(S.AwaitingRetry(delay, error))
+      // Give the slot back while waiting, so a retry delay does not hold up other runs.
       executor.release(run)
+      if (delay > 0) await sleep(delay)
+      if (isSettled(run.state)) return
     }
   } catch (error) {
-    if (isSettled(run.state)) return
-    if (run.cancelError) run.setState(S.Cancelled(run.cancelError))
-    else run.setState(S.Crashed(new CrashedError(`ptr failed while running '${run.name}': ${toError(error).message}`, error)))
+    run.setState(S.Crashed(new CrashedError(`ptr failed while running '${run.name}': ${toError(error).message}`, error)))
+  } finally {
+    executor.release(run)
   }
 }
 
-async function runAttempts(run: TaskRun, executor: AttemptExecutor, args: unknown[]): Promise<void> {
-  const { timeoutSeconds } = run.task.options
-  for (;;) {
-    run.attempt++
-    run.setState(S.Running(run.attempt === 1 ? 'Running' : 'Retrying'))
-    const signal = run.newAttemptSignal()
-    let timer: NodeJS.Timeout | undefined
-    if (timeoutSeconds !== undefined) {
-      timer = setTimeout(
-        () => run.abortAttempt(new TaskRunTimeoutError(`'${run.name}' timed out after ${timeoutSeconds} s`)),
-        timeoutSeconds * 1000,
-      )
-    }
-    let error: Error
-    try {
-      const value = await run.interruptible(executor.execute(run, args, signal))
-      run.setState(S.Completed(value))
-      return
-    } catch (thrown) {
-      error = toError(thrown)
-    } finally {
-      clearTimeout(timer)
-    }
-    if (run.cancelError) {
-      run.setState(S.Cancelled(run.cancelError))
-      return
-    }
-    const failure =
-      error instanceof TaskRunTimeoutError
-        ? S.Failed(error, 'TimedOut')
-        : error instanceof CrashedError
-          ? S.Crashed(error)
-          : error instanceof CancelledError
-            ? S.Cancelled(error)
-            : S.Failed(error)
-    if (failure.type === 'Cancelled' || !(await shouldRetry(run, error))) {
-      run.setState(failure)
-      return
-    }
-    const delay = computeRetryDelay(run.task, run.attempt)
-    run.setState(S.AwaitingRetry(delay, error))
-    // Give the slot back while waiting, so a retry delay does not hold up other runs.
-    executor.release(run)
-    if (delay > 0) await run.interruptible(sleep(delay))
-    const waiting = executor.acquire(run)
-    if (waiting) await run.interruptible(waiting)
-  }
+/** Runs one attempt against the deadline: past it, the attempt's signal aborts and the run times out. */
+function attemptWithTimeout(run: TaskRun, args: unknown[], timeoutSeconds: number): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      const error = new TaskRunTimeoutError(`'${run.name}' timed out after ${timeoutSeconds} s`)
+      run.abortAttempt(error)
+      reject(error)
+    }, timeoutSeconds * 1000)
+    run.executor.execute(run, args).then(
+      (value) => {
+        clearTimeout(timer)
+        resolve(value)
+      },
+      (error: unknown) => {
+        clearTimeout(timer)
+        reject(error)
+      },
+    )
+  })
 }

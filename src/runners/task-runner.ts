@@ -5,6 +5,7 @@ import type { RunContext } from '../engine/context.ts'
 import { PrefectFutureList, isFuture } from '../engine/future.ts'
 import type { PrefectFuture } from '../engine/future.ts'
 import { isUnmapped } from '../engine/resolve.ts'
+import { isSettled } from '../engine/states.ts'
 import type { AnyTask, CallOptions, MapArgs, ResolvableArgs, Task } from '../engine/task.ts'
 import type { AttemptExecutor } from '../engine/task-run.ts'
 import { TaskRun, driveTaskRun } from '../engine/task-run.ts'
@@ -146,21 +147,22 @@ export abstract class TaskRunner implements AttemptExecutor, AsyncDisposable {
     }
     if (this.#state === 'new') void this.start().catch(() => undefined)
     const context = currentContext()
-    const run = new TaskRun(task, args as unknown[], {
+    const run = new TaskRun(task, args as unknown[], this, {
       owner: context?.owner,
       waitFor: options.waitFor ?? task.callOptions.waitFor,
       ...(mapIndex === undefined ? {} : { mapIndex, mapId: mapId! }),
     })
     this.#active.add(run)
-    run.onSettled(() => {
-      this.#active.delete(run)
-      if (this.#active.size === 0 && this.#idle) {
-        this.#idle.resolve()
-        this.#idle = undefined
-      }
-    })
-    void driveTaskRun(run, this)
+    void driveTaskRun(run)
     return run.future
+  }
+
+  runSettled(run: TaskRun): void {
+    this.#active.delete(run)
+    if (this.#active.size === 0 && this.#idle) {
+      this.#idle.resolve()
+      this.#idle = undefined
+    }
   }
 
   #settledAll(): Promise<void> {
@@ -193,7 +195,7 @@ export abstract class TaskRunner implements AttemptExecutor, AsyncDisposable {
       const next = this.#waiting[this.#waitingHead++]!
       const wake = this.#wakers.get(next)
       this.#wakers.delete(next)
-      if (next.cancelError || !wake) continue
+      if (!wake || isSettled(next.state)) continue
       next.holdsSlot = true
       this.#compactWaiting()
       wake()
@@ -214,17 +216,12 @@ export abstract class TaskRunner implements AttemptExecutor, AsyncDisposable {
    * Runs one attempt. The default runs it here, on the event loop, with the run's context;
    * pool runners send it to a worker instead.
    */
-  execute(run: TaskRun, args: unknown[], signal: AbortSignal): Promise<unknown> {
-    const context: RunContext = {
-      flowRun: run.owner?.info,
-      owner: run.owner,
-      taskRun: { id: run.id, name: run.name, taskName: run.task.name, attempt: run.attempt },
-      signal,
-      // Submits from inside a task run in place, so nested runs never wait for the slot their
-      // parent holds (Prefect issue 17060).
-      taskRunner: inlineRunner,
+  execute(run: TaskRun, args: unknown[]): Promise<unknown> {
+    try {
+      return Promise.resolve(runWithContext(new AttemptContext(run), run.task.fn, ...args))
+    } catch (error) {
+      return Promise.reject(error)
     }
-    return new Promise((resolve) => resolve(runWithContext(context, () => run.task.fn(...args))))
   }
 
   /** Hook: get resources ready. */
@@ -233,6 +230,32 @@ export abstract class TaskRunner implements AttemptExecutor, AsyncDisposable {
   protected async onClose(): Promise<void> {}
   /** Hook: stop running attempts (pools terminate their workers). */
   protected onCancelAll(_error: Error): void {}
+}
+
+/** The run context of an attempt running in this process. */
+class AttemptContext implements RunContext {
+  readonly #run: TaskRun
+  readonly taskRun: RunContext['taskRun']
+  constructor(run: TaskRun) {
+    this.#run = run
+    this.taskRun = { id: run.id, name: run.name, taskName: run.task.name, attempt: run.attempt }
+  }
+  get flowRun(): RunContext['flowRun'] {
+    return this.#run.owner?.info
+  }
+  get owner(): RunContext['owner'] {
+    return this.#run.owner
+  }
+  get signal(): AbortSignal {
+    return this.#run.signal
+  }
+  /**
+   * Submits from inside a task run in place, so nested runs never wait for the slot their parent
+   * holds (Prefect issue 17060).
+   */
+  get taskRunner(): TaskRunner {
+    return inlineRunner
+  }
 }
 
 /**

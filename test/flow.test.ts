@@ -1,0 +1,116 @@
+import assert from 'node:assert/strict'
+import { describe, it } from 'node:test'
+import { ConcurrentTaskRunner, SequentialTaskRunner, UnhandledTaskFailureError, flow, onRunEvent } from '../src/index.ts'
+import type { RunEvent } from '../src/index.ts'
+import * as F from './fixtures/flows.ts'
+import { double } from './fixtures/tasks.ts'
+
+describe('flows', () => {
+  it('a flow takes one object of named parameters and returns its value', async () => {
+    assert.equal(await F.returnsValue({ n: 20 }), 41)
+    const { state, flowRun } = await F.returnsValue.run({ n: 1 })
+    assert.equal(state.type, 'Completed')
+    assert.equal(state.result, 3)
+    assert.deepEqual(flowRun.parameters, { n: 1 })
+    assert.match(flowRun.name, /^returns_value-/)
+  })
+
+  it('rejects parameters that are not one object', async () => {
+    await assert.rejects(F.returnsValue.run(5 as never), /parameters must be one object of named values/)
+  })
+
+  it('an unhandled throw fails the flow run with that error', async () => {
+    const { state } = await F.throws.run()
+    assert.equal(state.type, 'Failed')
+    assert.equal(state.error?.message, 'flow body broke')
+    await assert.rejects(F.throws(), /flow body broke/)
+  })
+
+  it('a task run that failed and that nothing handled fails the flow, by default', async () => {
+    const { state } = await F.unhandledFailure.run()
+    assert.equal(state.type, 'Failed')
+    assert.ok(state.error instanceof UnhandledTaskFailureError)
+    assert.match(state.error.message, /1 task run failed and nothing handled it: 'boom-\d+' \(Failed: nobody looked\)/)
+    assert.equal((state.error.cause as Error).message, 'nobody looked')
+  })
+
+  it('failOnUnhandledTaskFailure: false turns that off', async () => {
+    const { state } = await F.tolerated.run()
+    assert.equal(state.type, 'Completed')
+    assert.equal(state.result, 'fine')
+  })
+
+  it('reading the failure with result() or passing it through allowFailure() handles it', async () => {
+    assert.equal(await F.handledByResult(), 'handled: looked at')
+    const { state } = await F.handledByAllowFailure.run()
+    assert.equal(state.type, 'Completed')
+  })
+
+  it('returned futures are resolved; a returned failure fails the flow', async () => {
+    assert.deepEqual(await F.returnsFutures(), [2, 4, 'plain'])
+    const { state } = await F.returnsFailedFuture.run()
+    assert.equal(state.type, 'Failed')
+    assert.match(state.error?.message ?? '', /1 of 1 returned task runs did not complete.*returned failure/)
+  })
+
+  it('runs submitted and never awaited finish before the flow run ends', async () => {
+    const settledAt: number[] = []
+    let flowEndedAt = 0
+    const off = onRunEvent((event: RunEvent) => {
+      if (event.kind === 'task-run-state' && event.state.type === 'Completed' && event.taskRun.taskName === 'sleeper') settledAt.push(Date.now())
+      if (event.kind === 'flow-run-state' && event.flowRun.flowName === 'fire_and_forget' && event.state.type === 'Completed') flowEndedAt = Date.now()
+    })
+    await F.fireAndForget()
+    off()
+    assert.equal(settledAt.length, 3)
+    for (const t of settledAt) assert.ok(t <= flowEndedAt)
+  })
+
+  it('the flow run works on a duplicate of its runner; a caller-given runner wins over the flow code', async () => {
+    const own = await F.inner({ n: 1 })
+    assert.equal(own.runner, 'sequential')
+    const { state } = await F.inner.run({ n: 1 }, { taskRunner: new ConcurrentTaskRunner() })
+    assert.equal((state.result as { runner: string }).runner, 'concurrent')
+    const byDefault = await F.reportsRunner.run(undefined, { defaultTaskRunner: new SequentialTaskRunner() })
+    assert.equal((byDefault.state.result as { runner: string }).runner, 'sequential')
+  })
+
+  it('a flow may call another flow: a subflow with its own runner, whose failure reaches the parent', async () => {
+    const parentRuns: string[] = []
+    const off = onRunEvent((event) => {
+      if (event.kind === 'flow-run-state' && event.state.type === 'Running') parentRuns.push(`${event.flowRun.flowName}<${event.flowRun.parentFlowRunId ? 'child' : 'root'}`)
+    })
+    const result = await F.outer()
+    off()
+    assert.deepEqual(result.nested, { runner: 'sequential', value: 42 })
+    assert.equal(result.caught, 'inner flow failed')
+    assert.deepEqual(parentRuns, ['outer<root', 'inner<child', 'failing_inner<child'])
+  })
+
+  it('cancelling a flow run (its signal) ends waiting and running runs Cancelled, and the flow too', async () => {
+    const controller = new AbortController()
+    const states: string[] = []
+    const off = onRunEvent((event) => {
+      if (event.kind === 'task-run-state' && event.state.type === 'Cancelled') states.push(event.taskRun.name)
+    })
+    setTimeout(() => controller.abort(new Error('test cancelled it')), 100)
+    const started = Date.now()
+    const { state } = await F.longFlow.run(undefined, { signal: controller.signal })
+    off()
+    assert.equal(state.type, 'Cancelled')
+    assert.equal(states.length, 3)
+    assert.ok(Date.now() - started < 4_000, 'cancellation waited for the sleeping tasks')
+  })
+
+  it('a direct task call outside any flow runs it and returns its value; submit() outside a flow says what to do', async () => {
+    assert.equal(await F.directCallOutsideFlow(1), 101)
+    assert.throws(() => double.submit(1), /double.submit\(\) was called outside a flow; call it inside a flow function, or give it to a runner/)
+  })
+
+  it('flow() and task() reject bad definitions with messages that name the option', () => {
+    assert.throws(() => flow({ name: 'x' }, 42 as never), /flow\(\): expected a function/)
+    assert.throws(() => double.withOptions({ retries: -1 }), /task 'double': expected `retries` to be an integer from 0 and up, got `-1` \(number\)/)
+    assert.throws(() => double.withOptions({ timeoutSeconds: 0 }), /`timeoutSeconds` to be a number above 0/)
+    assert.throws(() => double.withOptions({ retryJitterFactor: 2 }), /`retryJitterFactor` to be a number from 0 to 1/)
+  })
+})
