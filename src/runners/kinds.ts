@@ -7,7 +7,7 @@ import type { TaskRunner } from './task-runner.ts'
 import { ThreadPoolTaskRunner } from './thread-pool.ts'
 
 /** The runner kinds `--runner` accepts, and how to build each. */
-export const RUNNER_KINDS = ['thread', 'process', 'concurrent', 'sequential'] as const
+export const RUNNER_KINDS = ['sequential', 'concurrent', 'thread', 'process'] as const
 export type RunnerKind = (typeof RUNNER_KINDS)[number]
 /** The runner flows get when nothing (flag, flow code, environment, config file) names one. */
 export const DEFAULT_RUNNER_KIND: RunnerKind = 'thread'

@@ -2,7 +2,7 @@ import os from 'node:os'
 import { fileURLToPath } from 'node:url'
 import workerpool from 'workerpool'
 import type { Pool, WorkerPoolOptions } from 'workerpool'
-import { CrashedError, PtrError } from '../errors.ts'
+import { CancelledError, CrashedError, PtrError } from '../errors.ts'
 import { runEvents } from '../engine/events.ts'
 import * as S from '../engine/states.ts'
 import type { TaskRun } from '../engine/task-run.ts'
@@ -127,7 +127,8 @@ export abstract class PoolTaskRunner extends TaskRunner {
   override acquire(run: TaskRun): Promise<void> | void {
     if (this.#found.has(run.task.key)) return super.acquire(run)
     return this.#probe(run).then((problem) => {
-      if (run.cancelError) throw run.cancelError
+      // Cancelled while the probe ran: the run has settled, take no slot.
+      if (S.isSettled(run.state)) return
       if (problem === undefined) return super.acquire(run)
       const error = new TaskNotFoundInWorkerError(problem)
       run.setState(S.Failed(error))
@@ -169,7 +170,7 @@ export abstract class PoolTaskRunner extends TaskRunner {
     return probe
   }
 
-  override execute(run: TaskRun, args: unknown[], signal: AbortSignal): Promise<unknown> {
+  override execute(run: TaskRun, args: unknown[]): Promise<unknown> {
     const problem = checkArguments(args, this.crossing)
     if (problem) {
       return Promise.reject(
@@ -185,10 +186,13 @@ export abstract class PoolTaskRunner extends TaskRunner {
       taskRun: { id: run.id, name: run.name, taskName: run.task.name, attempt: run.attempt },
       flowRun: info ? { id: info.id, name: info.name, flowName: info.flowName } : undefined,
     }
+    // The engine creates an attempt's AbortSignal lazily; only runs with a deadline need one here
+    // (cancellation reaches every job through onCancelAll).
+    const signal = run.task.options.timeoutSeconds === undefined ? undefined : run.signal
     return this.#dispatch(run, [request], signal, false).then((outcomes) => unpack(outcomes[0]!))
   }
 
-  #dispatch(run: TaskRun, requests: RunRequest[], signal: AbortSignal, again: boolean): Promise<RunOutcome[]> {
+  #dispatch(run: TaskRun, requests: RunRequest[], signal: AbortSignal | undefined, again: boolean): Promise<RunOutcome[]> {
     const pool = this.#pool
     if (!pool) return Promise.reject(new CrashedError(`'${run.name}' could not start: the ${this.name} pool is closed`))
     return new Promise((resolve, reject) => {
@@ -198,18 +202,19 @@ export abstract class PoolTaskRunner extends TaskRunner {
       const onAbort = () => {
         job.cancel()
       }
-      signal.addEventListener('abort', onAbort, { once: true })
+      signal?.addEventListener('abort', onAbort, { once: true })
       this.#inflight.add(job)
       job.then(
         (outcomes) => {
-          signal.removeEventListener('abort', onAbort)
+          signal?.removeEventListener('abort', onAbort)
           this.#inflight.delete(job)
           resolve(outcomes)
         },
         (error: unknown) => {
-          signal.removeEventListener('abort', onAbort)
+          signal?.removeEventListener('abort', onAbort)
           this.#inflight.delete(job)
-          if (signal.aborted) return reject(signal.reason)
+          if (signal?.aborted) return reject(signal.reason)
+          if (S.isSettled(run.state)) return reject(run.cancelError ?? new CancelledError('cancelled'))
           // The worker had died while idle: this attempt never started, so send it again once.
           if (!again && (error as Error)?.message === 'Worker is terminated') {
             return this.#dispatch(run, requests, signal, true).then(resolve, reject)
