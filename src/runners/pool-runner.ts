@@ -235,12 +235,12 @@ export abstract class PoolTaskRunner extends TaskRunner {
     if (err?.cause?.code === 'ERR_WORKER_OUT_OF_MEMORY') return oom
     const exitCode = /exitCode: `([^`]*)`/.exec(message)?.[1]
     const signalCode = /signalCode: `([^`]*)`/.exec(message)?.[1]
-    if (signalCode && signalCode !== 'null') {
+    if (signalCode && signalCode !== 'null' && signalCode !== 'undefined') {
       // V8 aborts the process when the heap limit is reached.
       if (signalCode === 'SIGABRT') return `${oom} (it aborted with SIGABRT)`
       return `its ${kind} was killed by ${signalCode}`
     }
-    if (exitCode && exitCode !== 'null') {
+    if (exitCode && exitCode !== 'null' && exitCode !== 'undefined') {
       if (exitCode === '134') return `${oom} (it exited with code 134)`
       return `its ${kind} exited with code ${exitCode} (process.exit() in the task, or an uncaught error)`
     }
