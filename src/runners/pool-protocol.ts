@@ -55,6 +55,7 @@ export interface LogMessage {
   readonly timestamp: number
   readonly taskRunId: string | undefined
   readonly taskRunName: string | undefined
+  readonly flowRunId: string | undefined
 }
 
 /** The module URL part of a task key. */

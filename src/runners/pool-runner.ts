@@ -195,34 +195,34 @@ export abstract class PoolTaskRunner extends TaskRunner {
   #dispatch(run: TaskRun, requests: RunRequest[], signal: AbortSignal | undefined, again: boolean): Promise<RunOutcome[]> {
     const pool = this.#pool
     if (!pool) return Promise.reject(new CrashedError(`'${run.name}' could not start: the ${this.name} pool is closed`))
-    return new Promise((resolve, reject) => {
-      const job = pool.exec(METHOD_RUN, [requests], { on: (payload: unknown) => onWorkerEvent(run, payload) }) as Job<RunOutcome[]>
-      // Stopping an attempt (timeout, cancellation) terminates its worker; the pool starts a new one.
-      // (A block body: an EventTarget listener that returns a rejected thenable raises it as uncaught.)
-      const onAbort = () => {
-        job.cancel()
-      }
-      signal?.addEventListener('abort', onAbort, { once: true })
-      this.#inflight.add(job)
-      job.then(
-        (outcomes) => {
-          signal?.removeEventListener('abort', onAbort)
-          this.#inflight.delete(job)
-          resolve(outcomes)
-        },
-        (error: unknown) => {
-          signal?.removeEventListener('abort', onAbort)
-          this.#inflight.delete(job)
-          if (signal?.aborted) return reject(signal.reason)
-          if (S.isSettled(run.state)) return reject(run.cancelError ?? new CancelledError('cancelled'))
-          // The worker had died while idle: this attempt never started, so send it again once.
-          if (!again && (error as Error)?.message === 'Worker is terminated') {
-            return this.#dispatch(run, requests, signal, true).then(resolve, reject)
-          }
-          reject(new CrashedError(`'${run.name}' crashed: ${this.describeCrash(error)}`, error))
-        },
-      )
-    })
+    // Log lines carry their own run ids, so one shared event handler serves every job.
+    const job = pool.exec(METHOD_RUN, [requests], EXEC_OPTIONS) as Job<RunOutcome[]>
+    // Stopping an attempt (timeout, cancellation) terminates its worker; the pool starts a new one.
+    // (A block body: an EventTarget listener that returns a rejected thenable raises it as uncaught.)
+    const onAbort = signal
+      ? () => {
+          job.cancel()
+        }
+      : undefined
+    if (onAbort) signal!.addEventListener('abort', onAbort, { once: true })
+    this.#inflight.add(job)
+    // workerpool's promise is a thenable with synchronous callbacks; the engine awaits it as is.
+    return job.then(
+      (outcomes) => {
+        if (onAbort) signal!.removeEventListener('abort', onAbort)
+        this.#inflight.delete(job)
+        return outcomes
+      },
+      (error: unknown): Promise<RunOutcome[]> => {
+        if (onAbort) signal!.removeEventListener('abort', onAbort)
+        this.#inflight.delete(job)
+        if (signal?.aborted) throw signal.reason
+        if (S.isSettled(run.state)) throw run.cancelError ?? new CancelledError('cancelled')
+        // The worker had died while idle: this attempt never started, so send it again once.
+        if (!again && (error as Error)?.message === 'Worker is terminated') return this.#dispatch(run, requests, signal, true)
+        throw new CrashedError(`'${run.name}' crashed: ${this.describeCrash(error)}`, error)
+      },
+    ) as unknown as Promise<RunOutcome[]>
   }
 
   /** Says why a worker died, from what workerpool reports: exit code, signal, out of memory. */
@@ -249,7 +249,7 @@ export abstract class PoolTaskRunner extends TaskRunner {
   }
 }
 
-function onWorkerEvent(run: TaskRun, payload: unknown): void {
+function onWorkerEvent(payload: unknown): void {
   const line = payload as LogMessage
   if (line?.type !== 'ptr.log') return
   runEvents.emit({
@@ -258,11 +258,12 @@ function onWorkerEvent(run: TaskRun, payload: unknown): void {
     message: line.message,
     source: line.source,
     timestamp: line.timestamp,
-    taskRunId: line.taskRunId ?? run.id,
-    taskRunName: line.taskRunName ?? run.name,
-    flowRunId: run.flowRunId,
+    taskRunId: line.taskRunId,
+    taskRunName: line.taskRunName,
+    flowRunId: line.flowRunId,
   })
 }
+const EXEC_OPTIONS = { on: onWorkerEvent }
 
 function unpack(outcome: RunOutcome): unknown {
   if (outcome.ok) return outcome.value

@@ -115,6 +115,7 @@ setLogSink((context, level, message, source) => {
     timestamp: Date.now(),
     taskRunId: context.taskRun?.id,
     taskRunName: context.taskRun?.name,
+    flowRunId: context.flowRun?.id,
   }
   workerpool.workerEmit(line)
 })
