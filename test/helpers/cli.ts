@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -22,12 +22,25 @@ export interface RunPtrOptions {
   timeoutMs?: number
 }
 
+/**
+ * This process's environment without ptr's settings (the host's PREFECT_* variables must not
+ * change what a test sees) and without the test runner's own marker.
+ */
+function hostEnv(): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {}
+  for (const [name, value] of Object.entries(process.env)) {
+    if (name.toUpperCase().startsWith('PREFECT_') || name === 'NODE_TEST_CONTEXT') continue
+    env[name] = value
+  }
+  return env
+}
+
 /** Runs the real `ptr` binary in a child process; CI-like by default (no colour, not a TTY). */
 export function runPtr(args: readonly string[], options: RunPtrOptions = {}): Promise<PtrResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [PTR_BIN, ...args], {
       cwd: options.cwd ?? REPO,
-      env: { ...process.env, NO_COLOR: '1', FORCE_COLOR: undefined, ...options.env },
+      env: { ...hostEnv(), NO_COLOR: '1', FORCE_COLOR: undefined, ...options.env },
       stdio: ['ignore', 'pipe', 'pipe'],
     })
     let stdout = ''
@@ -60,4 +73,15 @@ export async function waitForOutput(read: () => string, text: string | RegExp, t
 export function tempDir(prefix = 'ptr-test-'): { dir: string; cleanup: () => void } {
   const dir = mkdtempSync(path.join(os.tmpdir(), prefix))
   return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) }
+}
+
+/** A temp folder holding `files` (paths relative to it, folders created); `remove()` deletes it. */
+export function tempProject(files: Record<string, string> = {}): { dir: string; path: (...parts: string[]) => string; remove: () => void } {
+  const { dir, cleanup } = tempDir('ptr-')
+  for (const [name, content] of Object.entries(files)) {
+    const file = path.join(dir, name)
+    mkdirSync(path.dirname(file), { recursive: true })
+    writeFileSync(file, content)
+  }
+  return { dir, path: (...parts) => path.join(dir, ...parts), remove: cleanup }
 }

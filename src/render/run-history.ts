@@ -1,0 +1,171 @@
+import type { FlowRunInfo, RunEvent } from '../engine/events.ts'
+import type { State } from '../engine/states.ts'
+import { isSettled } from '../engine/states.ts'
+
+export interface StateRecord {
+  type: State['type']
+  name: string
+  timestamp: string
+  message?: string
+}
+
+export interface ErrorRecord {
+  name: string
+  message: string
+  cause?: ErrorRecord
+}
+
+export interface TaskRunRecord {
+  id: string
+  name: string
+  taskName: string
+  taskKey: string
+  flowRunId: string | null
+  tags: string[]
+  mapIndex: number | null
+  mapId: string | null
+  state: StateRecord
+  stateHistory: StateRecord[]
+  attempts: number
+  startTime: string | null
+  endTime: string | null
+  durationSeconds: number | null
+  error: ErrorRecord | null
+}
+
+export interface FlowRunRecord {
+  id: string
+  name: string
+  flowName: string
+  parentFlowRunId: string | null
+  parameters: unknown
+  taskRunner: string
+  state: StateRecord
+  stateHistory: StateRecord[]
+  startTime: string | null
+  endTime: string | null
+  durationSeconds: number | null
+  error: ErrorRecord | null
+}
+
+const iso = (ms: number) => new Date(ms).toISOString()
+
+export function stateRecord(state: State): StateRecord {
+  const record: StateRecord = { type: state.type, name: state.name, timestamp: iso(state.timestamp) }
+  if (state.message !== undefined) record.message = state.message
+  return record
+}
+
+export function errorRecord(error: unknown, depth = 0): ErrorRecord | null {
+  if (!(error instanceof Error)) return error === undefined ? null : { name: 'Error', message: String(error) }
+  const record: ErrorRecord = { name: error.name, message: error.message }
+  if (error.cause !== undefined && depth < 3) {
+    const cause = errorRecord(error.cause, depth + 1)
+    if (cause) record.cause = cause
+  }
+  return record
+}
+
+/** Parameters as JSON can hold them: BigInts as strings, functions and symbols dropped. */
+function toJsonSafe(value: unknown): unknown {
+  try {
+    return JSON.parse(JSON.stringify(value, (_key, v: unknown) => (typeof v === 'bigint' ? v.toString() : v)) ?? 'null')
+  } catch {
+    return null
+  }
+}
+
+interface Times {
+  start: number | undefined
+  end: number | undefined
+}
+
+/**
+ * Keeps every task run's full state history, for the JSON and JUnit reports. Only attached when
+ * a report is asked for: it holds a record per run.
+ */
+export class RunHistory {
+  readonly #taskRuns = new Map<string, { record: TaskRunRecord; times: Times; settled: boolean }>()
+  readonly #flowRuns = new Map<string, { info: FlowRunInfo; history: State[] }>()
+  #rootFlowRunId: string | undefined
+
+  onEvent = (event: RunEvent): void => {
+    if (event.kind === 'flow-run-state') {
+      const entry = this.#flowRuns.get(event.flowRun.id) ?? { info: event.flowRun, history: [] }
+      entry.history.push(event.state)
+      this.#flowRuns.set(event.flowRun.id, entry)
+      if (!this.#rootFlowRunId && event.flowRun.parentFlowRunId === undefined) this.#rootFlowRunId = event.flowRun.id
+      return
+    }
+    if (event.kind !== 'task-run-state') return
+    const { taskRun, state } = event
+    let entry = this.#taskRuns.get(taskRun.id)
+    if (!entry) {
+      entry = {
+        record: {
+          id: taskRun.id,
+          name: taskRun.name,
+          taskName: taskRun.taskName,
+          taskKey: taskRun.taskKey,
+          flowRunId: taskRun.flowRunId ?? null,
+          tags: [...taskRun.tags],
+          mapIndex: taskRun.mapIndex ?? null,
+          mapId: taskRun.mapId ?? null,
+          state: stateRecord(state),
+          stateHistory: [],
+          attempts: 0,
+          startTime: null,
+          endTime: null,
+          durationSeconds: null,
+          error: null,
+        },
+        times: { start: undefined, end: undefined },
+        settled: false,
+      }
+      this.#taskRuns.set(taskRun.id, entry)
+    }
+    const { record, times } = entry
+    record.state = stateRecord(state)
+    record.stateHistory.push(record.state)
+    record.attempts = taskRun.attempt
+    if (state.type === 'Running' && times.start === undefined) times.start = state.timestamp
+    if (isSettled(state)) {
+      times.end = state.timestamp
+      entry.settled = true
+      record.error = state.type === 'Completed' ? null : errorRecord(state.error)
+    }
+  }
+
+  taskRuns(): TaskRunRecord[] {
+    return [...this.#taskRuns.values()].map(({ record, times }) => ({
+      ...record,
+      startTime: times.start === undefined ? null : iso(times.start),
+      endTime: times.end === undefined ? null : iso(times.end),
+      durationSeconds: times.start === undefined || times.end === undefined ? null : (times.end - times.start) / 1000,
+    }))
+  }
+
+  flowRuns(): FlowRunRecord[] {
+    const root = this.#rootFlowRunId
+    const entries = [...this.#flowRuns.values()].sort((a, b) => (a.info.id === root ? -1 : b.info.id === root ? 1 : 0))
+    return entries.map(({ info, history }) => {
+      const running = history.find((s) => s.type === 'Running')
+      const last = history[history.length - 1]!
+      const ended = isSettled(last) ? last : undefined
+      return {
+        id: info.id,
+        name: info.name,
+        flowName: info.flowName,
+        parentFlowRunId: info.parentFlowRunId ?? null,
+        parameters: toJsonSafe(info.parameters),
+        taskRunner: info.taskRunnerName,
+        state: stateRecord(last),
+        stateHistory: history.map(stateRecord),
+        startTime: running ? iso(running.timestamp) : null,
+        endTime: ended ? iso(ended.timestamp) : null,
+        durationSeconds: running && ended ? (ended.timestamp - running.timestamp) / 1000 : null,
+        error: ended && ended.type !== 'Completed' ? errorRecord(ended.error) : null,
+      }
+    })
+  }
+}

@@ -1,0 +1,160 @@
+/**
+ * Renderer choice, plain output thinning, and the JSON and JUnit reports (through the real binary).
+ */
+import assert from 'node:assert/strict'
+import { readFileSync, writeFileSync } from 'node:fs'
+import path from 'node:path'
+import { PassThrough } from 'node:stream'
+import { after, describe, it } from 'node:test'
+import { Ajv2020 } from 'ajv/dist/2020.js'
+import { XMLParser } from 'fast-xml-parser'
+import { ConcurrentTaskRunner, flow } from '../src/index.ts'
+import { runEvents } from '../src/engine/events.ts'
+import { PlainRenderer } from '../src/render/plain.ts'
+import { RunRecorder } from '../src/render/recorder.ts'
+import { chooseColor, chooseRenderer } from '../src/render/select.ts'
+import { boom, double, flaky } from './fixtures/tasks.ts'
+import { REPO, runPtr, tempDir } from './helpers/cli.ts'
+
+describe('choosing the renderer', () => {
+  const cases: [string, boolean, Record<string, string>, string][] = [
+    ['auto', true, {}, 'live'],
+    ['auto', false, {}, 'plain'],
+    ['auto', true, { CI: 'true' }, 'plain'],
+    ['auto', true, { CI: '1' }, 'plain'],
+    ['auto', true, { CI: 'false' }, 'live'],
+    ['auto', true, { TERM: 'dumb' }, 'plain'],
+    ['live', true, { CI: 'true' }, 'live'],
+    ['live', false, {}, 'plain'],
+    ['plain', true, {}, 'plain'],
+    ['json', true, {}, 'plain'],
+  ]
+  for (const [output, isTTY, env, expected] of cases) {
+    it(`output=${output}, ${isTTY ? 'a terminal' : 'not a terminal'}, ${JSON.stringify(env)} → ${expected}`, () => {
+      assert.equal(chooseRenderer({ output, isTTY, env }), expected)
+    })
+  }
+  it('colour: always/never decide; auto follows FORCE_COLOR, then NO_COLOR, then the terminal', () => {
+    assert.equal(chooseColor('always', false, { NO_COLOR: '1' }), true)
+    assert.equal(chooseColor('never', true, { FORCE_COLOR: '1' }), false)
+    assert.equal(chooseColor('auto', false, { FORCE_COLOR: '1' }), true)
+    assert.equal(chooseColor('auto', true, { NO_COLOR: '1' }), false)
+    assert.equal(chooseColor('auto', true, {}), true)
+    assert.equal(chooseColor('auto', false, {}), false)
+  })
+})
+
+describe('plain renderer', () => {
+  const demo = flow({ name: 'demo', taskRunner: new ConcurrentTaskRunner() }, async () => {
+    double.submit(1)
+    boom.submit('kaput')
+    flaky.withOptions({ retries: 1 }).submit(2)
+  })
+  async function render(options: ConstructorParameters<typeof PlainRenderer>[1]): Promise<string> {
+    const out = new PassThrough()
+    let text = ''
+    out.on('data', (chunk: Buffer) => (text += chunk))
+    const renderer = new PlainRenderer(out, { color: false, ...options })
+    const recorder = new RunRecorder()
+    const offs = [runEvents.on(renderer.onEvent), runEvents.on(recorder.onEvent)]
+    const { state } = await demo.run()
+    offs.forEach((off) => off())
+    await renderer.end(recorder, state)
+    return text
+  }
+
+  it('info shows every state change; warning only retries and worse; error only failures', async () => {
+    const info = await render({ logLevel: 'info' })
+    assert.match(info, / double-\d+ Running\n/)
+    assert.match(info, / flaky-\d+ AwaitingRetry /)
+    assert.match(info, / boom-\d+ Failed: kaput\n/)
+    const warning = await render({ logLevel: 'warning' })
+    assert.doesNotMatch(warning, / (double|boom|flaky)-\d+ Running\n/)
+    assert.match(warning, / flaky-\d+ AwaitingRetry /)
+    assert.match(warning, / boom-\d+ Failed: kaput\n/)
+    const error = await render({ logLevel: 'error' })
+    assert.doesNotMatch(error, / AwaitingRetry /)
+    assert.match(error, / boom-\d+ Failed: kaput\n/)
+  })
+
+  it('--quiet prints only failures and the summary', async () => {
+    const quiet = await render({ quiet: true })
+    const lines = quiet.trim().split('\n').filter(Boolean)
+    assert.ok(lines.every((l) => !/ (Pending|Running|Completed|AwaitingRetry)$/.test(l)), quiet)
+    assert.match(quiet, / boom-\d+ Failed: kaput\n/)
+    assert.match(lines.at(-1)!, /^3 task runs: 2 Completed, 1 Failed in /)
+    assert.doesNotMatch(quiet, /flow run demo-\S+ Running/)
+  })
+})
+
+describe('reports', () => {
+  const project = tempDir()
+  after(project.cleanup)
+  const schema = JSON.parse(readFileSync(path.join(REPO, 'docs', 'report.schema.json'), 'utf8'))
+  const validator = new Ajv2020({ strict: true, allErrors: true, validateFormats: false }).compile(schema)
+  // A plain boolean: the validator's type guard would narrow the report to `unknown`.
+  const validate = Object.assign((data: unknown): boolean => validator(data), {
+    get errors() {
+      return validator.errors
+    },
+  })
+
+  it('--output json FILE writes the whole run, valid against docs/report.schema.json', async () => {
+    const file = path.join(project.dir, 'out', 'report.json')
+    const result = await runPtr(['run', 'flows/failures.ts', '--param', 'strict=true', '--output', 'json', file])
+    assert.equal(result.code, 1, result.stderr)
+    const report: any = JSON.parse(readFileSync(file, 'utf8'))
+    assert.ok(validate(report), JSON.stringify(validate.errors, null, 2))
+    assert.equal(report.flowRun.state.type, 'Failed')
+    assert.deepEqual(report.flowRun.parameters, { strict: true })
+    assert.equal(report.taskRuns.length, 3)
+    const byTask = Object.fromEntries(report.taskRuns.map((r: { taskName: string }) => [r.taskName, r]))
+    assert.deepEqual(byTask.flaky_fetch.stateHistory.map((s: { name: string }) => s.name), ['Pending', 'Running', 'AwaitingRetry', 'Retrying', 'AwaitingRetry', 'Retrying', 'Completed'])
+    assert.equal(byTask.flaky_fetch.attempts, 3)
+    assert.equal(byTask.parse.error.name, 'SyntaxError')
+    assert.equal(byTask.store.state.name, 'NotReady')
+    assert.equal(byTask.store.error.cause.name, 'SyntaxError', 'the NotReady error carries the upstream cause')
+    assert.deepEqual(report.counts, { Completed: 1, Failed: 1, NotReady: 1 })
+    for (const run of report.taskRuns) for (const s of run.stateHistory) assert.ok(!Number.isNaN(Date.parse(s.timestamp)))
+  })
+
+  it('--output json without a file prints the report on stdout and the view on stderr', async () => {
+    const result = await runPtr(['run', 'flows/map.ts', '--param', 'n=4', '--output', 'json'])
+    assert.equal(result.code, 0, result.stderr)
+    const report: any = JSON.parse(result.stdout)
+    assert.ok(validate(report), JSON.stringify(validate.errors))
+    assert.equal(report.taskRuns.length, 6)
+    assert.match(result.stderr, /6 task runs: 6 Completed in /)
+  })
+
+  it('--output refuses a report file that is not .json, so a flow file is never overwritten', async () => {
+    const result = await runPtr(['run', 'flows/hello.ts', '--output', 'json', 'flows/hello.ts'])
+    assert.equal(result.code, 2)
+    assert.match(result.stderr, /the report file must end in \.json/)
+    assert.match(readFileSync(path.join(REPO, 'flows', 'hello.ts'), 'utf8'), /export default flow/)
+  })
+
+  it('--junit FILE writes JUnit XML: one test case per task run, failures counted right', async () => {
+    const flowFile = path.join(project.dir, 'many.ts')
+    writeFileSync(
+      flowFile,
+      `import { flow, task } from '${REPO}/src/index.ts'
+export const check = task({ name: 'check' }, (n: number) => { if (n % 3 === 0) throw new Error('multiple of 3: ' + n + ' <&>'); return n })
+export default flow({ name: 'many', failOnUnhandledTaskFailure: false }, async () => { await check.map([1, 2, 3, 4, 5, 6, 7]).wait() })
+`,
+    )
+    const junit = path.join(project.dir, 'junit.xml')
+    const result = await runPtr(['run', flowFile, '--junit', junit])
+    assert.equal(result.code, 0, result.stderr)
+    const xml = readFileSync(junit, 'utf8')
+    const parsed = new XMLParser({ ignoreAttributes: false, attributeNamePrefix: '' }).parse(xml)
+    const suites = parsed.testsuites
+    assert.equal(suites.tests, '7')
+    assert.equal(suites.failures, '2')
+    const cases = [suites.testsuite.testcase].flat()
+    assert.equal(cases.length, 7)
+    const failed = cases.filter((c: { failure?: unknown }) => c.failure)
+    assert.equal(failed.length, 2)
+    assert.match(failed[0].failure.message, /multiple of 3: \d <&>/)
+  })
+})
