@@ -19,6 +19,12 @@ export { TaskRunner } from './runners/task-runner.ts'
 export { SequentialTaskRunner } from './runners/sequential.ts'
 export { ConcurrentTaskRunner } from './runners/concurrent.ts'
 export type { ConcurrentTaskRunnerOptions } from './runners/concurrent.ts'
+export { ThreadPoolTaskRunner } from './runners/thread-pool.ts'
+export type { ThreadPoolTaskRunnerOptions } from './runners/thread-pool.ts'
+export { ProcessPoolTaskRunner } from './runners/process-pool.ts'
+export type { ProcessPoolTaskRunnerOptions } from './runners/process-pool.ts'
+export { TaskNotFoundInWorkerError, NotCloneableError } from './runners/pool-runner.ts'
+export type { PoolTaskRunnerOptions, ResolvedPoolTaskRunnerOptions } from './runners/pool-runner.ts'
 export {
   PtrError,
   UsageError,

@@ -198,6 +198,8 @@ for (const runnerUnderTest of RUNNERS_UNDER_TEST) {
 
     it('wait(), asCompleted(), PrefectFutureList.result() and addDoneCallback()', async () => {
       const runner = make(3)
+      // Pool runners start their workers (and import the task's module there) on first use.
+      await runner.submit(T.sleeper, [0, 'warm-up']).result()
       const slow = runner.submit(T.sleeper, [150, 'slow'])
       const fast = runner.submit(T.sleeper, [10, 'fast'])
       const { done, notDone } = await wait([slow, fast], { timeout: 0.08 })

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import { CancelledError, PtrError, UnhandledTaskFailureError, toError } from '../errors.ts'
 import type { TaskRunner } from '../runners/task-runner.ts'
-import { ConcurrentTaskRunner } from '../runners/concurrent.ts'
+import { ThreadPoolTaskRunner } from '../runners/thread-pool.ts'
 import { currentContext, runWithContext } from './context.ts'
 import type { FlowRunInfo } from './events.ts'
 import { runEvents } from './events.ts'
@@ -63,7 +63,7 @@ export const isFlow = (value: unknown): value is AnyFlow =>
   typeof value === 'function' && (value as { [FLOW]?: unknown })[FLOW] === true
 
 /** The runner flows use when neither the caller nor the flow names one. */
-let defaultRunnerFactory: () => TaskRunner = () => new ConcurrentTaskRunner()
+let defaultRunnerFactory: () => TaskRunner = () => new ThreadPoolTaskRunner()
 export const setDefaultTaskRunnerFactory = (factory: () => TaskRunner): void => {
   defaultRunnerFactory = factory
 }

@@ -1,5 +1,5 @@
 import type { TaskRunner } from '../../src/index.ts'
-import { ConcurrentTaskRunner, SequentialTaskRunner } from '../../src/index.ts'
+import { ConcurrentTaskRunner, ProcessPoolTaskRunner, SequentialTaskRunner, ThreadPoolTaskRunner } from '../../src/index.ts'
 
 export interface RunnerUnderTest {
   readonly kind: string
@@ -13,4 +13,6 @@ export interface RunnerUnderTest {
 export const RUNNERS_UNDER_TEST: readonly RunnerUnderTest[] = [
   { kind: 'sequential', create: () => new SequentialTaskRunner(), parallel: false },
   { kind: 'concurrent', create: (parallel) => new ConcurrentTaskRunner(parallel ? { maxConcurrency: parallel } : {}), parallel: true },
+  { kind: 'thread', create: (parallel) => new ThreadPoolTaskRunner({ maxWorkers: parallel ?? 2 }), parallel: true },
+  { kind: 'process', create: (parallel) => new ProcessPoolTaskRunner({ maxWorkers: parallel ?? 2 }), parallel: true },
 ]

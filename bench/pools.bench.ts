@@ -1,0 +1,127 @@
+/**
+ * Pool runners next to raw workerpool (same run, same number of workers): 20,000 no-op submits
+ * (thread, process), a 20,000-item map, 8 CPU-bound tasks vs the sequential runner, and the time
+ * from `ptr run` to the first task result vs plain tsx.
+ */
+import { execFileSync } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
+import workerpool from 'workerpool'
+import { ProcessPoolTaskRunner, SequentialTaskRunner, ThreadPoolTaskRunner } from '../src/index.ts'
+import type { TaskRunner } from '../src/index.ts'
+import type { Scenario } from './harness.ts'
+import { timeMs } from './harness.ts'
+import { noop, spin } from './pool-tasks.ts'
+
+const N = 20_000
+const WORKERS = 2
+const RAW_WORKER = fileURLToPath(new URL('./raw-worker.cjs', import.meta.url))
+const BIN = fileURLToPath(new URL('../bin/ptr.js', import.meta.url))
+const FLOW = fileURLToPath(new URL('./pool-tasks.ts', import.meta.url))
+const PLAIN = fileURLToPath(new URL('./first-result-plain.ts', import.meta.url))
+
+type Kind = 'thread' | 'process'
+const makeRunner = (kind: Kind): TaskRunner =>
+  kind === 'thread' ? new ThreadPoolTaskRunner({ maxWorkers: WORKERS }) : new ProcessPoolTaskRunner({ maxWorkers: WORKERS })
+
+/** Runs per second through ptr, workers started and warm before the clock starts. */
+async function oursThroughput(kind: Kind, how: 'submit' | 'map'): Promise<number> {
+  const runner = makeRunner(kind)
+  try {
+    await runner.submit(noop, [0]).result()
+    const items = Array.from({ length: N }, (_, i) => i)
+    const ms = await timeMs(async () => {
+      if (how === 'map') await runner.map(noop, [items]).result()
+      else {
+        const futures = items.map((i) => runner.submit(noop, [i]))
+        for (const f of futures) await f.result()
+      }
+    })
+    return (N / ms) * 1000
+  } finally {
+    await runner.close()
+  }
+}
+
+async function rawThroughput(kind: Kind): Promise<number> {
+  const pool = workerpool.pool(RAW_WORKER, {
+    maxWorkers: WORKERS,
+    workerType: kind,
+    ...(kind === 'process' ? { forkOpts: { serialization: 'advanced' } } : {}),
+  })
+  try {
+    await Promise.all(Array.from({ length: WORKERS }, () => pool.exec('noop', [0])))
+    const ms = await timeMs(() => Promise.all(Array.from({ length: N }, (_, i) => pool.exec('noop', [i]))))
+    return (N / ms) * 1000
+  } finally {
+    await pool.terminate()
+  }
+}
+
+async function cpuBound(make: () => TaskRunner): Promise<number> {
+  const runner = make()
+  try {
+    await runner.submit(noop, [0]).result()
+    return await timeMs(() => runner.map(spin, [Array.from({ length: 8 }, () => 200)]).result())
+  } finally {
+    await runner.close()
+  }
+}
+
+function processMs(args: string[]): number {
+  const start = process.hrtime.bigint()
+  execFileSync(process.execPath, args, { stdio: 'pipe', env: { ...process.env, NO_COLOR: '1' } })
+  return Number(process.hrtime.bigint() - start) / 1e6
+}
+
+const atLeast = (factor: number) => ({ text: `≥ ${factor}× peer`, met: (ours: number, peer: number | undefined) => peer !== undefined && ours >= factor * peer })
+
+export const scenarios: Scenario[] = [
+  ...(['thread', 'process'] as const).map(
+    (kind): Scenario => ({
+      name: `${N} no-op submits, ${kind} runner vs raw workerpool ${kind}s (${WORKERS} workers)`,
+      unit: 'runs/s',
+      better: 'higher',
+      repeats: 3,
+      ours: { label: `ptr ${kind}`, measure: () => oursThroughput(kind, 'submit') },
+      peer: { label: `workerpool ${kind}`, measure: () => rawThroughput(kind) },
+      target: atLeast(0.8),
+    }),
+  ),
+  {
+    name: `map over ${N} no-op items, thread runner vs raw workerpool threads (${WORKERS} workers)`,
+    unit: 'runs/s',
+    better: 'higher',
+    repeats: 3,
+    ours: { label: 'ptr thread map', measure: () => oursThroughput('thread', 'map') },
+    peer: { label: 'workerpool thread', measure: () => rawThroughput('thread') },
+    target: atLeast(1.5),
+  },
+  {
+    name: `8 CPU-bound 200 ms tasks, thread runner (${WORKERS} workers) vs sequential runner`,
+    unit: 'ms',
+    better: 'lower',
+    repeats: 3,
+    ours: { label: 'ptr thread', measure: () => cpuBound(() => new ThreadPoolTaskRunner({ maxWorkers: WORKERS })) },
+    peer: { label: 'ptr sequential', measure: () => cpuBound(() => new SequentialTaskRunner()) },
+    target: { text: '≥ 1.9× faster', met: (ours, peer) => peer !== undefined && peer / ours >= 1.9 },
+  },
+  {
+    name: `8 CPU-bound 200 ms tasks, process runner (${WORKERS} workers) vs sequential runner`,
+    unit: 'ms',
+    better: 'lower',
+    repeats: 3,
+    ours: { label: 'ptr process', measure: () => cpuBound(() => new ProcessPoolTaskRunner({ maxWorkers: WORKERS })) },
+    peer: { label: 'ptr sequential', measure: () => cpuBound(() => new SequentialTaskRunner()) },
+    target: { text: '≥ 1.9× faster', met: (ours, peer) => peer !== undefined && peer / ours >= 1.9 },
+  },
+  ...(['thread', 'process'] as const).map(
+    (kind): Scenario => ({
+      name: `ptr run (${kind}, 1 worker) to the first task result and exit, vs plain tsx running the same file`,
+      unit: 'ms',
+      better: 'lower',
+      repeats: 3,
+      ours: { label: `ptr run --runner ${kind}`, measure: async () => processMs([BIN, 'run', FLOW, '--runner', kind, '--max-workers', '1']) },
+      peer: { label: 'node --import tsx', measure: async () => processMs(['--import', 'tsx', PLAIN]) },
+    }),
+  ),
+]

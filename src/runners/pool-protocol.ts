@@ -1,0 +1,62 @@
+/**
+ * The wire between a pool runner (main side) and its workers (src/runners/pool-worker.ts).
+ * Only plain data crosses: task keys, arguments, results, error records and log lines.
+ */
+
+/** The workerpool method names the worker registers. */
+export const METHOD_RUN = 'ptr.run'
+export const METHOD_PROBE = 'ptr.probe'
+
+/** One attempt of one task run, as sent to a worker. */
+export interface RunRequest {
+  /** The task's registry key: `<module file URL>#<name>`. */
+  readonly key: string
+  readonly args: unknown[]
+  readonly taskRun: { readonly id: string; readonly name: string; readonly taskName: string; readonly attempt: number }
+  readonly flowRun: { readonly id: string; readonly name: string; readonly flowName: string } | undefined
+}
+
+/**
+ * What a worker sends back for a batch of requests, one outcome per request, in order. The
+ * protocol is batched (`ptr.run` takes a list) so that a runner may send several small runs in
+ * one message; see PoolTaskRunner for when it does.
+ */
+export type RunOutcome =
+  | { readonly ok: true; readonly value: unknown }
+  | { readonly ok: false; readonly error: ErrorRecord }
+
+/** A thrown value made safe to cross: always an Error's parts, never the thrown object itself. */
+export interface ErrorRecord {
+  readonly name: string
+  readonly message: string
+  readonly stack: string | undefined
+  /** `code` of the error, if it had a string one. */
+  readonly code: string | undefined
+  /** Why ptr (not the task) failed the run in the worker: the task was not found, or its value could not be sent. */
+  readonly ptr?: 'not-found' | 'return-value'
+  /** The thrown value when it was not an Error and could be cloned (a string, number, plain object). */
+  readonly thrown?: unknown
+  readonly hasThrown?: boolean
+}
+
+/** Answer to a probe: can this worker find the task with this key? */
+export interface ProbeAnswer {
+  readonly found: boolean
+  /** Why not, when not found: the module failed to load, or it has no such task at top level. */
+  readonly reason?: string
+}
+
+/** A log line from inside a worker, sent with workerpool's workerEmit (never through stdout). */
+export interface LogMessage {
+  readonly type: 'ptr.log'
+  readonly level: 'debug' | 'info' | 'warning' | 'error'
+  readonly message: string
+  readonly source: 'console' | 'logger'
+  readonly timestamp: number
+  readonly taskRunId: string | undefined
+  readonly taskRunName: string | undefined
+  readonly flowRunId: string | undefined
+}
+
+/** The module URL part of a task key. */
+export const keyModuleUrl = (key: string): string => key.slice(0, key.lastIndexOf('#'))

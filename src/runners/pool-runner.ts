@@ -1,0 +1,288 @@
+import os from 'node:os'
+import { fileURLToPath } from 'node:url'
+import workerpool from 'workerpool'
+import type { Pool, WorkerPoolOptions } from 'workerpool'
+import { CancelledError, CrashedError, PtrError } from '../errors.ts'
+import { runEvents } from '../engine/events.ts'
+import * as S from '../engine/states.ts'
+import type { TaskRun } from '../engine/task-run.ts'
+import { checkArguments, crossingName } from './crossing.ts'
+import type { Crossing } from './crossing.ts'
+import { METHOD_PROBE, METHOD_RUN, keyModuleUrl } from './pool-protocol.ts'
+import type { ErrorRecord, LogMessage, ProbeAnswer, RunOutcome, RunRequest } from './pool-protocol.ts'
+import { TaskRunner } from './task-runner.ts'
+
+/** Options shared by the thread and process pool runners. */
+export interface PoolTaskRunnerOptions {
+  /**
+   * Most workers, and so most task runs in progress at once; the rest wait in submission order.
+   * @default os.availableParallelism()
+   */
+  maxWorkers?: number
+  /**
+   * Heap limit of each worker, in MB. A run that needs more is Crashed (out of memory) and its
+   * worker replaced, instead of the whole machine swapping.
+   * @default Node's own limit
+   */
+  maxOldGenerationSizeMb?: number
+}
+
+/** Pool options with every default filled in. */
+export interface ResolvedPoolTaskRunnerOptions {
+  readonly maxWorkers: number
+  readonly maxOldGenerationSizeMb: number | undefined
+}
+
+const WORKER_SCRIPT = fileURLToPath(new URL('./pool-worker.ts', import.meta.url))
+/** Registers tsx in each worker; an absolute URL, so it never resolves from the user's cwd. */
+export const BOOTSTRAP_URL = new URL('./pool-bootstrap.mjs', import.meta.url).href
+/** How long a worker told to stop may take before it is killed. */
+const TERMINATE_TIMEOUT_MS = 200
+
+type Job<T> = ReturnType<Pool['exec']> & Promise<T>
+
+function resolveOptions(className: string, options: PoolTaskRunnerOptions): ResolvedPoolTaskRunnerOptions {
+  const check = (option: string, value: unknown) => {
+    if (value !== undefined && !(Number.isInteger(value) && (value as number) >= 1)) {
+      throw new PtrError(
+        `${className}: expected \`${option}\` to be an integer from 1 and up, got \`${typeof value === 'string' ? JSON.stringify(value) : String(value)}\` (${typeof value})`,
+        { code: 'PTR_INVALID_RUNNER_OPTION', exitCode: 2 },
+      )
+    }
+  }
+  check('maxWorkers', options.maxWorkers)
+  check('maxOldGenerationSizeMb', options.maxOldGenerationSizeMb)
+  return Object.freeze({
+    maxWorkers: options.maxWorkers ?? os.availableParallelism(),
+    maxOldGenerationSizeMb: options.maxOldGenerationSizeMb,
+  })
+}
+
+/** A task that a worker cannot find: fails its run before any attempt. */
+export class TaskNotFoundInWorkerError extends PtrError {
+  constructor(message: string) {
+    super(message, { code: 'PTR_TASK_NOT_FOUND' })
+  }
+}
+
+/** An argument or return value that cannot cross into or out of a worker. */
+export class NotCloneableError extends PtrError {
+  constructor(message: string) {
+    super(message, { code: 'PTR_NOT_CLONEABLE' })
+  }
+}
+
+/**
+ * What the thread and process runners share: a workerpool pool whose workers import task modules
+ * through tsx, one attempt per worker at a time. They differ only in what workerpool is told.
+ *
+ * The engine's slot limit is `maxWorkers`, so a run waits in the engine's FIFO queue (Pending)
+ * until a worker is free, and its timeout counts from when it really starts in a worker.
+ */
+export abstract class PoolTaskRunner extends TaskRunner {
+  abstract override readonly name: 'thread' | 'process'
+  readonly options: ResolvedPoolTaskRunnerOptions
+  #pool: Pool | undefined
+  /** Task keys a worker of this pool found; others are probed once before their first run. */
+  #found = new Set<string>()
+  #probes = new Map<string, Promise<string | undefined>>()
+  #inflight = new Set<Job<unknown>>()
+
+  protected constructor(className: string, options: PoolTaskRunnerOptions) {
+    const resolved = resolveOptions(className, options)
+    super(resolved.maxWorkers)
+    this.options = resolved
+  }
+
+  /** How values cross into this runner's workers. */
+  protected abstract get crossing(): Crossing
+  /** The workerpool options that make this kind of pool. */
+  protected abstract poolOptions(bootstrap: string): WorkerPoolOptions
+
+  /** Workers alive now and how many are busy (for tests and diagnostics). */
+  get workerStats(): { total: number; busy: number } {
+    const stats = this.#pool?.stats()
+    return { total: stats?.totalWorkers ?? 0, busy: stats?.busyWorkers ?? 0 }
+  }
+
+  protected override async onStart(): Promise<void> {
+    this.#pool = workerpool.pool(WORKER_SCRIPT, {
+      maxWorkers: this.options.maxWorkers,
+      workerTerminateTimeout: TERMINATE_TIMEOUT_MS,
+      ...this.poolOptions(BOOTSTRAP_URL),
+    })
+  }
+
+  protected override async onClose(): Promise<void> {
+    const pool = this.#pool
+    this.#pool = undefined
+    if (pool) await pool.terminate(true)
+  }
+
+  protected override onCancelAll(_error: Error): void {
+    for (const job of this.#inflight) job.cancel()
+  }
+
+  /** Before a task's first run in this pool, makes sure a worker can find it (else the run fails now). */
+  override acquire(run: TaskRun): Promise<void> | void {
+    if (this.#found.has(run.task.key)) return super.acquire(run)
+    return this.#probe(run).then((problem) => {
+      // Cancelled while the probe ran: the run has settled, take no slot.
+      if (S.isSettled(run.state)) return
+      if (problem === undefined) return super.acquire(run)
+      const error = new TaskNotFoundInWorkerError(problem)
+      run.setState(S.Failed(error))
+      throw error
+    })
+  }
+
+  #probe(run: TaskRun): Promise<string | undefined> {
+    const { key, name } = run.task
+    let probe = this.#probes.get(key)
+    if (!probe) {
+      const advice = `define it with task() at the top level of its module and export it (not inside a function or a flow), or use --runner concurrent`
+      const where = crossingName(this.crossing)
+      probe = (async () => {
+        if (!keyModuleUrl(key).startsWith('file:')) {
+          return `task '${name}' cannot run in ${where}: ptr could not tell which module defines it; ${advice}`
+        }
+        await this.start()
+        // One probe per worker, sent at once: workerpool gives each to a different worker (starting
+        // them if need be), so every worker has imported the module before the first run starts,
+        // and a run that gets a slot gets a ready worker.
+        const pool = this.#pool!
+        const answers = (await Promise.all(
+          Array.from({ length: this.options.maxWorkers }, () => pool.exec(METHOD_PROBE, [key, name])),
+        )) as ProbeAnswer[]
+        const missing = answers.find((answer) => !answer.found)
+        if (!missing) {
+          this.#found.add(key)
+          return undefined
+        }
+        return `task '${name}' was not found in ${where}: ${missing.reason}; ${advice}`
+      })().catch((error: unknown) => `task '${name}' could not be looked up in ${where}: ${(error as Error)?.message}`)
+      this.#probes.set(key, probe)
+      // A failed probe (say, a worker crashed while importing) is tried again by the next run.
+      void probe.then((problem) => {
+        if (problem !== undefined) this.#probes.delete(key)
+      })
+    }
+    return probe
+  }
+
+  override execute(run: TaskRun, args: unknown[]): Promise<unknown> {
+    const problem = checkArguments(args, this.crossing)
+    if (problem) {
+      return Promise.reject(
+        new NotCloneableError(
+          `task '${run.task.name}' (${run.name}): ${problem} to ${crossingName(this.crossing)}; pass plain data (numbers, strings, arrays, plain objects, Map, Set, Date), or use --runner concurrent`,
+        ),
+      )
+    }
+    const info = run.owner?.info
+    const request: RunRequest = {
+      key: run.task.key,
+      args,
+      taskRun: { id: run.id, name: run.name, taskName: run.task.name, attempt: run.attempt },
+      flowRun: info ? { id: info.id, name: info.name, flowName: info.flowName } : undefined,
+    }
+    // The engine creates an attempt's AbortSignal lazily; only runs with a deadline need one here
+    // (cancellation reaches every job through onCancelAll).
+    const signal = run.task.options.timeoutSeconds === undefined ? undefined : run.signal
+    return this.#dispatch(run, [request], signal, false).then((outcomes) => unpack(outcomes[0]!))
+  }
+
+  #dispatch(run: TaskRun, requests: RunRequest[], signal: AbortSignal | undefined, again: boolean): Promise<RunOutcome[]> {
+    const pool = this.#pool
+    if (!pool) return Promise.reject(new CrashedError(`'${run.name}' could not start: the ${this.name} pool is closed`))
+    // Log lines carry their own run ids, so one shared event handler serves every job.
+    const job = pool.exec(METHOD_RUN, [requests], EXEC_OPTIONS) as Job<RunOutcome[]>
+    // Stopping an attempt (timeout, cancellation) terminates its worker; the pool starts a new one.
+    // (A block body: an EventTarget listener that returns a rejected thenable raises it as uncaught.)
+    const onAbort = signal
+      ? () => {
+          job.cancel()
+        }
+      : undefined
+    if (onAbort) signal!.addEventListener('abort', onAbort, { once: true })
+    this.#inflight.add(job)
+    // workerpool's promise is a thenable with synchronous callbacks; the engine awaits it as is.
+    return job.then(
+      (outcomes) => {
+        if (onAbort) signal!.removeEventListener('abort', onAbort)
+        this.#inflight.delete(job)
+        return outcomes
+      },
+      (error: unknown): Promise<RunOutcome[]> => {
+        if (onAbort) signal!.removeEventListener('abort', onAbort)
+        this.#inflight.delete(job)
+        if (signal?.aborted) throw signal.reason
+        if (S.isSettled(run.state)) throw run.cancelError ?? new CancelledError('cancelled')
+        // The worker had died while idle: this attempt never started, so send it again once.
+        if (!again && (error as Error)?.message === 'Worker is terminated') return this.#dispatch(run, requests, signal, true)
+        throw new CrashedError(`'${run.name}' crashed: ${this.describeCrash(error)}`, error)
+      },
+    ) as unknown as Promise<RunOutcome[]>
+  }
+
+  /** Says why a worker died, from what workerpool reports: exit code, signal, out of memory. */
+  protected describeCrash(error: unknown): string {
+    const err = error as { message?: string; cause?: { code?: string; message?: string } } | undefined
+    const message = err?.message ?? String(error)
+    const kind = this.name === 'thread' ? 'worker thread' : 'worker process'
+    const limit = this.options.maxOldGenerationSizeMb
+    const oom = `its ${kind} ran out of memory${limit ? ` (maxOldGenerationSizeMb: ${limit})` : ''}`
+    if (err?.cause?.code === 'ERR_WORKER_OUT_OF_MEMORY') return oom
+    const exitCode = /exitCode: `([^`]*)`/.exec(message)?.[1]
+    const signalCode = /signalCode: `([^`]*)`/.exec(message)?.[1]
+    if (signalCode && signalCode !== 'null' && signalCode !== 'undefined') {
+      // V8 aborts the process when the heap limit is reached.
+      if (signalCode === 'SIGABRT') return `${oom} (it aborted with SIGABRT)`
+      return `its ${kind} was killed by ${signalCode}`
+    }
+    if (exitCode && exitCode !== 'null' && exitCode !== 'undefined') {
+      if (exitCode === '134') return `${oom} (it exited with code 134)`
+      return `its ${kind} exited with code ${exitCode} (process.exit() in the task, or an uncaught error)`
+    }
+    if (message.startsWith('Workerpool Worker error: ')) return `its ${kind} failed: ${message.slice('Workerpool Worker error: '.length)}`
+    return `its ${kind} stopped: ${message.split('\n')[0]}`
+  }
+}
+
+function onWorkerEvent(payload: unknown): void {
+  const line = payload as LogMessage
+  if (line?.type !== 'ptr.log') return
+  runEvents.emit({
+    kind: 'log',
+    level: line.level,
+    message: line.message,
+    source: line.source,
+    timestamp: line.timestamp,
+    taskRunId: line.taskRunId,
+    taskRunName: line.taskRunName,
+    flowRunId: line.flowRunId,
+  })
+}
+const EXEC_OPTIONS = { on: onWorkerEvent }
+
+function unpack(outcome: RunOutcome): unknown {
+  if (outcome.ok) return outcome.value
+  throw fromRecord(outcome.error)
+}
+
+/** Rebuilds an Error from a worker's record: same name, message, stack and code. */
+function fromRecord(record: ErrorRecord): Error {
+  const error =
+    record.ptr === 'return-value'
+      ? new NotCloneableError(record.message)
+      : record.ptr === 'not-found'
+        ? new TaskNotFoundInWorkerError(record.message)
+        : new Error(record.message)
+  if (!record.ptr) {
+    if (record.name !== 'Error') Object.defineProperty(error, 'name', { value: record.name, configurable: true, writable: true })
+    if (record.code !== undefined) Object.assign(error, { code: record.code })
+  }
+  if (record.stack) error.stack = record.stack
+  if (record.hasThrown) Object.assign(error, { thrown: record.thrown })
+  return error
+}

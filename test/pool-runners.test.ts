@@ -1,0 +1,258 @@
+/**
+ * What only pool runners have to get right: values that cannot cross, workers that die (exit,
+ * out of memory, SIGKILL), busy loops past their deadline, logs from workers, tasks a worker
+ * cannot find, TypeScript loading from anywhere, and no process left behind. Each case runs
+ * against both the thread and the process runner.
+ */
+import assert from 'node:assert/strict'
+import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs'
+import path from 'node:path'
+import { afterEach, describe, it } from 'node:test'
+import { ProcessPoolTaskRunner, ThreadPoolTaskRunner, onRunEvent, unmapped } from '../src/index.ts'
+import type { PoolTaskRunnerOptions, RunEvent, TaskRunner } from '../src/index.ts'
+import * as P from './fixtures/pool-tasks.ts'
+import * as T from './fixtures/tasks.ts'
+import { REPO, runPtr, tempDir, waitForOutput } from './helpers/cli.ts'
+import { recordStates } from './helpers/events.ts'
+import { childPids, waitForExit, waitForNoChildren } from './helpers/processes.ts'
+
+type PoolRunner = ThreadPoolTaskRunner | ProcessPoolTaskRunner
+const KINDS = [
+  { kind: 'thread', create: (options: PoolTaskRunnerOptions) => new ThreadPoolTaskRunner(options) },
+  { kind: 'process', create: (options: PoolTaskRunnerOptions) => new ProcessPoolTaskRunner(options) },
+] as const
+
+const opened: TaskRunner[] = []
+afterEach(async () => {
+  await Promise.all(opened.splice(0).map((r) => r.close()))
+  assert.deepEqual(await waitForNoChildren(), [], 'a child process of the test outlived its test')
+})
+
+function collectLogs() {
+  const logs: Extract<RunEvent, { kind: 'log' }>[] = []
+  const stop = onRunEvent((event) => {
+    if (event.kind === 'log') logs.push(event)
+  })
+  return { logs, stop }
+}
+
+for (const { kind, create } of KINDS) {
+  describe(`${kind} pool runner`, () => {
+    const make = (options: PoolTaskRunnerOptions = {}): PoolRunner => {
+      const runner = create({ maxWorkers: 2, ...options })
+      opened.push(runner)
+      return runner
+    }
+
+    it('an argument that cannot cross fails that run before dispatch, naming the task and the argument; the pool keeps its workers', async () => {
+      const runner = make()
+      assert.equal(await runner.submit(T.add, [1, 2]).result(), 3)
+      const workers = runner.workerStats.total
+      assert.equal(workers, 2)
+      const fn = await runner.submit(T.echo, [() => 1]).wait()
+      assert.equal(fn.type, 'Failed')
+      assert.match(fn.message ?? '', /task 'echo' \(echo-\d+\): argument 1 cannot be sent \(args\[0\] is a function\)/)
+      const deep = await runner.submit(T.add, [1, { list: [2, Symbol('s')] }] as never).wait()
+      assert.equal(deep.type, 'Failed')
+      assert.match(deep.message ?? '', /task 'add'.*argument 2 cannot be sent \(args\[1\]\.list\[1\] is a symbol\)/)
+      assert.equal(runner.workerStats.total, workers)
+      assert.deepEqual(await runner.map(T.double, [[1, 2, 3, 4]]).result(), [2, 4, 6, 8])
+    })
+
+    it('a return value that cannot cross fails that run, naming the task and "return value"', async () => {
+      const runner = make()
+      const state = await runner.submit(P.returnFunction, []).wait()
+      assert.equal(state.type, 'Failed')
+      assert.match(state.message ?? '', /'return_function-\d+': the return value cannot be sent back \(value\.callback is a function\)/)
+      assert.equal(await runner.submit(T.add, [2, 2]).result(), 4)
+      assert.equal(runner.workerStats.total, 2)
+    })
+
+    it('process.exit in a task: Crashed with the exit code, the worker replaced, others carry on, retries apply', async () => {
+      const runner = make()
+      const other = runner.submit(T.sleeper, [300, 'other'])
+      const exited = await runner.submit(P.exitWith, [3]).wait()
+      assert.equal(exited.type, 'Crashed')
+      assert.match(exited.message ?? '', /'exit_with-\d+' crashed: its worker (thread|process) exited with code 3/)
+      assert.equal((await other.result()).label, 'other')
+      const { names, stop } = recordStates()
+      const retried = runner.submit(P.exitOnce, [])
+      assert.equal(await retried.result(), 2)
+      stop()
+      assert.deepEqual(names(retried.taskRunId), ['Pending', 'Running', 'AwaitingRetry', 'Retrying', 'Completed'])
+      assert.equal(await runner.submit(T.add, [1, 1]).result(), 2)
+    })
+
+    it('a task past its memory limit: Crashed, out of memory; the pool goes on', async () => {
+      const runner = make({ maxOldGenerationSizeMb: 48 })
+      const state = await runner.submit(P.hog, []).wait()
+      assert.equal(state.type, 'Crashed')
+      assert.match(state.message ?? '', /'hog-\d+' crashed: its worker (thread|process) ran out of memory \(maxOldGenerationSizeMb: 48\)/)
+      assert.equal(await runner.submit(T.add, [1, 1]).result(), 2)
+    })
+
+    it('thrown non-Errors arrive as readable errors', async () => {
+      const runner = make()
+      const expected: Record<string, RegExp> = {
+        string: /plain string/,
+        number: /non-Error thrown: 42/,
+        object: /code: 7.*reason: 'nope'/,
+        undefined: /non-Error thrown: undefined/,
+        null: /non-Error thrown: null/,
+      }
+      const states = await Promise.all(Object.keys(expected).map((k) => runner.submit(T.throwValue, [k]).wait()))
+      Object.values(expected).forEach((pattern, i) => {
+        assert.equal(states[i]!.type, 'Failed')
+        assert.match(states[i]!.error!.message, pattern)
+      })
+      assert.equal(runner.workerStats.total, 2, 'no worker died')
+    })
+
+    it('a CPU busy loop past timeoutSeconds ends TimedOut, its worker is replaced, later runs succeed', async () => {
+      const runner = make({ maxWorkers: 1 })
+      assert.equal(await runner.submit(T.add, [1, 1]).result(), 2)
+      const state = await runner.submit(P.busy, [60_000]).wait()
+      assert.equal(state.name, 'TimedOut')
+      assert.match(state.message ?? '', /'busy-\d+' timed out after 0.3 s/)
+      // With one worker, this run can only complete on the replacement worker.
+      assert.equal(await runner.submit(T.add, [2, 3]).result({ timeout: 20 }), 5)
+    })
+
+    it('logs from workers land on their own run, also many runs at once', async () => {
+      const runner = make({ maxWorkers: 3 })
+      const { logs, stop } = collectLogs()
+      const tags = Array.from({ length: 24 }, (_, i) => `tag${i}`)
+      const futures = runner.map(P.logMany, [tags, unmapped(30)])
+      await futures.result()
+      stop()
+      const tagOf = new Map(futures.map((f, i) => [f.taskRunId, tags[i]!]))
+      const mine = logs.filter((l) => tagOf.has(l.taskRunId ?? ''))
+      assert.equal(mine.length, 24 * 30)
+      for (const line of mine) assert.match(line.message, new RegExp(`^${tagOf.get(line.taskRunId!)} line \\d+$`), `line ${line.message} landed on ${line.taskRunName}`)
+      assert.deepEqual(new Set(mine.map((l) => l.level)), new Set(['info', 'error']))
+    })
+
+    it('nested submits from inside a worker finish with maxWorkers 1', async () => {
+      const runner = make({ maxWorkers: 1 })
+      assert.equal(await runner.submit(T.fanOut, [6]).result({ timeout: 30 }), 30)
+      assert.equal(await runner.submit(T.nestedCall, [4]).result({ timeout: 30 }), 9)
+    })
+
+    it('a task a worker cannot find fails before any attempt, saying what to do', async () => {
+      const runner = make()
+      const { names, stop } = recordStates()
+      const future = runner.submit(P.makeLocalTask(), [1])
+      const state = await future.wait()
+      stop()
+      assert.equal(state.type, 'Failed')
+      assert.match(state.message ?? '', /task 'local_task' was not found in a worker (thread|process): .*pool-tasks\.ts does not define it at its top level; define it with task\(\) at the top level of its module and export it/)
+      assert.deepEqual(names(future.taskRunId), ['Pending', 'Failed'])
+    })
+
+    it(`ptr run flows/elevator.ts --runner ${kind} --max-workers 3 has at most 3 stops in progress, and 3 at some point`, async () => {
+      const result = await runPtr(['run', 'flows/elevator.ts', '--runner', kind, '--max-workers', '3', '--param', 'seconds=0.1'])
+      assert.equal(result.code, 0, result.stderr + result.stdout)
+      let now = 0
+      let peak = 0
+      let stops = 0
+      for (const line of result.stdout.split('\n')) {
+        const match = /^\d\d:\d\d:\d\d\.\d{3} stop_at_floor-\d+ (Running|Completed)$/.exec(line)
+        if (!match) continue
+        now += match[1] === 'Running' ? 1 : -1
+        if (match[1] === 'Running') stops++
+        peak = Math.max(peak, now)
+      }
+      assert.equal(stops, 10)
+      assert.equal(peak, 3)
+      assert.match(result.stdout, /stop_at_floor-7 \| elevator stopping at floor 7/)
+    })
+
+    it('runs a flow that imports a local .ts module and a package, from a cwd outside the repository', async () => {
+      const project = tempDir('ptr-pool-project-')
+      try {
+        const dir = project.dir
+        mkdirSync(path.join(dir, 'node_modules', 'shout'), { recursive: true })
+        symlinkSync(REPO, path.join(dir, 'node_modules', 'ptr'))
+        writeFileSync(path.join(dir, 'package.json'), JSON.stringify({ name: 'project', type: 'module' }))
+        writeFileSync(path.join(dir, 'node_modules', 'shout', 'package.json'), JSON.stringify({ name: 'shout', type: 'module', main: 'index.js' }))
+        writeFileSync(path.join(dir, 'node_modules', 'shout', 'index.js'), 'export const shout = (s) => s.toUpperCase() + "!"\n')
+        writeFileSync(path.join(dir, 'lib.ts'), 'export const greeting = (name: string): string => `hello ${name} from ${process.pid}`\n')
+        writeFileSync(
+          path.join(dir, 'flow.ts'),
+          [
+            "import { flow, task } from 'ptr'",
+            "import { shout } from 'shout'",
+            "import { greeting } from './lib.ts'",
+            "export const loud = task({ name: 'loud' }, (name: string) => shout(greeting(name)))",
+            "export default flow({ name: 'project' }, async () => {",
+            "  const value = await loud.submit('ada').result()",
+            "  console.log(`main ${process.pid} got ${value}`)",
+            '})',
+          ].join('\n'),
+        )
+        const result = await runPtr(['run', 'flow.ts', '--runner', kind, '--max-workers', '1'], { cwd: dir })
+        assert.equal(result.code, 0, result.stderr + result.stdout)
+        const match = /main (\d+) got HELLO ADA FROM (\d+)!/.exec(result.stdout)
+        assert.ok(match, result.stdout)
+        if (kind === 'process') assert.notEqual(match[1], match[2], 'the task ran in another process')
+      } finally {
+        project.cleanup()
+      }
+    })
+  })
+}
+
+describe('process pool runner: killed workers and a killed ptr', () => {
+  it('a worker process killed with SIGKILL: Crashed saying so, retries apply, others carry on', async () => {
+    const runner = new ProcessPoolTaskRunner({ maxWorkers: 2 })
+    opened.push(runner)
+    const { logs, stop } = collectLogs()
+    const other = runner.submit(T.sleeper, [500, 'other'])
+    const { states, stop: stopStates } = recordStates()
+    const victim = runner.submit(P.pidThenSleep, [30_000])
+    await waitForOutput(() => logs.map((l) => l.message).join('\n'), /pid \d+ attempt 1/)
+    const pid = Number(/pid (\d+) attempt 1/.exec(logs.map((l) => l.message).join('\n'))![1])
+    process.kill(pid, 'SIGKILL')
+    assert.equal(await victim.result({ timeout: 30 }), 2)
+    stop()
+    stopStates()
+    const crash = states(victim.taskRunId).find((s) => s.name === 'AwaitingRetry')
+    assert.match(crash?.message ?? '', /crashed: its worker process was killed by SIGKILL/)
+    assert.equal((await other.result()).label, 'other')
+  })
+
+  it('Ctrl-C during ptr run --runner process: exit 130 and no worker process survives', async () => {
+    let out = ''
+    let workers: number[] = []
+    const result = await runPtr(['run', 'flows/elevator.ts', '--runner', 'process', '--max-workers', '2', '--param', 'seconds=30'], {
+      onSpawn: (child) => {
+        child.stdout!.on('data', (chunk: Buffer) => (out += chunk.toString()))
+        void waitForOutput(() => out, /stop_at_floor-9 \| elevator stopping/).then(() => {
+          workers = childPids(child.pid!)
+          child.kill('SIGINT')
+        })
+      },
+    })
+    assert.equal(result.code, 130, result.stderr)
+    assert.equal(workers.length, 2)
+    assert.deepEqual(await waitForExit(workers, 3_000), [])
+  })
+
+  for (const flowFile of ['flows/elevator.ts', 'test/fixtures/busy-flow.ts']) {
+    it(`SIGKILL of ptr itself (${path.basename(flowFile)}): its worker processes exit within a few seconds`, async () => {
+      let out = ''
+      let workers: number[] = []
+      await runPtr(['run', flowFile, '--runner', 'process', '--max-workers', '2', '--param', 'seconds=30'], {
+        onSpawn: (child) => {
+          child.stdout!.on('data', (chunk: Buffer) => (out += chunk.toString()))
+          void waitForOutput(() => out, /(elevator stopping|spinning in)[^\n]*\n[^]*(elevator stopping|spinning in)/).then(() => {
+            workers = childPids(child.pid!)
+            child.kill('SIGKILL')
+          })
+        },
+      })
+      assert.equal(workers.length, 2)
+      assert.deepEqual(await waitForExit(workers, 4_000), [], 'worker processes outlived a SIGKILLed ptr')
+    })
+  }
+})
