@@ -3,7 +3,7 @@
  * three stops are in progress at once.
  *   ptr run flows/elevator.ts
  */
-import { ConcurrentTaskRunner, flow, task, wait } from 'ptr'
+import { ThreadPoolTaskRunner, flow, task, wait } from 'ptr'
 
 export const stopAtFloor = task(
   { name: 'stop_at_floor', taskRunName: 'stop_at_floor-{0}' },
@@ -15,7 +15,7 @@ export const stopAtFloor = task(
 )
 
 export const elevator = flow(
-  { name: 'elevator', taskRunner: new ConcurrentTaskRunner({ maxConcurrency: 3 }) },
+  { name: 'elevator', taskRunner: new ThreadPoolTaskRunner({ maxWorkers: 3 }) },
   async ({ floors = 10, seconds = 0.3 }: { floors?: number; seconds?: number }) => {
     const stops = []
     for (let floor = floors; floor > 0; floor--) stops.push(stopAtFloor.submit(floor, seconds))

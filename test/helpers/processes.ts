@@ -50,7 +50,8 @@ export async function waitForExit(pids: readonly number[], timeoutMs = 5_000): P
   }
 }
 
-const isEsbuildService = (pid: number): boolean => {
+/** tsx's esbuild service (a child of any process that transforms TypeScript on a cold cache). */
+export const isEsbuildService = (pid: number): boolean => {
   try {
     return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('esbuild')
   } catch {
