@@ -18,12 +18,14 @@ export interface RunRequest {
 
 /**
  * What a worker sends back for a batch of requests, one outcome per request, in order. The
- * protocol is batched (`ptr.run` takes a list) so that a runner may send several small runs in
- * one message; see PoolTaskRunner for when it does.
+ * worker runs a batch one request after another (one run per worker at a time). A runner sends
+ * several small runs in one message when their task is known to be quick; see PoolTaskRunner.
  */
-export type RunOutcome =
-  | { readonly ok: true; readonly value: unknown }
-  | { readonly ok: false; readonly error: ErrorRecord }
+export type RunResult = { readonly ok: true; readonly value: unknown } | { readonly ok: false; readonly error: ErrorRecord }
+export type RunOutcome = RunResult & {
+  /** How long the run took in the worker, in ms: the runner batches tasks that take under 1 ms. */
+  readonly ms: number
+}
 
 /** A thrown value made safe to cross: always an Error's parts, never the thrown object itself. */
 export interface ErrorRecord {

@@ -38,6 +38,21 @@ const WORKER_SCRIPT = fileURLToPath(new URL('./pool-worker.ts', import.meta.url)
 export const BOOTSTRAP_URL = new URL('./pool-bootstrap.mjs', import.meta.url).href
 /** How long a worker told to stop may take before it is killed. */
 const TERMINATE_TIMEOUT_MS = 200
+/**
+ * Runs of a task that takes under this long (moving average, measured in the workers) travel to
+ * a worker in batches: one message for many runs, because a round trip costs far more than they do.
+ */
+const QUICK_TASK_MS = 1
+/** Most runs in one batch. */
+const MAX_BATCH = 64
+
+/** Runs sent to one worker in one message; they share the slot of the run that started it. */
+interface Batch {
+  readonly requests: RunRequest[]
+  readonly runs: TaskRun[]
+  readonly settle: { resolve: (value: unknown) => void; reject: (error: unknown) => void }[]
+  sent: boolean
+}
 
 type Job<T> = ReturnType<Pool['exec']> & Promise<T>
 
@@ -87,6 +102,10 @@ export abstract class PoolTaskRunner extends TaskRunner {
   #found = new Set<string>()
   #probes = new Map<string, Promise<string | undefined>>()
   #inflight = new Set<Job<unknown>>()
+  /** Moving average of each task's run time in the workers (ms), by task key. */
+  #runMs = new Map<string, number>()
+  /** Runs taken from the queue to join a batch, until they reach execute(). */
+  #joining = new Map<TaskRun, Batch>()
 
   protected constructor(className: string, options: PoolTaskRunnerOptions) {
     const resolved = resolveOptions(className, options)
@@ -171,6 +190,8 @@ export abstract class PoolTaskRunner extends TaskRunner {
   }
 
   override execute(run: TaskRun, args: unknown[]): Promise<unknown> {
+    const batch = this.#joining.get(run)
+    if (batch) this.#joining.delete(run)
     const problem = checkArguments(args, this.crossing)
     if (problem) {
       return Promise.reject(
@@ -186,10 +207,64 @@ export abstract class PoolTaskRunner extends TaskRunner {
       taskRun: { id: run.id, name: run.name, taskName: run.task.name, attempt: run.attempt },
       flowRun: info ? { id: info.id, name: info.name, flowName: info.flowName } : undefined,
     }
+    if (batch && !batch.sent) return this.#join(batch, run, request)
+    const { key, options } = run.task
+    const quick = (this.#runMs.get(key) ?? Number.POSITIVE_INFINITY) < QUICK_TASK_MS
+    if (quick && options.timeoutSeconds === undefined) {
+      // Take waiting runs of the same task along, to the same worker, in one message.
+      const joiners = this.takeWaiting((other) => other.task.key === key && other.task.options.timeoutSeconds === undefined, MAX_BATCH - 1)
+      if (joiners.length > 0) {
+        const started: Batch = { requests: [], runs: [], settle: [], sent: false }
+        for (const joiner of joiners) this.#joining.set(joiner, started)
+        const promise = this.#join(started, run, request)
+        // The joiners reach execute() once the current microtasks have run.
+        setImmediate(() => this.#sendBatch(started, joiners))
+        return promise
+      }
+    }
     // The engine creates an attempt's AbortSignal lazily; only runs with a deadline need one here
     // (cancellation reaches every job through onCancelAll).
-    const signal = run.task.options.timeoutSeconds === undefined ? undefined : run.signal
+    const signal = options.timeoutSeconds === undefined ? undefined : run.signal
     return this.#dispatch(run, [request], signal, false).then((outcomes) => unpack(outcomes[0]!))
+  }
+
+  #join(batch: Batch, run: TaskRun, request: RunRequest): Promise<unknown> {
+    return new Promise((resolve, reject) => {
+      batch.requests.push(request)
+      batch.runs.push(run)
+      batch.settle.push({ resolve, reject })
+    })
+  }
+
+  #sendBatch(batch: Batch, joiners: readonly TaskRun[]): void {
+    batch.sent = true
+    // Joiners cancelled before they reached execute() never join.
+    for (const joiner of joiners) if (this.#joining.get(joiner) === batch) this.#joining.delete(joiner)
+    this.#dispatch(batch.runs[0]!, batch.requests, undefined, false).then(
+      (outcomes) =>
+        outcomes.forEach((outcome, i) => {
+          const { resolve, reject } = batch.settle[i]!
+          try {
+            resolve(unpack(outcome))
+          } catch (error) {
+            reject(error)
+          }
+        }),
+      (error: unknown) => {
+        const why = error instanceof CrashedError ? error.message.replace(/^'[^']*' crashed: /, '') : String(error)
+        batch.runs.forEach((run, i) => {
+          batch.settle[i]!.reject(
+            error instanceof CrashedError ? new CrashedError(`'${run.name}' crashed (in a batch of ${batch.runs.length} sent to one worker): ${why}`, error.cause) : error,
+          )
+        })
+      },
+    )
+  }
+
+  #noteRunTimes(key: string, outcomes: readonly RunOutcome[]): void {
+    let average = this.#runMs.get(key)
+    for (const { ms } of outcomes) average = average === undefined ? ms : average * 0.8 + ms * 0.2
+    if (average !== undefined) this.#runMs.set(key, average)
   }
 
   #dispatch(run: TaskRun, requests: RunRequest[], signal: AbortSignal | undefined, again: boolean): Promise<RunOutcome[]> {
@@ -211,6 +286,7 @@ export abstract class PoolTaskRunner extends TaskRunner {
       (outcomes) => {
         if (onAbort) signal!.removeEventListener('abort', onAbort)
         this.#inflight.delete(job)
+        this.#noteRunTimes(run.task.key, outcomes)
         return outcomes
       },
       (error: unknown): Promise<RunOutcome[]> => {

@@ -14,7 +14,7 @@ import { toError } from '../errors.ts'
 import { checkReturnValue, crossingName } from './crossing.ts'
 import type { Crossing } from './crossing.ts'
 import { METHOD_PROBE, METHOD_RUN, keyModuleUrl } from './pool-protocol.ts'
-import type { ErrorRecord, LogMessage, ProbeAnswer, RunOutcome, RunRequest } from './pool-protocol.ts'
+import type { ErrorRecord, LogMessage, ProbeAnswer, RunOutcome, RunRequest, RunResult } from './pool-protocol.ts'
 import { inlineRunner } from './task-runner.ts'
 
 const crossing: Crossing = isMainThread ? 'process' : 'thread'
@@ -57,6 +57,12 @@ function notFound(key: string, name: string, reason: string): ErrorRecord {
 }
 
 async function runOne(request: RunRequest): Promise<RunOutcome> {
+  const start = performance.now()
+  const outcome = await attempt(request)
+  return { ...outcome, ms: performance.now() - start }
+}
+
+async function attempt(request: RunRequest): Promise<RunResult> {
   let task: AnyTask | undefined
   try {
     task = await findTask(request.key)
@@ -92,9 +98,11 @@ async function runOne(request: RunRequest): Promise<RunOutcome> {
   }
 }
 
+/** Runs a batch one request after another: a worker holds one run at a time. */
 async function run(requests: RunRequest[]): Promise<RunOutcome[]> {
-  if (requests.length === 1) return [await runOne(requests[0]!)]
-  return Promise.all(requests.map(runOne))
+  const outcomes: RunOutcome[] = []
+  for (const request of requests) outcomes.push(await runOne(request))
+  return outcomes
 }
 
 async function probe(key: string, taskName: string): Promise<ProbeAnswer> {

@@ -205,6 +205,26 @@ export abstract class TaskRunner implements AttemptExecutor, AsyncDisposable {
     this.#free++
   }
 
+  /**
+   * Takes up to `max` runs that wait for a slot and match `wanted`, in FIFO order, and lets them
+   * go on without a slot of their own: they share the slot of the run that took them (pool
+   * runners send such runs to one worker together). Looks at most `4 × max` waiting runs.
+   */
+  protected takeWaiting(wanted: (run: TaskRun) => boolean, max: number): TaskRun[] {
+    const taken: TaskRun[] = []
+    const end = Math.min(this.#waiting.length, this.#waitingHead + 4 * max)
+    for (let i = this.#waitingHead; i < end && taken.length < max; i++) {
+      const run = this.#waiting[i]!
+      const wake = this.#wakers.get(run)
+      if (!wake || isSettled(run.state) || !wanted(run)) continue
+      // Left in the array without a waker: release() skips it.
+      this.#wakers.delete(run)
+      taken.push(run)
+      wake()
+    }
+    return taken
+  }
+
   #compactWaiting(): void {
     if (this.#waitingHead > 1024 && this.#waitingHead * 2 > this.#waiting.length) {
       this.#waiting = this.#waiting.slice(this.#waitingHead)
