@@ -2,6 +2,7 @@ import { Command, CommanderError } from 'commander'
 import { ExitCode, isPtrError } from '../errors.ts'
 import type { CliResult } from './cli-result.ts'
 import { defineRunCommand } from './commands/run.ts'
+import { defineWorkerCommand } from './commands/worker.ts'
 
 /**
  * Builds the `ptr` program. Each command lives in its own file under `commands/`, parses its
@@ -26,6 +27,7 @@ Exit codes: 0 completed, 1 failed or crashed, 2 usage or configuration error,
 130 interrupted (Ctrl-C), 143 terminated (SIGTERM).`,
     )
   defineRunCommand(program, result)
+  defineWorkerCommand(program, result)
   return program
 }
 
