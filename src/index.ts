@@ -19,6 +19,12 @@ export { TaskRunner } from './runners/task-runner.ts'
 export { SequentialTaskRunner } from './runners/sequential.ts'
 export { ConcurrentTaskRunner } from './runners/concurrent.ts'
 export type { ConcurrentTaskRunnerOptions } from './runners/concurrent.ts'
+export { PrefectTaskRunner } from './runners/prefect.ts'
+export type { PrefectTaskRunnerOptions } from './runners/prefect.ts'
+export { PrefectDistributedFuture } from './queue/distributed-future.ts'
+export { TaskWorker, serve } from './worker/task-worker.ts'
+export type { TaskWorkerOptions, WorkerStatus } from './worker/task-worker.ts'
+export type { QueueBackend } from './queue/backend.ts'
 export {
   PtrError,
   UsageError,

@@ -242,3 +242,44 @@ describe('ptr worker serve: bad input (one line, exit 2)', () => {
     })
   }
 })
+
+describe('PrefectTaskRunner', () => {
+  it('sends submits and maps to the queue; futures in arguments and waitFor work; retries happen once, on the queue', async () => {
+    const { dir, cleanup } = tempDir('ptr-worker-')
+    const file = path.join(dir, 'q.db')
+    const queue = new SqliteQueueBackend(file, { leaseMs: 1000 })
+    const worker = new TaskWorker(tasksOf(Q), { queue, limit: 3 })
+    await worker.start()
+    const { PrefectTaskRunner } = await import('../src/index.ts')
+    const { default: onTheQueue } = await import('./fixtures/queue-runner-flow.ts')
+    try {
+      const { state } = await onTheQueue.run(undefined, { taskRunner: new PrefectTaskRunner({ queue: `sqlite:${file}` }) })
+      assert.equal(state.type, 'Completed', state.error?.stack)
+      assert.deepEqual(state.result, [14, 15, 16])
+      const runs = await queue.list({ limit: 100 })
+      assert.equal(runs.length, 6, 'every submit and map went through the queue')
+      const flakyRun = runs.find((r) => r.task === 'q_flaky')!
+      assert.equal(flakyRun.attempts, 2, 'the worker retried it; the engine did not retry again')
+      assert.equal(worker.status().completed, 6)
+    } finally {
+      await worker.stop()
+      await queue.close()
+      cleanup()
+    }
+  })
+
+  it('ptr run --runner prefect runs the flow\'s tasks on a worker process', async () => {
+    const { dir, cleanup } = tempDir('ptr-worker-')
+    after(cleanup)
+    const env = { PREFECT_QUEUE_URL: `sqlite:${dir}/q.db` }
+    const w = await startWorker([TASKS, '--limit', '2'], env)
+    try {
+      const result = await runPtr(['run', 'test/fixtures/queue-runner-flow.ts', '--runner', 'prefect'], { env })
+      assert.equal(result.code, 0, `${result.stdout}\n${result.stderr}`)
+      assert.match(result.stdout, /mapped=\[14,15,16\] flaky=2/)
+      await waitForOutput(w.output, /q_flaky-\d+ Completed/)
+    } finally {
+      await killWorkers()
+    }
+  })
+})

@@ -1,10 +1,11 @@
 import { UsageError } from '../errors.ts'
 import { ConcurrentTaskRunner } from './concurrent.ts'
+import { PrefectTaskRunner } from './prefect.ts'
 import { SequentialTaskRunner } from './sequential.ts'
 import type { TaskRunner } from './task-runner.ts'
 
 /** The runner kinds `--runner` accepts, and how to build each. */
-export const RUNNER_KINDS = ['sequential', 'concurrent'] as const
+export const RUNNER_KINDS = ['sequential', 'concurrent', 'prefect'] as const
 export type RunnerKind = (typeof RUNNER_KINDS)[number]
 /** The runner flows get when nothing (flag, flow code, environment, config file) names one. */
 export const DEFAULT_RUNNER_KIND: RunnerKind = 'concurrent'
@@ -27,6 +28,9 @@ export function createTaskRunner(kind: string, settings: RunnerSettings = {}, so
       return new SequentialTaskRunner()
     case 'concurrent':
       return new ConcurrentTaskRunner(settings.maxConcurrency === undefined ? {} : { maxConcurrency: settings.maxConcurrency })
+    case 'prefect':
+      // Every submit goes to the task-worker queue (PREFECT_QUEUE_URL, or sqlite:.ptr/queue.db).
+      return new PrefectTaskRunner()
     default:
       throw new UsageError(`unknown runner '${kind}' (from ${source}); use one of: ${RUNNER_KINDS.join(', ')}`, 'PTR_UNKNOWN_RUNNER')
   }
