@@ -283,3 +283,51 @@ describe('PrefectTaskRunner', () => {
     }
   })
 })
+
+describe('ptr runs list / show', () => {
+  it('lists runs by state and task, shows one with history, attempts, worker, logs; --json for scripts', async () => {
+    const { dir, cleanup } = tempDir('ptr-worker-')
+    after(cleanup)
+    const url = `sqlite:${dir}/q.db`
+    const queue = new SqliteQueueBackend(`${dir}/q.db`, { leaseMs: 1000 })
+    setDefaultQueue(url, queue)
+    const worker = new TaskWorker([Q.flaky, Q.chatty], { queue, limit: 2 })
+    await worker.start()
+    const flaky = Q.flaky.delay(2)
+    const chatty = Q.chatty.delay('bob')
+    const waiting = other.delay('later')
+    await Promise.all([flaky.result(), chatty.result()])
+    await worker.stop()
+    setDefaultQueue(undefined)
+    await queue.close()
+    const env = { PREFECT_QUEUE_URL: url }
+
+    const list = await runPtr(['runs', 'list'], { env })
+    assert.equal(list.code, 0, list.stderr)
+    assert.match(list.stdout, /^ID\s+TASK\s+NAME\s+STATE\s+ATTEMPTS\s+WORKER/)
+    assert.equal(list.stdout.trim().split('\n').length, 4)
+    const scheduled = JSON.parse((await runPtr(['runs', 'list', '--state', 'Scheduled', '--json'], { env })).stdout) as { id: string; task: string }[]
+    assert.deepEqual(scheduled.map((r) => [r.id, r.task]), [[waiting.taskRunId, 'q_other']])
+    const byTask = JSON.parse((await runPtr(['runs', 'list', '--task', 'q_flaky', '--json'], { env })).stdout) as { id: string }[]
+    assert.deepEqual(byTask.map((r) => r.id), [flaky.taskRunId])
+
+    const show = await runPtr(['runs', 'show', flaky.taskRunId], { env })
+    assert.equal(show.code, 0, show.stderr)
+    assert.match(show.stdout, /^state\s+Completed$/m)
+    assert.match(show.stdout, /^attempts 2 \(failures 1, lost leases 0, retries allowed 2\)$/m)
+    assert.match(show.stdout, /AwaitingRetry .*flaky failure on attempt 1; retrying in/)
+    assert.match(show.stdout, /^result\s+2$/m)
+    const shown = JSON.parse((await runPtr(['runs', 'show', chatty.taskRunId, '--json'], { env })).stdout) as Record<string, any>
+    assert.equal(shown.result, 3)
+    assert.deepEqual(shown.args, ['bob'])
+    assert.deepEqual(shown.logs.map((l: { message: string }) => l.message), ['hello bob', 'careful'])
+    assert.match(shown.worker, new RegExp(`:${process.pid}:`))
+
+    const missing = await runPtr(['runs', 'show', 'nope'], { env })
+    assert.equal(missing.code, 2)
+    assert.match(missing.stderr, /^ptr: no run nope on sqlite:.*; list runs with: ptr runs list\n$/)
+    const badState = await runPtr(['runs', 'list', '--state', 'Done'], { env })
+    assert.equal(badState.code, 2)
+    assert.match(badState.stderr, /--state must be one of Scheduled, Running/)
+  })
+})
