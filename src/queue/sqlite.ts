@@ -158,6 +158,7 @@ export class SqliteQueueBackend implements QueueBackend {
   #fallback: NodeJS.Timeout | undefined
   #sweeper: NodeJS.Timeout | undefined
   #changeScheduled = false
+  #recheck = 0
   #closed = false
 
   constructor(file: string, options: QueueBackendOptions & { url?: string } = {}) {
@@ -566,7 +567,7 @@ export class SqliteQueueBackend implements QueueBackend {
       const base = path.basename(this.file)
       try {
         this.#watcher = watch(path.dirname(this.file), (_event, name) => {
-          if (name === null || String(name).startsWith(base)) this.#scheduleChange()
+          if (name === null || String(name).startsWith(base)) this.#scheduleChange(true)
         })
         this.#watcher.on('error', () => undefined)
       } catch {
@@ -590,18 +591,32 @@ export class SqliteQueueBackend implements QueueBackend {
     this.#fallback = undefined
   }
 
-  #scheduleChange(): void {
+  /**
+   * `fromWatch`: the WAL file was written. The writer publishes its commit in the shared index
+   * just after that write, so a check right away can miss it: look again shortly after.
+   */
+  #scheduleChange(fromWatch = false): void {
+    if (fromWatch) this.#recheck = 2
     if (this.#changeScheduled || this.#closed) return
     this.#changeScheduled = true
-    setImmediate(() => {
-      this.#changeScheduled = false
-      if (this.#closed) return
-      const version = this.#readDataVersion()
-      // Our own commits do not move data_version; those are handled right after the flush.
-      if (version === this.#dataVersion) return
-      this.#dataVersion = version
-      this.#changed(false)
-    })
+    setImmediate(() => this.#check())
+  }
+
+  #check(): void {
+    this.#changeScheduled = false
+    if (this.#closed) return
+    const version = this.#readDataVersion()
+    // Our own commits do not move data_version; those are handled right after the flush.
+    if (version === this.#dataVersion) {
+      if (this.#recheck > 0 && !this.#changeScheduled) {
+        this.#changeScheduled = true
+        setTimeout(() => this.#check(), 3 - this.#recheck--)
+      }
+      return
+    }
+    this.#recheck = 0
+    this.#dataVersion = version
+    this.#changed(false)
   }
 
   #changed(_local: boolean): void {
