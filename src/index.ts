@@ -25,6 +25,12 @@ export { ProcessPoolTaskRunner } from './runners/process-pool.ts'
 export type { ProcessPoolTaskRunnerOptions } from './runners/process-pool.ts'
 export { TaskNotFoundInWorkerError, NotCloneableError } from './runners/pool-runner.ts'
 export type { PoolTaskRunnerOptions, ResolvedPoolTaskRunnerOptions } from './runners/pool-runner.ts'
+export { PrefectTaskRunner } from './runners/prefect.ts'
+export type { PrefectTaskRunnerOptions } from './runners/prefect.ts'
+export { PrefectDistributedFuture } from './queue/distributed-future.ts'
+export { TaskWorker, serve } from './worker/task-worker.ts'
+export type { TaskWorkerOptions, WorkerStatus } from './worker/task-worker.ts'
+export type { QueueBackend } from './queue/backend.ts'
 export {
   PtrError,
   UsageError,

@@ -3,6 +3,8 @@ import { ExitCode, isPtrError } from '../errors.ts'
 import type { CliResult } from './cli-result.ts'
 import { defineRunCommand } from './commands/run.ts'
 import { defineConfigCommand } from './commands/config.ts'
+import { defineWorkerCommand } from './commands/worker.ts'
+import { defineRunsCommand } from './commands/runs.ts'
 
 /**
  * Builds the `ptr` program. Each command lives in its own file under `commands/`, parses its
@@ -28,6 +30,8 @@ Exit codes: 0 completed, 1 failed or crashed, 2 usage or configuration error,
     )
   defineRunCommand(program, result)
   defineConfigCommand(program, result)
+  defineWorkerCommand(program, result)
+  defineRunsCommand(program, result)
   return program
 }
 

@@ -212,7 +212,7 @@ function describeUpstream(future: PrefectFuture): string {
   return name ? `'${name}' (${future.taskRunId})` : future.taskRunId
 }
 
-function computeRetryDelay(task: AnyTask, attempt: number): number {
+export function computeRetryDelay(task: AnyTask, attempt: number): number {
   const { retryDelaySeconds, retryJitterFactor } = task.options
   let seconds: number
   if (typeof retryDelaySeconds === 'function') seconds = retryDelaySeconds(attempt)

@@ -6,6 +6,8 @@ import { definingModule, registerTask } from './registry.ts'
 import type { Resolvable, Unmapped } from './resolve.ts'
 import type { TaskRunner } from '../runners/task-runner.ts'
 import { inlineRunner } from '../runners/task-runner.ts'
+import type { PrefectDistributedFuture } from '../queue/distributed-future.ts'
+import { delayRun } from '../queue/delay.ts'
 
 export interface TaskOptions<Args extends unknown[] = unknown[]> {
   /** The task's name, shown in output and used in its key. @default the function's name */
@@ -61,6 +63,11 @@ export interface Task<Args extends unknown[] = any[], R = unknown> {
   submit(...args: ResolvableArgs<Args>): PrefectFuture<R>
   /** One run per element of the iterable arguments (zipped, in input order). */
   map(...args: MapArgs<Args>): PrefectFutureList<R>
+  /**
+   * Puts one run on the task-worker queue (`ptr worker serve`) and returns its future at once;
+   * works inside or outside a flow. See docs/task-workers.md.
+   */
+  delay(...args: ResolvableArgs<Args>): PrefectDistributedFuture<R>
   /** A copy of this task with other options, or with `waitFor` for its next calls. */
   withOptions(options: TaskOptions<Args> & CallOptions): Task<Args, R>
   /** @internal the name of a new run */
@@ -103,12 +110,15 @@ function contextRunner(task: AnyTask, method: string): { runner: TaskRunner; con
   return { runner: context.taskRunner, context }
 }
 
-const taskMethods: ThisType<AnyTask> & Pick<AnyTask, 'submit' | 'map' | 'withOptions' | 'runName'> = {
+const taskMethods: ThisType<AnyTask> & Pick<AnyTask, 'submit' | 'map' | 'delay' | 'withOptions' | 'runName'> = {
   submit(...args) {
     return contextRunner(this, 'submit').runner.submit(this, args, this.callOptions)
   },
   map(...args) {
     return contextRunner(this, 'map').runner.map(this, args, this.callOptions)
+  },
+  delay(...args) {
+    return delayRun(this, args)
   },
   withOptions(options) {
     const { waitFor, ...taskOptions } = options

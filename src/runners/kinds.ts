@@ -2,12 +2,13 @@ import { UsageError } from '../errors.ts'
 import os from 'node:os'
 import { ConcurrentTaskRunner } from './concurrent.ts'
 import { ProcessPoolTaskRunner } from './process-pool.ts'
+import { PrefectTaskRunner } from './prefect.ts'
 import { SequentialTaskRunner } from './sequential.ts'
 import type { TaskRunner } from './task-runner.ts'
 import { ThreadPoolTaskRunner } from './thread-pool.ts'
 
 /** The runner kinds `--runner` accepts, and how to build each. */
-export const RUNNER_KINDS = ['sequential', 'concurrent', 'thread', 'process'] as const
+export const RUNNER_KINDS = ['sequential', 'concurrent', 'thread', 'process', 'prefect'] as const
 export type RunnerKind = (typeof RUNNER_KINDS)[number]
 /** The runner flows get when nothing (flag, flow code, environment, config file) names one. */
 export const DEFAULT_RUNNER_KIND: RunnerKind = 'thread'
@@ -34,6 +35,9 @@ export function createTaskRunner(kind: string, settings: RunnerSettings = {}, so
       return new SequentialTaskRunner()
     case 'concurrent':
       return new ConcurrentTaskRunner(settings.maxConcurrency === undefined ? {} : { maxConcurrency: settings.maxConcurrency })
+    case 'prefect':
+      // Every submit goes to the task-worker queue (PREFECT_QUEUE_URL, or sqlite:.ptr/queue.db).
+      return new PrefectTaskRunner()
     default:
       throw new UsageError(`unknown runner '${kind}' (from ${source}); use one of: ${RUNNER_KINDS.join(', ')}`, 'PTR_UNKNOWN_RUNNER')
   }

@@ -1,0 +1,29 @@
+import type { Command } from 'commander'
+import type { CliResult } from '../cli-result.ts'
+
+/** `ptr runs list|show`: look at the task-worker queue. */
+export function defineRunsCommand(program: Command, result: CliResult): void {
+  const runs = program.command('runs').description('look at the runs on the task-worker queue')
+  runs
+    .command('list')
+    .description('the newest runs on the queue')
+    .option('-s, --state <state>', 'only runs in this state (Scheduled, Running, Completed, Failed, Crashed, Cancelled)')
+    .option('-t, --task <name>', 'only runs of this task (its name)')
+    .option('-n, --limit <n>', 'at most this many (default 50)')
+    .option('-q, --queue <url>', 'queue URL (default PREFECT_QUEUE_URL, or sqlite:.ptr/queue.db)')
+    .option('--json', 'JSON for scripts')
+    .action(async (options: { state?: string; task?: string; limit?: string; queue?: string; json?: boolean }) => {
+      const { runsListCommand } = await import('../../queue/runs-command.ts')
+      result.exitCode = await runsListCommand(options)
+    })
+  runs
+    .command('show')
+    .description('one run: state history, attempts, worker, timings, error, logs')
+    .argument('<id>', 'the run id (from ptr runs list, or future.taskRunId)')
+    .option('-q, --queue <url>', 'queue URL (default PREFECT_QUEUE_URL, or sqlite:.ptr/queue.db)')
+    .option('--json', 'JSON for scripts')
+    .action(async (id: string, options: { queue?: string; json?: boolean }) => {
+      const { runsShowCommand } = await import('../../queue/runs-command.ts')
+      result.exitCode = await runsShowCommand({ id, ...options })
+    })
+}

@@ -1,0 +1,57 @@
+import { UsageError } from '../errors.ts'
+import type { QueueBackend, QueueBackendOptions } from './backend.ts'
+import { parseQueueUrl, redactUrl, resolveQueueUrl } from './url.ts'
+
+/**
+ * Opens the backend a queue URL names. A backend's module is loaded only when its URL asks for it.
+ * `source` names where the URL came from, for error messages.
+ */
+export async function openQueue(url: string, options: QueueBackendOptions & { source?: string } = {}): Promise<QueueBackend> {
+  const parsed = parseQueueUrl(url, options.source)
+  if (parsed.kind === 'sqlite') {
+    const { SqliteQueueBackend } = await import('./sqlite.ts')
+    return new SqliteQueueBackend(parsed.path, { ...options, url: redactUrl(url) })
+  }
+  throw new UsageError(`queue URL '${redactUrl(url)}' (from ${options.source ?? '--queue'}): the Redis backend is not available in this version; use sqlite:PATH`, 'PTR_BAD_QUEUE_URL')
+}
+
+const DEFAULT_QUEUE = Symbol.for('ptr.defaultQueue')
+type WithQueue = { [DEFAULT_QUEUE]?: { url: string | undefined; backend: Promise<QueueBackend> | undefined } }
+const slot = ((globalThis as WithQueue)[DEFAULT_QUEUE] ??= { url: undefined, backend: undefined })
+
+/**
+ * Makes `url` the queue that `t.delay()` and the PrefectTaskRunner use in this process (a task
+ * worker points it at the queue it serves, so tasks that delay more work stay on it).
+ */
+export function setDefaultQueue(url: string | undefined, backend?: QueueBackend): void {
+  slot.url = url
+  slot.backend = backend ? Promise.resolve(backend) : undefined
+}
+
+/** The process's default queue, opened on first use from `resolveQueueUrl()`. */
+export function defaultQueue(): Promise<QueueBackend> {
+  if (!slot.backend) {
+    const { url, source } = slot.url ? { url: slot.url, source: 'the task worker' } : resolveQueueUrl()
+    slot.backend = openQueue(url, { source, ...queueTimingsFromEnv() })
+    slot.backend.catch(() => (slot.backend = undefined))
+  }
+  return slot.backend
+}
+
+/** Lease settings from the environment (the settings module takes this over when merged). */
+export function queueTimingsFromEnv(env: NodeJS.ProcessEnv = process.env): QueueBackendOptions {
+  const options: QueueBackendOptions = {}
+  const lease = env.PREFECT_TASK_WORKER_LEASE_SECONDS
+  if (lease !== undefined && lease !== '') {
+    const seconds = Number(lease)
+    if (!(seconds > 0)) throw new UsageError(`PREFECT_TASK_WORKER_LEASE_SECONDS must be a number of seconds above 0, got '${lease}'`, 'PTR_BAD_SETTING')
+    options.leaseMs = Math.round(seconds * 1000)
+  }
+  const lost = env.PREFECT_TASK_WORKER_MAX_LOST_LEASES
+  if (lost !== undefined && lost !== '') {
+    const n = Number(lost)
+    if (!(Number.isInteger(n) && n >= 1)) throw new UsageError(`PREFECT_TASK_WORKER_MAX_LOST_LEASES must be an integer from 1 and up, got '${lost}'`, 'PTR_BAD_SETTING')
+    options.maxLostLeases = n
+  }
+  return options
+}

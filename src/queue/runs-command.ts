@@ -1,0 +1,108 @@
+import { inspect } from 'node:util'
+import { ExitCode, UsageError } from '../errors.ts'
+import type { QueueRunState, RunRecord } from './backend.ts'
+import { decodeValue } from './codec.ts'
+import { openQueue, queueTimingsFromEnv } from './open.ts'
+import { resolveQueueUrl } from './url.ts'
+
+const STATES: readonly QueueRunState[] = ['Scheduled', 'Running', 'Completed', 'Failed', 'Crashed', 'Cancelled']
+
+export interface RunsListOptions {
+  queue?: string | undefined
+  state?: string | undefined
+  task?: string | undefined
+  limit?: string | undefined
+  json?: boolean | undefined
+  stdout?: NodeJS.WritableStream
+}
+
+async function open(flag: string | undefined) {
+  const { url, source } = resolveQueueUrl(flag)
+  return openQueue(url, { source, ...queueTimingsFromEnv() })
+}
+
+const iso = (ms: number | undefined) => (ms === undefined ? '-' : new Date(ms).toISOString().replace('T', ' ').slice(0, 23))
+const duration = (r: RunRecord) => (r.startedAt !== undefined && r.endedAt !== undefined ? `${((r.endedAt - r.startedAt) / 1000).toFixed(3)} s` : '-')
+
+function safeDecode(bytes: Uint8Array | undefined): unknown {
+  if (bytes === undefined) return undefined
+  try {
+    return decodeValue(bytes)
+  } catch {
+    return '<undecodable>'
+  }
+}
+
+/** A record as JSON for scripts: values decoded, no raw bytes. */
+function toJson(r: RunRecord, full: boolean): Record<string, unknown> {
+  const { args, result, ...rest } = r
+  return full ? { ...rest, args: safeDecode(args), result: safeDecode(result) } : { ...rest, result: undefined, history: undefined }
+}
+
+/** `ptr runs list`: the newest runs on the queue, optionally by state and task. */
+export async function runsListCommand(options: RunsListOptions): Promise<number> {
+  const out = options.stdout ?? process.stdout
+  if (options.state !== undefined && !STATES.includes(options.state as QueueRunState)) {
+    throw new UsageError(`--state must be one of ${STATES.join(', ')}, got '${options.state}'`, 'PTR_BAD_OPTION')
+  }
+  const limit = options.limit === undefined ? 50 : Number(options.limit)
+  if (!(Number.isInteger(limit) && limit >= 1)) throw new UsageError(`--limit must be an integer from 1 and up, got '${options.limit}'`, 'PTR_BAD_OPTION')
+  const backend = await open(options.queue)
+  try {
+    const runs = await backend.list({ state: options.state as QueueRunState | undefined, task: options.task, limit })
+    if (options.json) {
+      out.write(`${JSON.stringify(runs.map((r) => toJson(r, false)), null, 2)}\n`)
+      return ExitCode.Completed
+    }
+    if (runs.length === 0) {
+      out.write(`no runs on ${backend.url}${options.state ? ` in state ${options.state}` : ''}${options.task ? ` of task ${options.task}` : ''}\n`)
+      return ExitCode.Completed
+    }
+    const rows = runs.map((r) => [r.id, r.task, r.name, r.stateName === r.state ? r.state : `${r.state}/${r.stateName}`, String(r.attempts), r.worker ?? '-', iso(r.createdAt), duration(r)])
+    const header = ['ID', 'TASK', 'NAME', 'STATE', 'ATTEMPTS', 'WORKER', 'CREATED', 'DURATION']
+    const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)))
+    for (const row of [header, ...rows]) out.write(`${row.map((cell, i) => cell.padEnd(widths[i]!)).join('  ').trimEnd()}\n`)
+    return ExitCode.Completed
+  } finally {
+    await backend.close()
+  }
+}
+
+/** `ptr runs show ID`: one run's state history, attempts, worker, timings, error, logs. */
+export async function runsShowCommand(options: { id: string; queue?: string | undefined; json?: boolean | undefined; stdout?: NodeJS.WritableStream }): Promise<number> {
+  const out = options.stdout ?? process.stdout
+  const backend = await open(options.queue)
+  try {
+    const run = await backend.get(options.id)
+    if (!run) throw new UsageError(`no run ${options.id} on ${backend.url}; list runs with: ptr runs list`, 'PTR_UNKNOWN_RUN')
+    const logs = await backend.logs(run.id)
+    if (options.json) {
+      out.write(`${JSON.stringify({ ...toJson(run, true), logs }, null, 2)}\n`)
+      return ExitCode.Completed
+    }
+    const lines = [
+      `run      ${run.id}`,
+      `task     ${run.task}`,
+      `name     ${run.name}`,
+      `state    ${run.state}${run.stateName !== run.state ? ` (${run.stateName})` : ''}`,
+      `attempts ${run.attempts} (failures ${run.failures}, lost leases ${run.lostLeases}, retries allowed ${run.retries})`,
+      `worker   ${run.worker ?? '-'}`,
+      `created  ${iso(run.createdAt)}`,
+      `started  ${iso(run.startedAt)}`,
+      `ended    ${iso(run.endedAt)}${run.endedAt !== undefined ? `  (ran ${duration(run)})` : ''}`,
+      `args     ${inspect(safeDecode(run.args), { depth: 4, breakLength: Infinity })}`,
+    ]
+    if (run.state === 'Completed') lines.push(`result   ${inspect(safeDecode(run.result), { depth: 4, breakLength: Infinity })}`)
+    if (run.error) lines.push(`error    ${run.error.name}: ${run.error.message}`)
+    lines.push('history')
+    for (const h of run.history) lines.push(`  ${iso(h.at)}  ${h.name}${h.worker ? `  on ${h.worker}` : ''}${h.message ? `  ${h.message}` : ''}`)
+    if (logs.length > 0) {
+      lines.push('logs')
+      for (const l of logs) lines.push(`  ${iso(l.at)}  attempt ${l.attempt}  ${l.level.padEnd(7)} ${l.message}`)
+    }
+    out.write(`${lines.join('\n')}\n`)
+    return ExitCode.Completed
+  } finally {
+    await backend.close()
+  }
+}

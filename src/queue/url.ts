@@ -1,0 +1,45 @@
+import path from 'node:path'
+import { UsageError } from '../errors.ts'
+
+/** The URL schemes `--queue` accepts. */
+export const QUEUE_SCHEMES = ['sqlite:', 'redis:', 'rediss:'] as const
+
+/** Where ptr keeps its local files (the default SQLite queue), relative to the working directory. */
+export const LOCAL_FOLDER = '.ptr'
+
+/**
+ * The queue URL to use: the flag, else `PREFECT_QUEUE_URL`, else `sqlite:.ptr/queue.db`.
+ * The one place queue URLs are resolved (the settings module takes this over when merged).
+ */
+export function resolveQueueUrl(flagValue?: string, env: NodeJS.ProcessEnv = process.env): { url: string; source: string } {
+  if (flagValue !== undefined && flagValue !== '') return { url: flagValue, source: '--queue' }
+  const fromEnv = env.PREFECT_QUEUE_URL
+  if (fromEnv !== undefined && fromEnv !== '') return { url: fromEnv, source: 'PREFECT_QUEUE_URL' }
+  return { url: `sqlite:${path.join(LOCAL_FOLDER, 'queue.db')}`, source: 'default' }
+}
+
+/** The URL with any password replaced by `***`: the only form of a queue URL ever printed. */
+export function redactUrl(url: string): string {
+  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/)([^/@]*)@/i, (_whole, scheme: string, userinfo: string) => {
+    const colon = userinfo.indexOf(':')
+    return colon < 0 ? `${scheme}***@` : `${scheme}${userinfo.slice(0, colon)}:***@`
+  })
+}
+
+export type ParsedQueueUrl = { kind: 'sqlite'; path: string } | { kind: 'redis'; url: string }
+
+/** Parses a queue URL; an unknown scheme is a usage error naming the URL (redacted) and its source. */
+export function parseQueueUrl(url: string, source = '--queue', cwd = process.cwd()): ParsedQueueUrl {
+  const scheme = /^([a-z][a-z0-9+.-]*:)/i.exec(url)?.[1]?.toLowerCase()
+  if (scheme === 'sqlite:') {
+    let file = url.slice('sqlite:'.length)
+    if (file.startsWith('//')) file = file.slice(2)
+    if (file === '') throw new UsageError(`queue URL '${redactUrl(url)}' (from ${source}) names no file; write sqlite:PATH, e.g. sqlite:.ptr/queue.db`, 'PTR_BAD_QUEUE_URL')
+    return { kind: 'sqlite', path: file === ':memory:' ? file : path.resolve(cwd, file) }
+  }
+  if (scheme === 'redis:' || scheme === 'rediss:') return { kind: 'redis', url }
+  throw new UsageError(
+    `unknown queue URL '${redactUrl(url)}' (from ${source}); use sqlite:PATH or redis://[user:password@]host:port/db (schemes: ${QUEUE_SCHEMES.join(', ')})`,
+    'PTR_BAD_QUEUE_URL',
+  )
+}

@@ -1,0 +1,92 @@
+import type { PrefectFuture, PrefectFutureList } from '../engine/future.ts'
+import type { AnyTask, CallOptions, MapArgs, ResolvableArgs, Task } from '../engine/task.ts'
+import type { TaskRun } from '../engine/task-run.ts'
+import type { QueueBackend } from '../queue/backend.ts'
+import { decodeValue, encodeValue, loadError } from '../queue/codec.ts'
+import { defaultQueue, openQueue } from '../queue/open.ts'
+import { TaskRunner } from './task-runner.ts'
+
+export interface PrefectTaskRunnerOptions {
+  /** The queue to send runs to. @default the process's default queue (PREFECT_QUEUE_URL, or sqlite:.ptr/queue.db) */
+  queue?: string
+}
+
+/**
+ * Sends every `submit()` and `map()` of a flow to the task-worker queue; `ptr worker serve`
+ * processes run them. Futures in arguments and `waitFor` are resolved here, before a run is queued.
+ *
+ * Retries and timeouts live on the queue side: the worker runs the task with its own options
+ * (retries with their delays and condition, timeoutSeconds), and the queue counts attempts. The
+ * engine here sees a single attempt per run, so nothing is retried twice.
+ */
+export class PrefectTaskRunner extends TaskRunner {
+  readonly name = 'prefect'
+  readonly options: Readonly<PrefectTaskRunnerOptions>
+  #backend: QueueBackend | undefined
+  #ownsBackend = false
+  /** The task the engine drives (no retries, no timeout) → the task as defined. */
+  readonly #defined = new WeakMap<AnyTask, AnyTask>()
+  readonly #engineSide = new WeakMap<AnyTask, AnyTask>()
+
+  constructor(options: PrefectTaskRunnerOptions = {}) {
+    // No limit here: each worker's --limit bounds what runs at once.
+    super()
+    this.options = Object.freeze({ ...options })
+  }
+
+  duplicate(): PrefectTaskRunner {
+    return new PrefectTaskRunner(this.options)
+  }
+
+  override submit<Args extends unknown[], R>(task: Task<Args, R>, args?: ResolvableArgs<Args>, options?: CallOptions): PrefectFuture<R>
+  override submit(task: AnyTask, args: readonly unknown[] = [], options: CallOptions = {}): PrefectFuture {
+    return super.submit(this.#engineTask(task), args as unknown[], options)
+  }
+
+  override map<Args extends unknown[], R>(task: Task<Args, R>, args: MapArgs<Args>, options?: CallOptions): PrefectFutureList<R>
+  override map(task: AnyTask, args: readonly unknown[], options: CallOptions = {}): PrefectFutureList {
+    return super.map(this.#engineTask(task), args as never, options)
+  }
+
+  #engineTask(task: AnyTask): AnyTask {
+    let engineTask = this.#engineSide.get(task)
+    if (!engineTask) {
+      engineTask = task.withOptions({ retries: 0, timeoutSeconds: undefined, retryCondition: undefined })
+      this.#engineSide.set(task, engineTask)
+      this.#defined.set(engineTask, task)
+    }
+    return engineTask
+  }
+
+  protected override async onStart(): Promise<void> {
+    if (this.options.queue) {
+      this.#backend = await openQueue(this.options.queue)
+      this.#ownsBackend = true
+    } else {
+      this.#backend = await defaultQueue()
+    }
+  }
+
+  protected override async onClose(): Promise<void> {
+    if (this.#ownsBackend) await this.#backend?.close()
+    this.#backend = undefined
+  }
+
+  override async execute(run: TaskRun, args: unknown[]): Promise<unknown> {
+    const backend = this.#backend!
+    const task = this.#defined.get(run.task) ?? run.task
+    await backend.enqueue([
+      { id: run.id, task: task.name, name: run.name, args: encodeValue(args, `an argument of '${run.name}'`), retries: task.options.retries ?? 0 },
+    ])
+    const signal = run.signal
+    const onAbort = () => void backend.cancel(run.id, String((signal.reason as Error)?.message ?? 'cancelled')).catch(() => undefined)
+    signal.addEventListener('abort', onAbort, { once: true })
+    try {
+      const record = await backend.waitForEnd(run.id, signal)
+      if (record.state === 'Completed') return decodeValue(record.result ?? new Uint8Array())
+      throw loadError(record.error, record.state, record.stateName, record.id)
+    } finally {
+      signal.removeEventListener('abort', onAbort)
+    }
+  }
+}

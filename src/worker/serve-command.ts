@@ -1,0 +1,83 @@
+import { importFlowFile } from '../cli/load-flow.ts'
+import { ExitCode, UsageError } from '../errors.ts'
+import type { AnyTask } from '../engine/task.ts'
+import { TaskWorker, tasksOf } from './task-worker.ts'
+
+export interface ServeCommandOptions {
+  files: readonly string[]
+  limit: string | undefined
+  queue: string | undefined
+  statusPort: string | undefined
+  statusHost: string | undefined
+  grace: string | undefined
+  lease: string | undefined
+  stdout?: NodeJS.WritableStream
+}
+
+function parseNumber(flag: string, value: string | undefined, check: (n: number) => boolean, expected: string): number | undefined {
+  if (value === undefined) return undefined
+  const n = Number(value)
+  if (value.trim() === '' || !check(n)) throw new UsageError(`${flag} must be ${expected}, got '${value}'`, 'PTR_BAD_OPTION')
+  return n
+}
+
+/** `ptr worker serve FILE...`: serves the tasks the files export until SIGTERM or Ctrl-C; returns the exit code. */
+export async function serveCommand(options: ServeCommandOptions): Promise<number> {
+  const limit = parseNumber('--limit', options.limit, (n) => Number.isInteger(n) && n >= 1, 'an integer from 1 and up')
+  const statusPort = parseNumber('--status-port', options.statusPort, (n) => Number.isInteger(n) && n >= 0 && n < 65536, 'a port number (0 for any free one)')
+  const graceSeconds = parseNumber('--grace', options.grace, (n) => n >= 0, 'seconds from 0 and up')
+  const leaseSeconds = parseNumber('--lease', options.lease, (n) => n > 0, 'seconds above 0')
+  const tasks: AnyTask[] = []
+  for (const file of options.files) {
+    const { exports } = await importFlowFile(file)
+    const found = tasksOf(exports)
+    if (found.length === 0) {
+      throw new UsageError(`${file} exports no tasks; export the tasks to serve from it: export const fetchPage = task({ name: 'fetch_page' }, async (url: string) => ...)`, 'PTR_NO_TASKS')
+    }
+    tasks.push(...found)
+  }
+  const out = options.stdout ?? process.stdout
+  const worker = new TaskWorker(tasks, {
+    ...(limit === undefined ? {} : { limit }),
+    ...(options.queue === undefined ? {} : { queue: options.queue }),
+    ...(statusPort === undefined ? {} : { statusPort }),
+    ...(options.statusHost === undefined ? {} : { statusHost: options.statusHost }),
+    ...(graceSeconds === undefined ? {} : { graceSeconds }),
+    ...(leaseSeconds === undefined ? {} : { leaseSeconds }),
+    log: (line) => out.write(`${line}\n`),
+  })
+
+  let signalled = 0
+  let stopped!: () => void
+  const stoppedPromise = new Promise<void>((resolve) => (stopped = resolve))
+  const onSignal = (signal: NodeJS.Signals) => {
+    signalled++
+    if (signalled === 1) {
+      process.stderr.write(`ptr: ${signal} received: no new runs; waiting for ${worker.status().inFlight} in flight (press Ctrl-C again to hand them back now)\n`)
+      void worker.stop().then(stopped)
+    } else {
+      process.stderr.write(`ptr: ${signal} again: handing in-flight runs back to the queue\n`)
+      void worker.stop({ graceSeconds: 0 })
+      void worker.stop().then(stopped)
+    }
+  }
+  process.on('SIGINT', onSignal)
+  process.on('SIGTERM', onSignal)
+  try {
+    await worker.start()
+    const status = worker.statusAddress
+    out.write(
+      `worker ${worker.id} serving ${worker.tasks.length} task${worker.tasks.length === 1 ? '' : 's'} (${worker.tasks.join(', ')}) from ${worker.queueUrl}, limit ${worker.limit}` +
+        (status ? `, status on http://${status.host}:${status.port}/status` : '') +
+        '\n',
+    )
+    await stoppedPromise
+    const s = worker.status()
+    out.write(`worker ${worker.id} stopped: ${s.completed} completed, ${s.failed} failed, ${s.retried} retried\n`)
+    return ExitCode.Completed
+  } finally {
+    process.off('SIGINT', onSignal)
+    process.off('SIGTERM', onSignal)
+    await worker.stop({ graceSeconds: 0 })
+  }
+}

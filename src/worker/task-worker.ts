@@ -1,0 +1,436 @@
+import { randomBytes } from 'node:crypto'
+import { createServer } from 'node:http'
+import type { Server } from 'node:http'
+import os from 'node:os'
+import { captureConsole, runWithContext, setLogSink } from '../engine/context.ts'
+import type { LogSink, RunContext } from '../engine/context.ts'
+import { runEvents } from '../engine/events.ts'
+import type { AnyTask } from '../engine/task.ts'
+import { isTask } from '../engine/task.ts'
+import { computeRetryDelay } from '../engine/task-run.ts'
+import { CancelledError, CrashedError, PtrError, TaskRunTimeoutError, UsageError, toError } from '../errors.ts'
+import { inlineRunner } from '../runners/task-runner.ts'
+import type { ClaimedRun, LogLine, QueueBackend } from '../queue/backend.ts'
+import { decodeValue, encodeValue, storeError } from '../queue/codec.ts'
+import { openQueue, queueTimingsFromEnv, setDefaultQueue } from '../queue/open.ts'
+import { resolveQueueUrl } from '../queue/url.ts'
+
+export interface TaskWorkerOptions {
+  /** Most runs in flight at once, exactly (no prefetch). @default 10 */
+  limit?: number
+  /** Queue URL, or an open backend (left open by `stop()`). @default `resolveQueueUrl()` */
+  queue?: string | QueueBackend
+  /** Seconds in-flight runs get to finish after `stop()` before they are handed back. @default 10 */
+  graceSeconds?: number
+  /** Lease length in seconds (a dead worker's runs go back after this). @default 10, or PREFECT_TASK_WORKER_LEASE_SECONDS */
+  leaseSeconds?: number
+  /** Serve `GET /status` and `GET /health` on this port (0 picks a free one). @default no status server */
+  statusPort?: number
+  /** Address of the status server. @default 127.0.0.1 */
+  statusHost?: string
+  /** Where the worker writes its lines (run states, task logs). @default nothing */
+  log?: (line: string) => void
+}
+
+export interface InFlightRun {
+  id: string
+  name: string
+  task: string
+  attempt: number
+  startedAt: string
+}
+
+export interface WorkerStatus {
+  worker: string
+  queue: string
+  state: 'starting' | 'serving' | 'stopping' | 'stopped'
+  startedAt: string | undefined
+  limit: number
+  inFlight: number
+  running: InFlightRun[]
+  /** Runs this worker ended (completed + failed). */
+  finished: number
+  completed: number
+  failed: number
+  /** Attempts that failed and were scheduled to retry. */
+  retried: number
+  tasks: string[]
+}
+
+interface Slot {
+  run: ClaimedRun
+  startedAt: number
+  controller: AbortController
+  logs: LogLine[]
+  /** Set once the lease is gone (lost or handed back): nothing more is written for this attempt. */
+  abandoned: boolean
+  done: Promise<void>
+}
+
+const time = (ms = Date.now()) => new Date(ms).toISOString().slice(11, 23)
+
+/** The tasks a module namespace exports (each once), for `worker serve FILE`. */
+export function tasksOf(exports: Record<string, unknown>): AnyTask[] {
+  return [...new Set(Object.values(exports).filter(isTask))]
+}
+
+/**
+ * A task worker: claims runs of the tasks it serves from a queue and runs them here, at most
+ * `limit` at once. Runs go on the queue by task name, so names must be unique among served tasks.
+ * At least once: a run whose worker dies goes back to the queue when its lease expires.
+ */
+export class TaskWorker {
+  readonly id: string
+  readonly limit: number
+  readonly #tasks: Map<string, AnyTask>
+  readonly #options: TaskWorkerOptions
+  #backend: QueueBackend | undefined
+  #ownsBackend = false
+  #inFlight = new Map<string, Slot>()
+  #state: WorkerStatus['state'] = 'starting'
+  #startedAt: number | undefined
+  #counts = { completed: 0, failed: 0, retried: 0 }
+  #stopWatching: (() => void) | undefined
+  #renewTimer: NodeJS.Timeout | undefined
+  #claiming = false
+  #claimAgain = false
+  #server: Server | undefined
+  #restoreConsole: (() => void) | undefined
+  #idle: (() => void) | undefined
+  #stopping: Promise<void> | undefined
+
+  constructor(tasks: readonly AnyTask[], options: TaskWorkerOptions = {}) {
+    const limit = options.limit ?? 10
+    if (!(Number.isInteger(limit) && limit >= 1)) {
+      throw new UsageError(`expected \`limit\` to be an integer from 1 and up, got \`${String(limit)}\` (${typeof limit})`, 'PTR_BAD_LIMIT')
+    }
+    if (options.graceSeconds !== undefined && !(options.graceSeconds >= 0)) {
+      throw new UsageError(`expected \`grace\` to be seconds from 0 and up, got \`${String(options.graceSeconds)}\``, 'PTR_BAD_GRACE')
+    }
+    if (options.leaseSeconds !== undefined && !(options.leaseSeconds > 0)) {
+      throw new UsageError(`expected \`lease\` to be seconds above 0, got \`${String(options.leaseSeconds)}\``, 'PTR_BAD_LEASE')
+    }
+    if (tasks.length === 0) throw new UsageError('a task worker needs at least one task to serve', 'PTR_NO_TASKS')
+    this.#tasks = new Map()
+    for (const task of tasks) {
+      const other = this.#tasks.get(task.name)
+      if (other && other !== task) {
+        throw new UsageError(
+          `two served tasks are named '${task.name}'; runs find their task by name on the queue, so give one another name: task({ name: '...' }, fn)`,
+          'PTR_DUPLICATE_TASK_NAME',
+        )
+      }
+      this.#tasks.set(task.name, task)
+    }
+    this.limit = limit
+    this.#options = options
+    this.id = `${os.hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`
+  }
+
+  /** The task names this worker serves. */
+  get tasks(): string[] {
+    return [...this.#tasks.keys()]
+  }
+
+  /** The queue URL (password hidden), once started. */
+  get queueUrl(): string | undefined {
+    return this.#backend?.url
+  }
+
+  /** The status server's address, if it runs. */
+  get statusAddress(): { host: string; port: number } | undefined {
+    const address = this.#server?.address()
+    return address && typeof address === 'object' ? { host: address.address, port: address.port } : undefined
+  }
+
+  status(): WorkerStatus {
+    const { completed, failed, retried } = this.#counts
+    return {
+      worker: this.id,
+      queue: this.#backend?.url ?? '',
+      state: this.#state,
+      startedAt: this.#startedAt === undefined ? undefined : new Date(this.#startedAt).toISOString(),
+      limit: this.limit,
+      inFlight: this.#inFlight.size,
+      running: [...this.#inFlight.values()].map((s) => ({
+        id: s.run.runId,
+        name: s.run.name,
+        task: s.run.task,
+        attempt: s.run.attempt,
+        startedAt: new Date(s.startedAt).toISOString(),
+      })),
+      finished: completed + failed,
+      completed,
+      failed,
+      retried,
+      tasks: this.tasks,
+    }
+  }
+
+  async start(): Promise<void> {
+    const { queue } = this.#options
+    const timings = queueTimingsFromEnv()
+    if (this.#options.leaseSeconds !== undefined) timings.leaseMs = Math.round(this.#options.leaseSeconds * 1000)
+    if (typeof queue === 'object') {
+      this.#backend = queue
+    } else {
+      const { url, source } = queue === undefined ? resolveQueueUrl() : { url: queue, source: '--queue' }
+      this.#backend = await openQueue(url, { ...timings, source })
+      this.#ownsBackend = true
+      // Tasks that delay more work put it on the queue this worker serves.
+      setDefaultQueue(url, this.#backend)
+    }
+    const backend = this.#backend
+    if (this.#options.statusPort !== undefined) await this.#startStatusServer(this.#options.statusPort, this.#options.statusHost ?? '127.0.0.1')
+    setLogSink(this.#logSink)
+    this.#restoreConsole = captureConsole()
+    this.#startedAt = Date.now()
+    this.#state = 'serving'
+    this.#renewTimer = setInterval(() => this.#renew(), Math.max(10, Math.floor(backend.leaseMs / 3)))
+    this.#stopWatching = backend.watchWork(this.tasks, () => this.#claim())
+  }
+
+  /**
+   * Stops claiming, lets in-flight runs finish within the grace period, hands the rest back to the
+   * queue (they run again elsewhere), then frees everything. Idempotent.
+   */
+  stop(options: { graceSeconds?: number } = {}): Promise<void> {
+    this.#stopping ??= this.#stop(options.graceSeconds ?? this.#options.graceSeconds ?? 10)
+    return this.#stopping
+  }
+
+  async #stop(graceSeconds: number): Promise<void> {
+    this.#state = 'stopping'
+    this.#stopWatching?.()
+    if (this.#inFlight.size > 0) {
+      let timer: NodeJS.Timeout | undefined
+      await Promise.race([
+        new Promise<void>((resolve) => (this.#idle = resolve)),
+        new Promise<void>((resolve) => (timer = setTimeout(resolve, graceSeconds * 1000))),
+      ])
+      clearTimeout(timer)
+    }
+    const left = [...this.#inFlight.values()]
+    await Promise.all(
+      left.map(async (slot) => {
+        slot.abandoned = true
+        slot.controller.abort(new CancelledError(`worker ${this.id} stopped; the run went back to the queue`))
+        this.#line(`${slot.run.name} Scheduled (handed back: grace period of ${graceSeconds} s over)`)
+        await this.#backend!.release(slot.run, `worker ${this.id} stopped after a grace period of ${graceSeconds} s`).catch(() => false)
+        await this.#flushLogs(slot)
+        this.#inFlight.delete(slot.run.runId)
+      }),
+    )
+    clearInterval(this.#renewTimer)
+    this.#restoreConsole?.()
+    setLogSink(undefined)
+    await new Promise<void>((resolve) => (this.#server ? this.#server.close(() => resolve()) : resolve()))
+    this.#server?.closeAllConnections()
+    if (this.#ownsBackend) {
+      setDefaultQueue(undefined)
+      await this.#backend?.close()
+    }
+    this.#state = 'stopped'
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.stop()
+  }
+
+  #claim(): void {
+    if (this.#state !== 'serving') return
+    if (this.#claiming) {
+      this.#claimAgain = true
+      return
+    }
+    const free = this.limit - this.#inFlight.size
+    if (free <= 0) return
+    this.#claiming = true
+    this.#claimAgain = false
+    this.#backend!.claim(this.id, this.tasks, free).then(
+      (runs) => {
+        this.#claiming = false
+        for (const run of runs) this.#execute(run)
+        if (this.#claimAgain || (runs.length > 0 && runs.length === free)) this.#claim()
+      },
+      (error: unknown) => {
+        this.#claiming = false
+        this.#line(`claim failed: ${toError(error).message}; trying again`)
+        setTimeout(() => this.#claim(), 200)
+      },
+    )
+  }
+
+  #renew(): void {
+    const slots = [...this.#inFlight.values()].filter((s) => !s.abandoned)
+    if (slots.length === 0) return
+    this.#backend!.renew(slots.map((s) => s.run)).then(
+      (outcomes) => {
+        outcomes.forEach((outcome, i) => {
+          const slot = slots[i]!
+          if (outcome === 'lost' && !slot.abandoned) {
+            slot.abandoned = true
+            slot.controller.abort(new CrashedError(`worker ${this.id} lost the lease of '${slot.run.name}'; another worker runs it`))
+          } else if (outcome === 'cancelled') {
+            slot.controller.abort(new CancelledError(`'${slot.run.name}' was cancelled`))
+          }
+        })
+      },
+      () => undefined,
+    )
+  }
+
+  #execute(run: ClaimedRun): void {
+    const controller = new AbortController()
+    const slot: Slot = { run, startedAt: Date.now(), controller, logs: [], abandoned: false, done: Promise.resolve() }
+    this.#inFlight.set(run.runId, slot)
+    this.#line(`${run.name} ${run.attempt > 1 ? `Retrying (attempt ${run.attempt})` : 'Running'}`)
+    slot.done = this.#attempt(slot).finally(() => {
+      this.#inFlight.delete(run.runId)
+      if (this.#inFlight.size === 0) this.#idle?.()
+      this.#claim()
+    })
+  }
+
+  async #attempt(slot: Slot): Promise<void> {
+    const { run } = slot
+    const backend = this.#backend!
+    const task = this.#tasks.get(run.task)!
+    let outcome: { ok: true; value: unknown } | { ok: false; error: Error }
+    try {
+      const args = decodeValue(run.args) as unknown[]
+      outcome = { ok: true, value: await this.#invoke(task, slot, args) }
+    } catch (error) {
+      outcome = { ok: false, error: toError(error) }
+    }
+    if (slot.abandoned) return
+    await this.#flushLogs(slot)
+    if (outcome.ok) {
+      let bytes: Uint8Array
+      try {
+        bytes = encodeValue(outcome.value, `the result of '${run.name}'`)
+      } catch (error) {
+        outcome = { ok: false, error: toError(error) }
+      }
+      if (outcome.ok) {
+        if (await backend.complete(run, bytes!)) {
+          this.#counts.completed++
+          this.#line(`${run.name} Completed`)
+        }
+        return
+      }
+    }
+    const error = outcome.error
+    const timedOut = error instanceof TaskRunTimeoutError
+    if (run.failures < run.retries && !(error instanceof CancelledError) && (await this.#shouldRetry(task, error, run.failures + 1))) {
+      const delayMs = computeRetryDelay(task, run.failures + 1)
+      if (await backend.retry(run, storeError(error), delayMs)) {
+        this.#counts.retried++
+        this.#line(`${run.name} AwaitingRetry attempt ${run.attempt} failed: ${error.message}; retrying in ${(delayMs / 1000).toFixed(1)} s`)
+      }
+      return
+    }
+    if (await backend.fail(run, storeError(error), timedOut ? 'TimedOut' : 'Failed')) {
+      this.#counts.failed++
+      this.#line(`${run.name} ${timedOut ? 'TimedOut' : 'Failed'}: ${error.message}`)
+    }
+  }
+
+  async #shouldRetry(task: AnyTask, error: Error, failure: number): Promise<boolean> {
+    const { retryCondition } = task.options
+    if (!retryCondition) return true
+    try {
+      return Boolean(await retryCondition(error, failure))
+    } catch {
+      return false
+    }
+  }
+
+  /** Runs the task here with a run context whose submits run in place; honours `timeoutSeconds`. */
+  #invoke(task: AnyTask, slot: Slot, args: unknown[]): Promise<unknown> {
+    const { run, controller } = slot
+    const context: RunContext = {
+      flowRun: undefined,
+      taskRun: { id: run.runId, name: run.name, taskName: run.task, attempt: run.attempt },
+      signal: controller.signal,
+      taskRunner: inlineRunner,
+    }
+    const execution = new Promise<unknown>((resolve, reject) => {
+      try {
+        resolve(runWithContext(context, task.fn, ...args))
+      } catch (error) {
+        reject(error)
+      }
+    })
+    const { timeoutSeconds } = task.options
+    // Past its deadline, or when its lease is lost or it is cancelled, the attempt ends at once
+    // even if the task ignores its signal.
+    return new Promise((resolve, reject) => {
+      let timer: NodeJS.Timeout | undefined
+      const onAbort = () => reject(controller.signal.reason)
+      controller.signal.addEventListener('abort', onAbort, { once: true })
+      if (timeoutSeconds !== undefined) {
+        timer = setTimeout(() => controller.abort(new TaskRunTimeoutError(`'${run.name}' timed out after ${timeoutSeconds} s`)), timeoutSeconds * 1000)
+      }
+      execution.then(resolve, reject).finally(() => {
+        clearTimeout(timer)
+        controller.signal.removeEventListener('abort', onAbort)
+      })
+    })
+  }
+
+  #logSink: LogSink = (context, level, message, source) => {
+    const id = context.taskRun?.id
+    const slot = id === undefined ? undefined : this.#inFlight.get(id)
+    if (!slot) {
+      runEvents.emit({ kind: 'log', level, message, source, timestamp: Date.now(), taskRunId: id, taskRunName: context.taskRun?.name, flowRunId: context.flowRun?.id })
+      return
+    }
+    slot.logs.push({ at: Date.now(), level, message, attempt: slot.run.attempt })
+    this.#line(`${slot.run.name} | ${message}`)
+  }
+
+  async #flushLogs(slot: Slot): Promise<void> {
+    if (slot.logs.length === 0) return
+    const lines = slot.logs
+    slot.logs = []
+    await this.#backend!.appendLogs(slot.run.runId, lines).catch(() => undefined)
+  }
+
+  #line(text: string): void {
+    this.#options.log?.(`${time()} ${text}`)
+  }
+
+  async #startStatusServer(port: number, host: string): Promise<void> {
+    const server = createServer((request, response) => {
+      const path = (request.url ?? '/').split('?')[0]
+      const send = (code: number, body: unknown) => {
+        response.writeHead(code, { 'content-type': 'application/json' })
+        response.end(`${JSON.stringify(body)}\n`)
+      }
+      if (request.method !== 'GET') return send(405, { error: 'use GET' })
+      if (path === '/status') return send(200, this.status())
+      if (path === '/health') return send(this.#state === 'serving' ? 200 : 503, { ok: this.#state === 'serving', state: this.#state })
+      return send(404, { error: 'not found; try /status or /health' })
+    })
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', (error: NodeJS.ErrnoException) =>
+        reject(
+          error.code === 'EADDRINUSE'
+            ? new UsageError(`--status-port ${port}: the port is in use on ${host}; pick another port (or 0 for any free one)`, 'PTR_PORT_IN_USE')
+            : new PtrError(`status server on ${host}:${port}: ${error.message}`, { code: 'PTR_STATUS_SERVER', exitCode: 2 }),
+        ),
+      )
+      server.listen(port, host, () => resolve())
+    })
+    this.#server = server
+  }
+}
+
+/** Starts a task worker serving `tasks` (an array, or a module namespace) and returns it. */
+export async function serve(tasks: readonly AnyTask[] | Record<string, unknown>, options: TaskWorkerOptions = {}): Promise<TaskWorker> {
+  const list = Array.isArray(tasks) ? (tasks as readonly AnyTask[]) : tasksOf(tasks as Record<string, unknown>)
+  const worker = new TaskWorker(list, options)
+  await worker.start()
+  return worker
+}

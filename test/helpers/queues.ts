@@ -1,0 +1,42 @@
+import path from 'node:path'
+import type { QueueBackend, QueueBackendOptions } from '../../src/queue/backend.ts'
+import { SqliteQueueBackend } from '../../src/queue/sqlite.ts'
+import { tempDir } from './cli.ts'
+
+/** One queue under test: `open()` gives another handle (another connection) on the same queue. */
+export interface QueueUnderTest {
+  readonly url: string
+  open(options?: QueueBackendOptions): Promise<QueueBackend>
+  cleanup(): Promise<void>
+}
+
+export interface QueueBackendFactory {
+  readonly kind: string
+  /** Why the backend cannot be tested here, if it cannot (the suite then skips with this message). */
+  readonly skip?: () => string | undefined
+  create(): Promise<QueueUnderTest>
+}
+
+/** Every backend the queue contract suite checks. The Redis backend joins this list. */
+export const QUEUES_UNDER_TEST: readonly QueueBackendFactory[] = [
+  {
+    kind: 'sqlite',
+    async create() {
+      const { dir, cleanup } = tempDir('ptr-queue-')
+      const file = path.join(dir, 'queue.db')
+      const opened: QueueBackend[] = []
+      return {
+        url: `sqlite:${file}`,
+        async open(options) {
+          const backend = new SqliteQueueBackend(file, options)
+          opened.push(backend)
+          return backend
+        },
+        async cleanup() {
+          await Promise.all(opened.map((b) => b.close()))
+          cleanup()
+        },
+      }
+    },
+  },
+]
