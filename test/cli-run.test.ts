@@ -7,6 +7,7 @@ import { execFileSync } from 'node:child_process'
 import { mkdirSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { after, describe, it } from 'node:test'
+import { RUNNER_KINDS } from '../src/runners/kinds.ts'
 import { REPO, runPtr, tempDir, waitForOutput } from './helpers/cli.ts'
 
 const LINE = /^\d\d:\d\d:\d\d\.\d{3} /
@@ -95,7 +96,7 @@ describe('ptr run: bad input is one clear line and exit 2', () => {
     ['no flow exported', ['run', 'none.ts'], /^ptr: none\.ts exports no flow; define one with flow\(\) and export it/],
     ['an unknown flow name', ['run', 'two.ts', 'gamma'], /^ptr: two\.ts has no flow named 'gamma'; its flows: alpha \(export a\), beta \(export b\)$/],
     ['several flows and no default', ['run', 'two.ts'], /^ptr: two\.ts exports several flows and no default; name one: ptr run two\.ts <flow>, where <flow> is one of: alpha/],
-    ['an unknown runner', ['run', 'two.ts', 'alpha', '--runner', 'warp'], /^ptr: flag --runner must be one of: sequential, concurrent, thread, process, got 'warp'$/],
+    ['an unknown runner', ['run', 'two.ts', 'alpha', '--runner', 'warp'], new RegExp(`^ptr: flag --runner must be one of: ${RUNNER_KINDS.join(', ')}, got 'warp'$`)],
     ['a malformed --param', ['run', 'two.ts', 'alpha', '--param', 'oops'], /^ptr: --param 'oops' is malformed: expected name=value/],
     ['bad --params JSON', ['run', 'two.ts', 'alpha', '--params', '{n:'], /^ptr: --params is not valid JSON/],
     ['a file that throws on import', ['run', 'throws.ts'], /^ptr: throws\.ts threw while loading \(line 1\): top-level boom/],
