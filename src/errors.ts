@@ -17,11 +17,14 @@ export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode]
 export class PtrError extends Error {
   readonly code: string
   readonly exitCode: number
-  constructor(message: string, options: { code: string; exitCode?: number; cause?: unknown }) {
+  /** False when another attempt would fail the same way (a value that cannot cross, a task not found): no retries. */
+  readonly retryable: boolean
+  constructor(message: string, options: { code: string; exitCode?: number; cause?: unknown; retryable?: boolean }) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause })
     this.name = new.target.name
     this.code = options.code
     this.exitCode = options.exitCode ?? ExitCode.Failed
+    this.retryable = options.retryable ?? true
   }
 }
 

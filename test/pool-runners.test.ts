@@ -56,6 +56,12 @@ for (const { kind, create } of KINDS) {
       assert.equal(deep.type, 'Failed')
       assert.match(deep.message ?? '', /task 'add'.*argument 2 cannot be sent \(args\[1\]\.list\[1\] is a symbol\)/)
       assert.equal(runner.workerStats.total, workers)
+      // Another attempt would fail the same way: no retries, even when the task has them.
+      const recorded = recordStates()
+      const retried = runner.submit(T.echo.withOptions({ retries: 3 }), [() => 1])
+      assert.equal((await retried.wait()).type, 'Failed')
+      recorded.stop()
+      assert.deepEqual(recorded.names(retried.taskRunId), ['Pending', 'Running', 'Failed'])
       assert.deepEqual(await runner.map(T.double, [[1, 2, 3, 4]]).result(), [2, 4, 6, 8])
     })
 

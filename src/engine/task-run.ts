@@ -228,6 +228,8 @@ export function computeRetryDelay(task: AnyTask, attempt: number): number {
 async function shouldRetry(run: TaskRun, error: Error): Promise<boolean> {
   const { retries = 0, retryCondition } = run.task.options
   if (run.attempt > retries || run.cancelError) return false
+  // A ptr error that says another attempt would fail the same way (e.g. a value that cannot cross).
+  if ((error as { retryable?: unknown }).retryable === false) return false
   if (!retryCondition) return true
   try {
     return Boolean(await retryCondition(error, run.attempt))

@@ -76,14 +76,14 @@ function resolveOptions(className: string, options: PoolTaskRunnerOptions): Reso
 /** A task that a worker cannot find: fails its run before any attempt. */
 export class TaskNotFoundInWorkerError extends PtrError {
   constructor(message: string) {
-    super(message, { code: 'PTR_TASK_NOT_FOUND' })
+    super(message, { code: 'PTR_TASK_NOT_FOUND', retryable: false })
   }
 }
 
 /** An argument or return value that cannot cross into or out of a worker. */
 export class NotCloneableError extends PtrError {
   constructor(message: string) {
-    super(message, { code: 'PTR_NOT_CLONEABLE' })
+    super(message, { code: 'PTR_NOT_CLONEABLE', retryable: false })
   }
 }
 
