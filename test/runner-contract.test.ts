@@ -200,9 +200,10 @@ for (const runnerUnderTest of RUNNERS_UNDER_TEST) {
       const runner = make(3)
       // Pool runners start their workers (and import the task's module there) on first use.
       await runner.submit(T.sleeper, [0, 'warm-up']).result()
-      const slow = runner.submit(T.sleeper, [150, 'slow'])
+      // Wide margins: a loaded CI machine may take a while to start a worker.
+      const slow = runner.submit(T.sleeper, [1_500, 'slow'])
       const fast = runner.submit(T.sleeper, [10, 'fast'])
-      const { done, notDone } = await wait([slow, fast], { timeout: 0.08 })
+      const { done, notDone } = await wait([slow, fast], { timeout: 0.8 })
       if (runnerUnderTest.parallel) {
         assert.deepEqual(done, [fast])
         assert.deepEqual(notDone, [slow])
