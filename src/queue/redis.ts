@@ -343,14 +343,16 @@ export class RedisQueueBackend implements QueueBackend {
     const redis = new Redis(url, RedisQueueBackend.#clientOptions(options, () => connected)) as ScriptedRedis
     // Errors surface through commands and the reconnect log; an unhandled 'error' event would print
     // ioredis's own line (and, for some errors, the connection details) on every retry.
-    redis.on('error', () => undefined)
+    let firstError: unknown
+    redis.on('error', (error: unknown) => (firstError ??= error))
     for (const [name, lua] of Object.entries(SCRIPTS)) redis.defineCommand(name, { numberOfKeys: 0, lua })
     try {
       await redis.connect()
       await redis.ping()
     } catch (error) {
       redis.disconnect()
-      throw describeConnectError(url, error)
+      // connect() rejects with "Connection is closed."; the cause came as an 'error' event.
+      throw describeConnectError(url, firstError ?? error)
     }
     connected = true
     return new RedisQueueBackend(redis, url, options)
