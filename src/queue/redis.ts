@@ -361,6 +361,9 @@ export class RedisQueueBackend implements QueueBackend {
   static #clientOptions(options: RedisQueueBackendOptions, connected: () => boolean): RedisOptions {
     return {
       lazyConnect: true,
+      // Calls made in one event-loop turn (a submitter awaiting 5,000 futures, a worker completing
+      // a batch) go to Redis as one write.
+      enableAutoPipelining: true,
       connectTimeout: (options.connectTimeoutSeconds ?? 5) * 1000,
       // Commands wait across reconnects instead of failing after a few retries.
       maxRetriesPerRequest: null,
@@ -404,8 +407,15 @@ export class RedisQueueBackend implements QueueBackend {
       for (const listener of this.#workListeners.keys()) listener()
       for (const id of this.#waiters.keys()) this.#ended(id)
     })
-    this.#subReady = sub.subscribe(`${PREFIX}end`)
+    this.#subReady = new Promise((resolve) => sub.once('ready', resolve))
     return this.#subReady
+  }
+
+  /** Subscribed to run ends only while someone waits (workers need not hear every end). */
+  #endSubscribed: Promise<unknown> | undefined
+  #subscribeEnds(): Promise<unknown> {
+    this.#endSubscribed ??= this.#subscriber().then(() => this.#sub!.subscribe(`${PREFIX}end`))
+    return this.#endSubscribed
   }
 
   #work(task: string): void {
@@ -427,7 +437,22 @@ export class RedisQueueBackend implements QueueBackend {
 
   // ---- writes ----
 
-  async enqueue(runs: readonly NewRun[]): Promise<void> {
+  #pendingRuns: NewRun[] = []
+  #pendingFlush: Promise<void> | undefined
+
+  /** Enqueues of one event-loop turn (t.delay() in a loop) go to Redis as one script call. */
+  enqueue(runs: readonly NewRun[]): Promise<void> {
+    this.#pendingRuns.push(...runs)
+    this.#pendingFlush ??= new Promise<void>((resolve) => setImmediate(resolve)).then(() => {
+      const batch = this.#pendingRuns
+      this.#pendingRuns = []
+      this.#pendingFlush = undefined
+      return this.#enqueueNow(batch)
+    })
+    return this.#pendingFlush
+  }
+
+  async #enqueueNow(runs: readonly NewRun[]): Promise<void> {
     const now = Date.now()
     for (let i = 0; i < runs.length; i += 1000) {
       const args: (string | number | Uint8Array)[] = [PREFIX, now]
@@ -580,7 +605,7 @@ export class RedisQueueBackend implements QueueBackend {
         { once: true },
       )
       // Subscribed first, then read: an end published in between is seen by one or the other.
-      this.#subscriber().then(
+      this.#subscribeEnds().then(
         () => this.#ended(runId),
         (error: unknown) => reject(error),
       )
