@@ -4,10 +4,11 @@
  * bad values from every source.
  */
 import assert from 'node:assert/strict'
-import { readFileSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 import path from 'node:path'
 import { after, describe, test } from 'node:test'
 import { DEFAULT_RUNNER_KIND, RUNNER_KINDS } from '../src/runners/kinds.ts'
+import { SETTINGS } from '../src/settings/schema.ts'
 import { REPO, runPtr, tempProject } from './helpers/cli.ts'
 
 const FIXTURE = path.join(REPO, 'test', 'fixtures', 'report-runner.ts')
@@ -265,7 +266,7 @@ describe('ptr config view output', () => {
     const plain = await runPtr(['config', 'view'], { cwd: p.dir, env: { PREFECT_OUTPUT: 'plain' } })
     assert.equal(plain.code, 0, plain.stderr)
     const lines = plain.stdout.trim().split('\n')
-    assert.equal(lines.length, 10)
+    assert.equal(lines.length, SETTINGS.length)
     assert.match(plain.stdout, /^output +plain$/m)
     assert.doesNotMatch(plain.stdout, /PREFECT_OUTPUT/)
     const sourced = await runPtr(['config', 'view', '--show-sources'], { cwd: p.dir, env: { PREFECT_OUTPUT: 'plain' } })
@@ -293,6 +294,31 @@ describe('ptr config view output', () => {
     assert.equal(json.settings['queue.url']?.value, 'redis://user:***@example.com:6379/0')
     const plain = await runPtr(['config', 'view'], { cwd: p.dir, env: { PREFECT_QUEUE_URL: 'redis://user:s3cret@example.com:6379/0' } })
     assert.doesNotMatch(plain.stdout, /s3cret/)
+    const flag = await view(['--queue', 'rediss://:s3cret@example.com:6380/1'], { cwd: p.dir })
+    assert.equal(flag.settings['queue.url']?.value, 'rediss://:***@example.com:6380/1')
+    assert.equal(flag.settings['queue.url']?.source, 'flag --queue')
+    const bad = await runPtr(['config', 'view', '--queue', 'mysql://user:s3cret@example.com/db'], { cwd: p.dir })
+    assert.equal(bad.code, 2)
+    assert.doesNotMatch(bad.stdout + bad.stderr, /s3cret/)
+  })
+})
+
+describe('queue settings', () => {
+  test('ptr runs reads queue.url from .prefectrc, and the default queue file lives under localDir', async () => {
+    const p = project({ '.prefectrc': 'queue:\n  url: sqlite:custom/q.db\nworker:\n  leaseSeconds: 2.5\n  maxLostLeases: 4\n' })
+    const json = await view([], { cwd: p.dir })
+    assert.equal(json.settings['worker.leaseSeconds']?.value, 2.5)
+    assert.equal(json.settings['worker.maxLostLeases']?.value, 4)
+    const listed = await runPtr(['runs', 'list'], { cwd: p.dir })
+    assert.equal(listed.code, 0, listed.stderr)
+    assert.ok(existsSync(p.path('custom', 'q.db')), 'the queue named in .prefectrc was opened')
+    const q = project()
+    const local = await runPtr(['runs', 'list'], { cwd: q.dir, env: { PREFECT_LOCAL_DIR: 'state' } })
+    assert.equal(local.code, 0, local.stderr)
+    assert.ok(existsSync(q.path('state', 'queue.db')), 'the default queue is <localDir>/queue.db')
+    const badLease = await runPtr(['runs', 'list'], { cwd: q.dir, env: { PREFECT_TASK_WORKER_LEASE_SECONDS: '0' } })
+    assert.equal(badLease.code, 2)
+    assert.match(badLease.stderr, /PREFECT_TASK_WORKER_LEASE_SECONDS/)
   })
 })
 

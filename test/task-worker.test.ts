@@ -227,11 +227,11 @@ describe('ptr worker serve: bad input (one line, exit 2)', () => {
   writeFileSync(corrupt, 'this is not a database, just text that is long enough to look like a header '.repeat(20))
   writeFileSync(path.join(project.dir, 'none.ts'), 'export const x = 1\n')
   for (const [label, args, message] of [
-    ['unknown scheme, password hidden', [TASKS, '--queue', 'postgres://ann:hunter2@db/q'], /^ptr: unknown queue URL 'postgres:\/\/ann:\*\*\*@db\/q' \(from --queue\); use sqlite:PATH/],
+    ['unknown scheme, password hidden', [TASKS, '--queue', 'postgres://ann:hunter2@db/q'], /^ptr: flag --queue must be a queue URL: sqlite:PATH, redis:\/\/.*, got 'postgres:\/\/ann:\*\*\*@db\/q'$/],
     ['corrupt queue file', [TASKS, '--queue', `sqlite:${corrupt}`], /^ptr: queue file .*corrupt\.db is not a ptr queue/],
     ['a file with no tasks', [path.join(project.dir, 'none.ts')], /^ptr: .*none\.ts exports no tasks; export the tasks/],
-    ['limit 0', [TASKS, '--limit', '0'], /^ptr: --limit must be an integer from 1 and up, got '0'$/],
-    ['limit -3', [TASKS, '--limit=-3'], /^ptr: --limit must be an integer from 1 and up, got '-3'$/],
+    ['limit 0', [TASKS, '--limit', '0'], /^ptr: flag --limit must be an integer from 1 and up, got '0'$/],
+    ['limit -3', [TASKS, '--limit=-3'], /^ptr: flag --limit must be an integer from 1 and up, got '-3'$/],
   ] as const) {
     it(label, async () => {
       const result = await runPtr(['worker', 'serve', ...args], { env: { PREFECT_QUEUE_URL: `sqlite:${project.dir}/q.db` } })

@@ -4,6 +4,7 @@ import { settingByKey } from '../settings/schema.ts'
 import type { SettingValue } from '../settings/schema.ts'
 import { flowRunnerInfo } from '../settings/runner.ts'
 import { ExitCode } from '../errors.ts'
+import { redactUrl } from '../queue/url.ts'
 
 export interface ConfigViewOptions {
   /** A flow file: include what its code says (the `flow` stage), as `ptr run FILE` would. */
@@ -20,16 +21,9 @@ export interface ConfigViewOptions {
   stderr?: NodeJS.WritableStream
 }
 
-/** A queue URL may carry a password: never print it. */
+/** A queue URL may carry a password: never print it (the one redaction rule: `redactUrl`). */
 export function redact(value: SettingValue): SettingValue {
-  if (typeof value !== 'string' || !/^[a-z][a-z0-9+.-]*:\/\/[^/]*@/i.test(value)) return value
-  try {
-    const url = new URL(value)
-    if (url.password) url.password = '***'
-    return url.toString()
-  } catch {
-    return value.replace(/\/\/[^/@]*@/, '//***@')
-  }
+  return typeof value === 'string' ? redactUrl(value) : value
 }
 
 /** The JSON `ptr config view --json` prints; see docs/settings.md. */

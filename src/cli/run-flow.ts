@@ -15,6 +15,8 @@ import { RunHistory } from '../render/run-history.ts'
 import { chooseColor, chooseRenderer } from '../render/select.ts'
 import { importFlowFile, selectFlow } from './load-flow.ts'
 import { parseFlowParameters } from './params.ts'
+import { setDefaultQueue } from '../queue/open.ts'
+import { queueSettingsFrom } from '../settings/queue.ts'
 import { runnerSettingsForRun } from './run-settings.ts'
 
 export interface RunFlowCommandOptions {
@@ -25,6 +27,8 @@ export interface RunFlowCommandOptions {
   config?: string | undefined
   maxWorkers?: string | undefined
   maxConcurrency?: string | undefined
+  /** `--queue URL`: the queue for --runner prefect and t.delay(). */
+  queue?: string | undefined
   param: readonly string[]
   params: string | undefined
   /** `--output MODE [FILE]`: the mode, and for json an optional file. */
@@ -66,6 +70,9 @@ export async function runFlowCommand(options: RunFlowCommandOptions): Promise<nu
   const { exports } = await importFlowFile(options.file)
   const flow = selectFlow(options.file, exports, options.flowName)
   const { taskRunner, defaultTaskRunner, settings } = await runnerSettingsForRun(flow, { ...options, output: output.mode })
+  // --runner prefect and t.delay() in the flow use the queue the settings name.
+  const queue = queueSettingsFrom(settings, process.cwd())
+  setDefaultQueue(queue.url, undefined, { source: queue.source, leaseMs: queue.leaseMs, maxLostLeases: queue.maxLostLeases })
   const mode = String(settings.settings.output.value)
   const jsonToStdout = mode === 'json' && output.file === undefined
 

@@ -12,6 +12,7 @@ export interface RunSettingsFlags {
   output?: string | undefined
   logLevel?: string | undefined
   color?: string | undefined
+  queue?: string | undefined
 }
 
 /**
@@ -37,6 +38,7 @@ export async function runnerSettingsForRun(
       '--output': flags.output,
       '--log-level': flags.logLevel,
       '--color': flags.color,
+      '--queue': flags.queue,
     },
     flowRunner,
   })

@@ -12,27 +12,32 @@ export async function openQueue(url: string, options: QueueBackendOptions & { so
     const { SqliteQueueBackend } = await import('./sqlite.ts')
     return new SqliteQueueBackend(parsed.path, { ...options, url: redactUrl(url) })
   }
-  throw new UsageError(`queue URL '${redactUrl(url)}' (from ${options.source ?? '--queue'}): the Redis backend is not available in this version; use sqlite:PATH`, 'PTR_BAD_QUEUE_URL')
+  const { RedisQueueBackend } = await import('./redis.ts')
+  return RedisQueueBackend.connect(parsed.url, options)
 }
 
 const DEFAULT_QUEUE = Symbol.for('ptr.defaultQueue')
-type WithQueue = { [DEFAULT_QUEUE]?: { url: string | undefined; backend: Promise<QueueBackend> | undefined } }
-const slot = ((globalThis as WithQueue)[DEFAULT_QUEUE] ??= { url: undefined, backend: undefined })
+type DefaultQueueOptions = QueueBackendOptions & { source?: string }
+type WithQueue = { [DEFAULT_QUEUE]?: { url: string | undefined; options: DefaultQueueOptions; backend: Promise<QueueBackend> | undefined } }
+const slot = ((globalThis as WithQueue)[DEFAULT_QUEUE] ??= { url: undefined, options: {}, backend: undefined })
 
 /**
  * Makes `url` the queue that `t.delay()` and the PrefectTaskRunner use in this process (a task
- * worker points it at the queue it serves, so tasks that delay more work stay on it).
+ * worker points it at the queue it serves, so tasks that delay more work stay on it; `ptr run`
+ * points it at the queue its settings name). Without a call, the environment decides
+ * (`resolveQueueUrl()`, `queueTimingsFromEnv()`): library use reads no config file.
  */
-export function setDefaultQueue(url: string | undefined, backend?: QueueBackend): void {
+export function setDefaultQueue(url: string | undefined, backend?: QueueBackend, options: DefaultQueueOptions = {}): void {
   slot.url = url
+  slot.options = options
   slot.backend = backend ? Promise.resolve(backend) : undefined
 }
 
-/** The process's default queue, opened on first use from `resolveQueueUrl()`. */
+/** The process's default queue, opened on first use. */
 export function defaultQueue(): Promise<QueueBackend> {
   if (!slot.backend) {
-    const { url, source } = slot.url ? { url: slot.url, source: 'the task worker' } : resolveQueueUrl()
-    slot.backend = openQueue(url, { source, ...queueTimingsFromEnv() })
+    const { url, source } = slot.url ? { url: slot.url, source: slot.options.source ?? 'the task worker' } : resolveQueueUrl()
+    slot.backend = openQueue(url, slot.url ? { ...slot.options, source } : { source, ...queueTimingsFromEnv() })
     slot.backend.catch(() => (slot.backend = undefined))
   }
   return slot.backend

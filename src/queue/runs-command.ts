@@ -2,13 +2,14 @@ import { inspect } from 'node:util'
 import { ExitCode, UsageError } from '../errors.ts'
 import type { QueueRunState, RunRecord } from './backend.ts'
 import { decodeValue } from './codec.ts'
-import { openQueue, queueTimingsFromEnv } from './open.ts'
-import { resolveQueueUrl } from './url.ts'
+import { resolveQueueSettings } from '../settings/queue.ts'
+import { openQueue } from './open.ts'
 
 const STATES: readonly QueueRunState[] = ['Scheduled', 'Running', 'Completed', 'Failed', 'Crashed', 'Cancelled']
 
 export interface RunsListOptions {
   queue?: string | undefined
+  config?: string | undefined
   state?: string | undefined
   task?: string | undefined
   limit?: string | undefined
@@ -16,9 +17,9 @@ export interface RunsListOptions {
   stdout?: NodeJS.WritableStream
 }
 
-async function open(flag: string | undefined) {
-  const { url, source } = resolveQueueUrl(flag)
-  return openQueue(url, { source, ...queueTimingsFromEnv() })
+async function open(flag: string | undefined, config: string | undefined) {
+  const { url, source, leaseMs, maxLostLeases } = await resolveQueueSettings({ cwd: process.cwd(), env: process.env, configPath: config, flags: { '--queue': flag } })
+  return openQueue(url, { source, leaseMs, maxLostLeases })
 }
 
 const iso = (ms: number | undefined) => (ms === undefined ? '-' : new Date(ms).toISOString().replace('T', ' ').slice(0, 23))
@@ -47,7 +48,7 @@ export async function runsListCommand(options: RunsListOptions): Promise<number>
   }
   const limit = options.limit === undefined ? 50 : Number(options.limit)
   if (!(Number.isInteger(limit) && limit >= 1)) throw new UsageError(`--limit must be an integer from 1 and up, got '${options.limit}'`, 'PTR_BAD_OPTION')
-  const backend = await open(options.queue)
+  const backend = await open(options.queue, options.config)
   try {
     const runs = await backend.list({ state: options.state as QueueRunState | undefined, task: options.task, limit })
     if (options.json) {
@@ -69,9 +70,9 @@ export async function runsListCommand(options: RunsListOptions): Promise<number>
 }
 
 /** `ptr runs show ID`: one run's state history, attempts, worker, timings, error, logs. */
-export async function runsShowCommand(options: { id: string; queue?: string | undefined; json?: boolean | undefined; stdout?: NodeJS.WritableStream }): Promise<number> {
+export async function runsShowCommand(options: { id: string; queue?: string | undefined; config?: string | undefined; json?: boolean | undefined; stdout?: NodeJS.WritableStream }): Promise<number> {
   const out = options.stdout ?? process.stdout
-  const backend = await open(options.queue)
+  const backend = await open(options.queue, options.config)
   try {
     const run = await backend.get(options.id)
     if (!run) throw new UsageError(`no run ${options.id} on ${backend.url}; list runs with: ptr runs list`, 'PTR_UNKNOWN_RUN')

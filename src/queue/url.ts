@@ -8,19 +8,25 @@ export const QUEUE_SCHEMES = ['sqlite:', 'redis:', 'rediss:'] as const
 export const LOCAL_FOLDER = '.ptr'
 
 /**
- * The queue URL to use: the flag, else `PREFECT_QUEUE_URL`, else `sqlite:.ptr/queue.db`.
- * The one place queue URLs are resolved (the settings module takes this over when merged).
+ * The environment-only fallback for library use without the CLI (`t.delay()` in a plain script,
+ * `new TaskWorker()` without a queue): `PREFECT_QUEUE_URL`, else `sqlite:<PREFECT_LOCAL_DIR or
+ * .ptr>/queue.db`. It reads no config file. The CLI resolves the queue through the settings
+ * module instead (src/settings/queue.ts), which also reads `.prefectrc`.
  */
 export function resolveQueueUrl(flagValue?: string, env: NodeJS.ProcessEnv = process.env): { url: string; source: string } {
   if (flagValue !== undefined && flagValue !== '') return { url: flagValue, source: '--queue' }
-  const fromEnv = env.PREFECT_QUEUE_URL
-  if (fromEnv !== undefined && fromEnv !== '') return { url: fromEnv, source: 'PREFECT_QUEUE_URL' }
-  return { url: `sqlite:${path.join(LOCAL_FOLDER, 'queue.db')}`, source: 'default' }
+  const fromEnv = env.PREFECT_QUEUE_URL?.trim()
+  if (fromEnv) return { url: fromEnv, source: 'PREFECT_QUEUE_URL' }
+  return { url: defaultQueueUrl(env.PREFECT_LOCAL_DIR?.trim() || LOCAL_FOLDER), source: 'default' }
 }
+
+/** `sqlite:<localDir>/queue.db`: the queue when none is named. */
+export const defaultQueueUrl = (localDir: string): string => `sqlite:${path.join(localDir, 'queue.db')}`
 
 /** The URL with any password replaced by `***`: the only form of a queue URL ever printed. */
 export function redactUrl(url: string): string {
-  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/)([^/@]*)@/i, (_whole, scheme: string, userinfo: string) => {
+  // Anywhere in the text, so a URL quoted inside a message is covered too.
+  return url.replace(/([a-z][a-z0-9+.-]*:\/\/)([^/@\s'"]*)@/gi, (_whole, scheme: string, userinfo: string) => {
     const colon = userinfo.indexOf(':')
     return colon < 0 ? `${scheme}***@` : `${scheme}${userinfo.slice(0, colon)}:***@`
   })

@@ -1,4 +1,5 @@
 import { UsageError } from '../errors.ts'
+import { redactUrl } from '../queue/url.ts'
 import { loadConfigFile } from './config-file.ts'
 import type { SettingKey, SettingSpec, SettingValue } from './schema.ts'
 import { ENV_VARS, SETTINGS, SETTING_KEYS, settingByKey, sizeSettingFor } from './schema.ts'
@@ -82,7 +83,8 @@ const show = (value: unknown): string =>
 function validate(spec: SettingSpec<any>, value: unknown, source: SettingSource, raw?: string): SettingValue {
   const parsed = spec.schema.safeParse(value)
   if (parsed.success) return parsed.data as SettingValue
-  const got = raw === undefined ? show(value) : `'${raw}'`
+  // A queue URL may carry a password: an error never repeats it.
+  const got = redactUrl(raw === undefined ? show(value) : `'${raw}'`)
   const accepts = spec.default === null && source.type === 'file' ? `${spec.accepts} (or null: ${spec.nullMeans})` : spec.accepts
   // A flag may stand for several settings (--max-workers): name the flag alone.
   const what = source.type === 'flag' ? `flag ${source.name}` : `${describeSource(source)}: ${spec.key}`

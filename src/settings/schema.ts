@@ -30,6 +30,7 @@ export interface SettingSpec<T = unknown> {
 
 const asInteger = (raw: string): unknown => (/^\s*[+-]?\d+\s*$/.test(raw) ? Number(raw) : raw)
 const asString = (raw: string): unknown => raw
+const asNumber = (raw: string): unknown => (/^\s*[+-]?(\d+\.?\d*|\.\d+)\s*$/.test(raw) ? Number(raw) : raw)
 const asLowerCase = (raw: string): unknown => raw.trim().toLowerCase()
 
 const positiveInt = z.int().min(1)
@@ -127,9 +128,9 @@ export const SETTINGS = [
   setting<string, 'queue.url'>({
     key: 'queue.url',
     env: ['PREFECT_QUEUE_URL'],
-    flag: '--queue-url',
-    description: 'the task-worker queue: sqlite:PATH (one machine) or redis://HOST:PORT/DB',
-    accepts: 'a queue URL: sqlite:PATH or redis://HOST:PORT/DB',
+    flag: '--queue',
+    description: 'the task-worker queue: sqlite:PATH (one machine) or redis://[user:password@]HOST:PORT/DB (rediss:// for TLS)',
+    accepts: 'a queue URL: sqlite:PATH, redis://[user:password@]HOST:PORT/DB or rediss://... (TLS)',
     schema: nullable(QUEUE_URL),
     default: null,
     nullMeans: 'sqlite:<localDir>/queue.db',
@@ -143,6 +144,25 @@ export const SETTINGS = [
     accepts: 'an integer from 1 and up',
     schema: positiveInt,
     default: 10,
+    fromString: asInteger,
+  }),
+  setting<number, 'worker.leaseSeconds'>({
+    key: 'worker.leaseSeconds',
+    env: ['PREFECT_TASK_WORKER_LEASE_SECONDS'],
+    flag: '--lease',
+    description: "how long a claim holds a run without renewal: a dead worker's runs go back to the queue after about this long",
+    accepts: 'a number of seconds above 0',
+    schema: z.number().positive(),
+    default: 10,
+    fromString: asNumber,
+  }),
+  setting<number, 'worker.maxLostLeases'>({
+    key: 'worker.maxLostLeases',
+    env: ['PREFECT_TASK_WORKER_MAX_LOST_LEASES'],
+    description: 'times a run may lose its worker (killed, hung) before it ends Crashed instead of going back to the queue',
+    accepts: 'an integer from 1 and up',
+    schema: positiveInt,
+    default: 3,
     fromString: asInteger,
   }),
   setting<string, 'localDir'>({

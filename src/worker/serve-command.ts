@@ -1,10 +1,13 @@
 import { importFlowFile } from '../cli/load-flow.ts'
 import { ExitCode, UsageError } from '../errors.ts'
 import type { AnyTask } from '../engine/task.ts'
+import { resolveQueueSettings } from '../settings/queue.ts'
 import { TaskWorker, tasksOf } from './task-worker.ts'
 
 export interface ServeCommandOptions {
   files: readonly string[]
+  /** `--config PATH`. */
+  config?: string | undefined
   limit: string | undefined
   queue: string | undefined
   statusPort: string | undefined
@@ -12,6 +15,8 @@ export interface ServeCommandOptions {
   grace: string | undefined
   lease: string | undefined
   stdout?: NodeJS.WritableStream
+  cwd?: string
+  env?: NodeJS.ProcessEnv
 }
 
 function parseNumber(flag: string, value: string | undefined, check: (n: number) => boolean, expected: string): number | undefined {
@@ -23,10 +28,18 @@ function parseNumber(flag: string, value: string | undefined, check: (n: number)
 
 /** `ptr worker serve FILE...`: serves the tasks the files export until SIGTERM or Ctrl-C; returns the exit code. */
 export async function serveCommand(options: ServeCommandOptions): Promise<number> {
-  const limit = parseNumber('--limit', options.limit, (n) => Number.isInteger(n) && n >= 1, 'an integer from 1 and up')
+  // Queue URL, limit and lease come from the settings (flag > env > config file > default).
+  const cwd = options.cwd ?? process.cwd()
+  const queue = await resolveQueueSettings({
+    cwd,
+    env: options.env ?? process.env,
+    configPath: options.config,
+    flags: { '--queue': options.queue, '--limit': options.limit, '--lease': options.lease },
+  })
+  for (const hint of queue.settings.hints) process.stderr.write(`ptr: hint: ${hint}\n`)
+  const limit = Number(queue.settings.settings['worker.limit'].value)
   const statusPort = parseNumber('--status-port', options.statusPort, (n) => Number.isInteger(n) && n >= 0 && n < 65536, 'a port number (0 for any free one)')
   const graceSeconds = parseNumber('--grace', options.grace, (n) => n >= 0, 'seconds from 0 and up')
-  const leaseSeconds = parseNumber('--lease', options.lease, (n) => n > 0, 'seconds above 0')
   const tasks: AnyTask[] = []
   for (const file of options.files) {
     const { exports } = await importFlowFile(file)
@@ -38,12 +51,14 @@ export async function serveCommand(options: ServeCommandOptions): Promise<number
   }
   const out = options.stdout ?? process.stdout
   const worker = new TaskWorker(tasks, {
-    ...(limit === undefined ? {} : { limit }),
-    ...(options.queue === undefined ? {} : { queue: options.queue }),
+    limit,
+    queue: queue.url,
+    queueSource: queue.source,
+    leaseSeconds: queue.leaseMs / 1000,
+    maxLostLeases: queue.maxLostLeases,
     ...(statusPort === undefined ? {} : { statusPort }),
     ...(options.statusHost === undefined ? {} : { statusHost: options.statusHost }),
     ...(graceSeconds === undefined ? {} : { graceSeconds }),
-    ...(leaseSeconds === undefined ? {} : { leaseSeconds }),
     log: (line) => out.write(`${line}\n`),
   })
 

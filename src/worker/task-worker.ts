@@ -24,6 +24,10 @@ export interface TaskWorkerOptions {
   graceSeconds?: number
   /** Lease length in seconds (a dead worker's runs go back after this). @default 10, or PREFECT_TASK_WORKER_LEASE_SECONDS */
   leaseSeconds?: number
+  /** Lease losses after which a run ends Crashed. @default 3, or PREFECT_TASK_WORKER_MAX_LOST_LEASES */
+  maxLostLeases?: number
+  /** Where the queue URL came from, for error messages. @default `--queue` */
+  queueSource?: string
   /** Serve `GET /status` and `GET /health` on this port (0 picks a free one). @default no status server */
   statusPort?: number
   /** Address of the status server. @default 127.0.0.1 */
@@ -171,14 +175,15 @@ export class TaskWorker {
     const { queue } = this.#options
     const timings = queueTimingsFromEnv()
     if (this.#options.leaseSeconds !== undefined) timings.leaseMs = Math.round(this.#options.leaseSeconds * 1000)
+    if (this.#options.maxLostLeases !== undefined) timings.maxLostLeases = this.#options.maxLostLeases
     if (typeof queue === 'object') {
       this.#backend = queue
     } else {
-      const { url, source } = queue === undefined ? resolveQueueUrl() : { url: queue, source: '--queue' }
+      const { url, source } = queue === undefined ? resolveQueueUrl() : { url: queue, source: this.#options.queueSource ?? '--queue' }
       this.#backend = await openQueue(url, { ...timings, source })
       this.#ownsBackend = true
       // Tasks that delay more work put it on the queue this worker serves.
-      setDefaultQueue(url, this.#backend)
+      setDefaultQueue(url, this.#backend, { ...timings, source })
     }
     const backend = this.#backend
     if (this.#options.statusPort !== undefined) await this.#startStatusServer(this.#options.statusPort, this.#options.statusHost ?? '127.0.0.1')

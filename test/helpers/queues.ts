@@ -1,7 +1,9 @@
 import path from 'node:path'
 import type { QueueBackend, QueueBackendOptions } from '../../src/queue/backend.ts'
+import { RedisQueueBackend } from '../../src/queue/redis.ts'
 import { SqliteQueueBackend } from '../../src/queue/sqlite.ts'
 import { tempDir } from './cli.ts'
+import { redisSkipReason, startRedis } from './redis.ts'
 
 /** One queue under test: `open()` gives another handle (another connection) on the same queue. */
 export interface QueueUnderTest {
@@ -35,6 +37,26 @@ export const QUEUES_UNDER_TEST: readonly QueueBackendFactory[] = [
         async cleanup() {
           await Promise.all(opened.map((b) => b.close()))
           cleanup()
+        },
+      }
+    },
+  },
+  {
+    kind: 'redis',
+    skip: redisSkipReason,
+    async create() {
+      const server = await startRedis()
+      const opened: QueueBackend[] = []
+      return {
+        url: server.url,
+        async open(options) {
+          const backend = await RedisQueueBackend.connect(server.url, options)
+          opened.push(backend)
+          return backend
+        },
+        async cleanup() {
+          await Promise.all(opened.map((b) => b.close()))
+          await server.stop()
         },
       }
     },

@@ -11,6 +11,7 @@ interface RunCommandFlags {
   config?: string
   maxWorkers?: string
   maxConcurrency?: string
+  queue?: string
   output?: string[]
   junit?: string
   quiet?: boolean
@@ -31,6 +32,7 @@ export function defineRunCommand(program: Command, result: CliResult): void {
     .option('-c, --config <path>', 'read settings from this config file instead of searching for .prefectrc and co.')
     .option('--max-workers <n>', 'workers of the thread or process pool runner this run uses')
     .option('--max-concurrency <n>', 'most task runs at once on the concurrent runner')
+    .option('--queue <url>', 'the task-worker queue for --runner prefect and t.delay() (default PREFECT_QUEUE_URL, queue.url in .prefectrc, or sqlite:<localDir>/queue.db)')
     .option('-o, --output <mode...>', 'auto (live view on a terminal, plain lines otherwise), live, plain, or json [FILE.json]: the whole run as JSON, to the file or to stdout')
     .option('--junit <file>', 'also write a JUnit XML report (one test case per task run) to this file')
     .option('-q, --quiet', 'print only failures and the summary')
@@ -63,6 +65,7 @@ Exit codes: 0 completed, 1 failed or crashed, 2 usage error, 130 Ctrl-C, 143 SIG
         config: options.config,
         maxWorkers: options.maxWorkers,
         maxConcurrency: options.maxConcurrency,
+        queue: options.queue,
         output: options.output,
         junit: options.junit,
         quiet: options.quiet ?? false,

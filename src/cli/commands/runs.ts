@@ -10,9 +10,10 @@ export function defineRunsCommand(program: Command, result: CliResult): void {
     .option('-s, --state <state>', 'only runs in this state (Scheduled, Running, Completed, Failed, Crashed, Cancelled)')
     .option('-t, --task <name>', 'only runs of this task (its name)')
     .option('-n, --limit <n>', 'at most this many (default 50)')
-    .option('-q, --queue <url>', 'queue URL (default PREFECT_QUEUE_URL, or sqlite:.ptr/queue.db)')
+    .option('-q, --queue <url>', 'queue URL (default PREFECT_QUEUE_URL, queue.url in .prefectrc, or sqlite:<localDir>/queue.db)')
+    .option('-c, --config <path>', 'read settings from this config file instead of searching for one')
     .option('--json', 'JSON for scripts')
-    .action(async (options: { state?: string; task?: string; limit?: string; queue?: string; json?: boolean }) => {
+    .action(async (options: { state?: string; task?: string; limit?: string; queue?: string; config?: string; json?: boolean }) => {
       const { runsListCommand } = await import('../../queue/runs-command.ts')
       result.exitCode = await runsListCommand(options)
     })
@@ -20,9 +21,10 @@ export function defineRunsCommand(program: Command, result: CliResult): void {
     .command('show')
     .description('one run: state history, attempts, worker, timings, error, logs')
     .argument('<id>', 'the run id (from ptr runs list, or future.taskRunId)')
-    .option('-q, --queue <url>', 'queue URL (default PREFECT_QUEUE_URL, or sqlite:.ptr/queue.db)')
+    .option('-q, --queue <url>', 'queue URL (default PREFECT_QUEUE_URL, queue.url in .prefectrc, or sqlite:<localDir>/queue.db)')
+    .option('-c, --config <path>', 'read settings from this config file instead of searching for one')
     .option('--json', 'JSON for scripts')
-    .action(async (id: string, options: { queue?: string; json?: boolean }) => {
+    .action(async (id: string, options: { queue?: string; config?: string; json?: boolean }) => {
       const { runsShowCommand } = await import('../../queue/runs-command.ts')
       result.exitCode = await runsShowCommand({ id, ...options })
     })

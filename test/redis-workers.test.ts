@@ -1,0 +1,189 @@
+/**
+ * Task workers on Redis, end to end: real `ptr worker serve` processes and a real redis-server
+ * started for the test (see helpers/redis.ts; skipped locally without redis-server, never in CI).
+ */
+import assert from 'node:assert/strict'
+import { spawn } from 'node:child_process'
+import { after, afterEach, before, describe, it } from 'node:test'
+import type { RunRecord } from '../src/queue/backend.ts'
+import { setDefaultQueue } from '../src/queue/open.ts'
+import { RedisQueueBackend } from '../src/queue/redis.ts'
+import { REPO, runPtr, waitForOutput } from './helpers/cli.ts'
+import { freePort, redisSkipReason, startRedis } from './helpers/redis.ts'
+import type { TestRedis } from './helpers/redis.ts'
+import { childProcesses, killWorkers, startWorker } from './helpers/workers.ts'
+import * as Q from './fixtures/queue-tasks.ts'
+import { killer } from './fixtures/redis-tasks.ts'
+
+const TASKS = 'test/fixtures/queue-tasks.ts'
+const PASSWORD = 'pw-s3cret-9f2'
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+async function waitFor(check: () => Promise<boolean>, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error('timed out')
+    await sleep(50)
+  }
+}
+
+function maxOverlap(intervals: { start: number; end: number }[]): number {
+  const events = intervals.flatMap(({ start, end }) => [[start, 1] as const, [end, -1] as const])
+  events.sort((a, b) => a[0] - b[0] || a[1] - b[1])
+  let now = 0
+  let max = 0
+  for (const [, delta] of events) max = Math.max(max, (now += delta))
+  return max
+}
+
+/** Runs `node --import tsx test/fixtures/redis-submit.ts N MS` and returns what it printed. */
+function submit(n: number, ms: number, env: Record<string, string>): Promise<{ results: { i: number; pid: number; start: number; end: number; attempt: number }[]; ids: string[] }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'test/fixtures/redis-submit.ts', String(n), String(ms)], {
+      cwd: REPO,
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    let out = ''
+    let err = ''
+    child.stdout.setEncoding('utf8').on('data', (c: string) => (out += c))
+    child.stderr.setEncoding('utf8').on('data', (c: string) => (err += c))
+    child.on('close', (code) => {
+      if (code !== 0) reject(new Error(`submitter exited ${code}:\n${err}`))
+      else resolve(JSON.parse(out))
+    })
+  })
+}
+
+describe('task workers on Redis (real processes)', { skip: redisSkipReason() }, () => {
+  let redis: TestRedis
+  let queue: RedisQueueBackend
+  let env: Record<string, string>
+
+  before(async () => {
+    // Persistent (AOF, fsync always) and with a password: every test also checks it never shows.
+    redis = await startRedis({ password: PASSWORD, persistent: true })
+    queue = await RedisQueueBackend.connect(redis.url, { log: () => undefined })
+    setDefaultQueue(redis.url, queue)
+    env = { PREFECT_QUEUE_URL: redis.url }
+  })
+  afterEach(async () => {
+    await killWorkers()
+  })
+  after(async () => {
+    setDefaultQueue(undefined)
+    await queue.close()
+    await redis.stop()
+    assert.deepEqual(childProcesses(), [], 'no worker or redis-server process is left behind')
+  })
+
+  it('two workers and a submitter, each in its own process: 1,000 runs, each completed exactly once, limits respected', async () => {
+    const workers = await Promise.all([0, 1].map(() => startWorker([TASKS, '--limit', '4', '--status-port', '0'], env)))
+    const { results, ids } = await submit(1000, 2, env)
+    assert.deepEqual(results.map((r) => r.i), Array.from({ length: 1000 }, (_, i) => i), 'every run returns its own result')
+    const records = await Promise.all(ids.map((id) => queue.get(id)))
+    assert.ok(records.every((r) => r?.state === 'Completed' && r.attempts === 1), 'each run completed once, on its first attempt')
+    for (const w of workers) {
+      const mine = results.filter((r) => r.pid === w.pid)
+      assert.ok(mine.length > 0, `worker ${w.pid} ran some runs`)
+      assert.ok(maxOverlap(mine) <= 4, `worker ${w.pid} ran ${maxOverlap(mine)} at once`)
+      const status = await (await fetch(w.statusUrl())).text()
+      assert.equal((JSON.parse(status) as { completed: number }).completed, mine.length)
+      assert.doesNotMatch(status + w.output(), new RegExp(PASSWORD), 'the password never shows in status or output')
+      assert.match(w.output(), /from redis:\/\/:\*\*\*@127\.0\.0\.1:\d+\/0/)
+    }
+  })
+
+  it('SIGKILL a worker mid-run (default lease): another worker completes its runs within 15 s; nothing lost', async () => {
+    const a = await startWorker([TASKS, '--limit', '4'], env)
+    const futures = Array.from({ length: 4 }, (_, i) => Q.work.delay(i, 2500))
+    await waitForOutput(a.output, /(q_work-\d+ Running[\s\S]*){4}/)
+    const b = await startWorker([TASKS, '--limit', '4'], env)
+    a.child.kill('SIGKILL')
+    const killedAt = Date.now()
+    await a.exited
+    const results = await Promise.all(futures.map((f) => f.result({ timeout: 30 })))
+    const took = Date.now() - killedAt
+    assert.ok(took < 15_000, `recovered in ${took} ms`)
+    assert.deepEqual(results.map((r) => r.i), [0, 1, 2, 3])
+    assert.ok(results.every((r) => r.pid === b.pid && r.attempt === 2))
+    for (const f of futures) {
+      const record = (await queue.get(f.taskRunId))!
+      assert.equal(record.lostLeases, 1)
+      assert.match(record.history.map((h) => h.message ?? '').join('\n'), new RegExp(`lease expired: worker \\S+:${a.pid}:`))
+    }
+  })
+
+  it('a run that keeps killing its workers ends Crashed after its attempts, with a reason that says so', async () => {
+    const short = { ...env, PREFECT_TASK_WORKER_LEASE_SECONDS: '0.5', PREFECT_TASK_WORKER_MAX_LOST_LEASES: '2' }
+    const future = killer.delay()
+    for (let i = 0; i < 2; i++) {
+      // The worker may die before it reports serving: the run is waiting for it.
+      await startWorker(['test/fixtures/redis-tasks.ts'], short).then((w) => w.exited, () => undefined)
+      await waitFor(async () => (await queue.get(future.taskRunId))?.attempts === i + 1)
+    }
+    // Nobody serves the task now: whoever watches the queue (here, a handle with the same
+    // settings as the workers) recovers the lease.
+    const watcher = await RedisQueueBackend.connect(redis.url, { leaseMs: 500, maxLostLeases: 2 })
+    const stop = watcher.watchWork(['r_killer'], () => undefined)
+    try {
+      await assert.rejects(future.result({ timeout: 10 }), /lost its worker 2 times/)
+    } finally {
+      stop()
+      await watcher.close()
+    }
+    const record = (await queue.get(future.taskRunId)) as RunRecord
+    assert.equal(record.state, 'Crashed')
+    assert.equal(record.attempts, 2)
+  })
+
+  it('restart redis-server mid-run (AOF on): workers and submitter wait, reconnect, log it once; every run completes', async () => {
+    const workers = await Promise.all([0, 1].map(() => startWorker([TASKS, '--limit', '4'], env)))
+    const submitting = submit(400, 30, env)
+    const completed = () => workers.map((w) => w.output().match(/q_work-\d+ Completed/g)?.length ?? 0).reduce((a, b) => a + b)
+    await waitFor(async () => completed() >= 40)
+    await redis.kill('SIGKILL')
+    assert.ok(completed() < 400, 'redis-server went away mid-run')
+    await sleep(1500)
+    await redis.restart()
+    const { results } = await submitting
+    assert.deepEqual(results.map((r) => r.i), Array.from({ length: 400 }, (_, i) => i))
+    for (const w of workers) {
+      const out = w.output()
+      assert.equal(out.match(/lost the connection to the Redis queue/g)?.length, 1, out)
+      assert.match(out, /reconnected to the Redis queue redis:\/\/:\*\*\*@/)
+      assert.doesNotMatch(out, new RegExp(PASSWORD))
+    }
+  })
+})
+
+describe('Redis queue URL errors: one clear line, exit 2, no password', { skip: redisSkipReason() }, () => {
+  let redis: TestRedis
+  before(async () => {
+    redis = await startRedis({ password: PASSWORD })
+  })
+  after(async () => {
+    await redis.stop()
+  })
+
+  it('a wrong password', async () => {
+    const url = `redis://:wrong-${PASSWORD}@127.0.0.1:${redis.port}/0`
+    for (const args of [['worker', 'serve', TASKS, '--queue', url], ['runs', 'list', '--queue', url]]) {
+      const started = Date.now()
+      const result = await runPtr(args)
+      assert.equal(result.code, 2, result.stderr)
+      assert.equal(result.stderr.trim().split('\n').length, 1, result.stderr)
+      assert.match(result.stderr.trim(), /^ptr: cannot use the Redis queue redis:\/\/:\*\*\*@127\.0\.0\.1:\d+\/0: authentication failed/)
+      assert.doesNotMatch(result.stderr + result.stdout, /s3cret/)
+      assert.ok(Date.now() - started < 10_000)
+    }
+  })
+
+  it('an unreachable host', async () => {
+    const port = await freePort()
+    const result = await runPtr(['worker', 'serve', TASKS], { env: { PREFECT_QUEUE_URL: `redis://user:${PASSWORD}@127.0.0.1:${port}/0` } })
+    assert.equal(result.code, 2, result.stderr)
+    assert.equal(result.stderr.trim().split('\n').length, 1, result.stderr)
+    assert.match(result.stderr.trim(), /^ptr: cannot reach the Redis queue redis:\/\/user:\*\*\*@127\.0\.0\.1:\d+\/0: .*ECONNREFUSED/)
+    assert.doesNotMatch(result.stderr + result.stdout, /s3cret/)
+  })
+})
