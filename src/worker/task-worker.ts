@@ -96,7 +96,8 @@ export class TaskWorker {
   #counts = { completed: 0, failed: 0, retried: 0 }
   #stopWatching: (() => void) | undefined
   #renewTimer: NodeJS.Timeout | undefined
-  #claiming = false
+  /** Slots asked for by claims still in flight. */
+  #reserved = 0
   #claimAgain = false
   #server: Server | undefined
   #restoreConsole: (() => void) | undefined
@@ -242,24 +243,29 @@ export class TaskWorker {
     await this.stop()
   }
 
+  /**
+   * Claims runs for the free slots. Claims may overlap (a slot that frees up claims at once,
+   * without waiting for another claim's round trip); each reserves the slots it asks for, so runs
+   * in flight plus slots reserved never exceed `limit`: no hidden prefetch.
+   */
   #claim(): void {
     if (this.#state !== 'serving') return
-    if (this.#claiming) {
-      this.#claimAgain = true
+    const free = this.limit - this.#inFlight.size - this.#reserved
+    if (free <= 0) {
+      // Work may have arrived after the claims in flight looked: look again when they return.
+      if (this.#reserved > 0) this.#claimAgain = true
       return
     }
-    const free = this.limit - this.#inFlight.size
-    if (free <= 0) return
-    this.#claiming = true
+    this.#reserved += free
     this.#claimAgain = false
     this.#backend!.claim(this.id, this.tasks, free).then(
       (runs) => {
-        this.#claiming = false
+        this.#reserved -= free
         for (const run of runs) this.#execute(run)
         if (this.#claimAgain || (runs.length > 0 && runs.length === free)) this.#claim()
       },
       (error: unknown) => {
-        this.#claiming = false
+        this.#reserved -= free
         this.#line(`claim failed: ${toError(error).message}; trying again`)
         setTimeout(() => this.#claim(), 200)
       },
