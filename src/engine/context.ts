@@ -1,7 +1,7 @@
 import { formatWithOptions } from 'node:util'
 import { AsyncLocalStorage } from 'node:async_hooks'
 import { PtrError } from '../errors.ts'
-import type { LogLevel } from './events.ts'
+import type { LogEvent, LogLevel } from './events.ts'
 import { runEvents } from './events.ts'
 import type { TaskRunner } from '../runners/task-runner.ts'
 import type { TaskRunOwner } from './task-run.ts'
@@ -62,13 +62,19 @@ export function getRunLogger(): RunLogger {
   return { debug: log('debug'), info: log('info'), warning: log('warning'), warn: log('warning'), error: log('error') }
 }
 
-/** Where log lines of a run go. Pool workers replace it to send lines to the main process. */
-export type LogSink = (context: RunContext, level: LogLevel, message: string, source: 'console' | 'logger') => void
+/** Where log lines of a run go. Pool and task workers replace it to send lines elsewhere. */
+export type LogSink = (event: LogEvent) => void
 
 const SINK = Symbol.for('ptr.logSink')
 type WithSink = { [SINK]?: LogSink }
-const defaultSink: LogSink = (context, level, message, source) => {
-  runEvents.emit({
+const defaultSink: LogSink = (event) => runEvents.emit(event)
+
+export function setLogSink(sink: LogSink | undefined): void {
+  ;(globalThis as WithSink)[SINK] = sink
+}
+
+export function emitLog(context: RunContext, level: LogLevel, message: string, source: 'console' | 'logger'): void {
+  ;((globalThis as WithSink)[SINK] ?? defaultSink)({
     kind: 'log',
     level,
     message,
@@ -78,14 +84,6 @@ const defaultSink: LogSink = (context, level, message, source) => {
     taskRunName: context.taskRun?.name,
     flowRunId: context.flowRun?.id,
   })
-}
-
-export function setLogSink(sink: LogSink | undefined): void {
-  ;(globalThis as WithSink)[SINK] = sink
-}
-
-export function emitLog(context: RunContext, level: LogLevel, message: string, source: 'console' | 'logger'): void {
-  ;((globalThis as WithSink)[SINK] ?? defaultSink)(context, level, message, source)
 }
 
 export const formatArgs = (args: unknown[]): string => formatWithOptions({ colors: false }, ...args)

@@ -41,17 +41,20 @@ export type RunEvent =
       /** The state before this one (undefined for a new run's first state). */
       readonly previous: State | undefined
     }
-  | {
-      readonly kind: 'log'
-      readonly level: LogLevel
-      readonly message: string
-      readonly timestamp: number
-      readonly taskRunId: string | undefined
-      readonly taskRunName: string | undefined
-      readonly flowRunId: string | undefined
-      /** `console` when the line came from console.log/error inside a run, `logger` from getRunLogger(). */
-      readonly source: 'console' | 'logger'
-    }
+  | LogEvent
+
+/** A log line of a run: console output inside it, or getRunLogger(). */
+export interface LogEvent {
+  readonly kind: 'log'
+  readonly level: LogLevel
+  readonly message: string
+  readonly timestamp: number
+  readonly taskRunId: string | undefined
+  readonly taskRunName: string | undefined
+  readonly flowRunId: string | undefined
+  /** `console` when the line came from console.log/error inside a run, `logger` from getRunLogger(). */
+  readonly source: 'console' | 'logger'
+}
 
 export type RunEventListener = (event: RunEvent) => void
 

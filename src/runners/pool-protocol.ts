@@ -1,3 +1,4 @@
+import type { LogEvent } from '../engine/events.ts'
 /**
  * The wire between a pool runner (main side) and its workers (src/runners/pool-worker.ts).
  * Only plain data crosses: task keys, arguments, results, error records and log lines.
@@ -51,13 +52,7 @@ export interface ProbeAnswer {
 /** A log line from inside a worker, sent with workerpool's workerEmit (never through stdout). */
 export interface LogMessage {
   readonly type: 'ptr.log'
-  readonly level: 'debug' | 'info' | 'warning' | 'error'
-  readonly message: string
-  readonly source: 'console' | 'logger'
-  readonly timestamp: number
-  readonly taskRunId: string | undefined
-  readonly taskRunName: string | undefined
-  readonly flowRunId: string | undefined
+  readonly event: LogEvent
 }
 
 /** The module URL part of a task key. */

@@ -327,17 +327,7 @@ export abstract class PoolTaskRunner extends TaskRunner {
 
 function onWorkerEvent(payload: unknown): void {
   const line = payload as LogMessage
-  if (line?.type !== 'ptr.log') return
-  runEvents.emit({
-    kind: 'log',
-    level: line.level,
-    message: line.message,
-    source: line.source,
-    timestamp: line.timestamp,
-    taskRunId: line.taskRunId,
-    taskRunName: line.taskRunName,
-    flowRunId: line.flowRunId,
-  })
+  if (line?.type === 'ptr.log') runEvents.emit(line.event)
 }
 const EXEC_OPTIONS = { on: onWorkerEvent }
 

@@ -114,17 +114,8 @@ async function probe(key: string, taskName: string): Promise<ProbeAnswer> {
   }
 }
 
-setLogSink((context, level, message, source) => {
-  const line: LogMessage = {
-    type: 'ptr.log',
-    level,
-    message,
-    source,
-    timestamp: Date.now(),
-    taskRunId: context.taskRun?.id,
-    taskRunName: context.taskRun?.name,
-    flowRunId: context.flowRun?.id,
-  }
+setLogSink((event) => {
+  const line: LogMessage = { type: 'ptr.log', event }
   workerpool.workerEmit(line)
 })
 captureConsole()

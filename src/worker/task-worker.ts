@@ -390,15 +390,14 @@ export class TaskWorker {
     })
   }
 
-  #logSink: LogSink = (context, level, message, source) => {
-    const id = context.taskRun?.id
-    const slot = id === undefined ? undefined : this.#inFlight.get(id)
+  #logSink: LogSink = (event) => {
+    const slot = event.taskRunId === undefined ? undefined : this.#inFlight.get(event.taskRunId)
     if (!slot) {
-      runEvents.emit({ kind: 'log', level, message, source, timestamp: Date.now(), taskRunId: id, taskRunName: context.taskRun?.name, flowRunId: context.flowRun?.id })
+      runEvents.emit(event)
       return
     }
-    slot.logs.push({ at: Date.now(), level, message, attempt: slot.run.attempt })
-    this.#line(`${slot.run.name} | ${message}`)
+    slot.logs.push({ at: event.timestamp, level: event.level, message: event.message, attempt: slot.run.attempt })
+    this.#line(`${slot.run.name} | ${event.message}`)
   }
 
   async #flushLogs(slot: Slot): Promise<void> {
