@@ -284,7 +284,7 @@ describe('PrefectTaskRunner', () => {
   })
 })
 
-describe('ptr runs list / show', () => {
+describe('ptr runs list / show / prune', () => {
   it('lists runs by state and task, shows one with history, attempts, worker, logs; --json for scripts', async () => {
     const { dir, cleanup } = tempDir('ptr-worker-')
     after(cleanup)
@@ -329,5 +329,19 @@ describe('ptr runs list / show', () => {
     const badState = await runPtr(['runs', 'list', '--state', 'Done'], { env })
     assert.equal(badState.code, 2)
     assert.match(badState.stderr, /--state must be one of Scheduled, Running/)
+
+    // Pruning: nothing ended a day ago; then every finished run goes, the Scheduled one stays.
+    const badAge = await runPtr(['runs', 'prune', '--older-than', 'a week'], { env })
+    assert.equal(badAge.code, 2)
+    assert.match(badAge.stderr, /^ptr: --older-than must be a duration like 30s, 15m, 12h or 7d, got 'a week'\n$/)
+    const none = await runPtr(['runs', 'prune', '--older-than', '1d', '--json'], { env })
+    assert.equal(none.code, 0, none.stderr)
+    assert.deepEqual(JSON.parse(none.stdout), { pruned: 0 })
+    await new Promise((resolve) => setTimeout(resolve, 20))
+    const pruned = await runPtr(['runs', 'prune', '--older-than', '0s'], { env })
+    assert.equal(pruned.code, 0, pruned.stderr)
+    assert.match(pruned.stdout, /^pruned 2 finished runs older than 0s from sqlite:/)
+    const left = JSON.parse((await runPtr(['runs', 'list', '--json'], { env })).stdout) as { id: string }[]
+    assert.deepEqual(left.map((r) => r.id), [waiting.taskRunId])
   })
 })

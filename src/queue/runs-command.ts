@@ -107,3 +107,35 @@ export async function runsShowCommand(options: { id: string; queue?: string | un
     await backend.close()
   }
 }
+
+export interface RunsPruneOptions {
+  queue?: string | undefined
+  config?: string | undefined
+  /** How old a finished run must be to go: `30s`, `15m`, `12h`, `7d`. */
+  olderThan: string
+  json?: boolean | undefined
+  stdout?: NodeJS.WritableStream
+}
+
+const UNIT_MS: Record<string, number> = { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 }
+
+/** `7d` → milliseconds; a usage error naming the flag otherwise. */
+export function parseAge(text: string, flag = '--older-than'): number {
+  const match = /^(\d+(?:\.\d+)?)\s*([smhd])$/.exec(text.trim())
+  if (!match) throw new UsageError(`${flag} must be a duration like 30s, 15m, 12h or 7d, got '${text}'`, 'PTR_BAD_OPTION')
+  return Number(match[1]) * UNIT_MS[match[2]!]!
+}
+
+/** `ptr runs prune --older-than 7d`: deletes finished runs (and their logs) that ended that long ago. */
+export async function runsPruneCommand(options: RunsPruneOptions): Promise<number> {
+  const out = options.stdout ?? process.stdout
+  const age = parseAge(options.olderThan)
+  const backend = await open(options.queue, options.config)
+  try {
+    const pruned = await backend.prune(Date.now() - age)
+    out.write(options.json ? `${JSON.stringify({ pruned })}\n` : `pruned ${pruned} finished run${pruned === 1 ? '' : 's'} older than ${options.olderThan} from ${backend.url}\n`)
+    return ExitCode.Completed
+  } finally {
+    await backend.close()
+  }
+}

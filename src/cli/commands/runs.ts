@@ -1,7 +1,7 @@
 import type { Command } from 'commander'
 import type { CliResult } from '../cli-result.ts'
 
-/** `ptr runs list|show`: look at the task-worker queue. */
+/** `ptr runs list|show|prune`: look at the task-worker queue, and clear old runs off it. */
 export function defineRunsCommand(program: Command, result: CliResult): void {
   const runs = program.command('runs').description('look at the runs on the task-worker queue')
   runs
@@ -27,5 +27,16 @@ export function defineRunsCommand(program: Command, result: CliResult): void {
     .action(async (id: string, options: { queue?: string; config?: string; json?: boolean }) => {
       const { runsShowCommand } = await import('../../queue/runs-command.ts')
       result.exitCode = await runsShowCommand({ id, ...options })
+    })
+  runs
+    .command('prune')
+    .description('delete finished runs (Completed, Failed, Crashed, Cancelled) and their logs that ended long enough ago')
+    .requiredOption('--older-than <age>', 'how long ago they ended: 30s, 15m, 12h, 7d')
+    .option('-q, --queue <url>', 'queue URL (default PREFECT_QUEUE_URL, queue.url in .prefectrc, or sqlite:<localDir>/queue.db)')
+    .option('-c, --config <path>', 'read settings from this config file instead of searching for one')
+    .option('--json', 'JSON for scripts: { "pruned": N }')
+    .action(async (options: { olderThan: string; queue?: string; config?: string; json?: boolean }) => {
+      const { runsPruneCommand } = await import('../../queue/runs-command.ts')
+      result.exitCode = await runsPruneCommand(options)
     })
 }
