@@ -21,8 +21,11 @@ export function buildProgram(result: CliResult): Command {
       `
 Examples:
   $ ptr run flows/hello.ts                       run the file's default flow
-  $ ptr run flows/elevator.ts --runner concurrent run it on the event loop
+  $ ptr run flows/elevator.ts --runner concurrent  run it on the event loop
   $ ptr run flows/map.ts --param n=5             pass flow parameters by name
+  $ ptr run flows/map.ts --runner process --max-workers 4
+  $ ptr config view --show-sources               every setting and where it came from
+  $ ptr worker serve tasks.ts --limit 10         run queued task runs (t.delay())
   $ ptr run --help                               more about running flows
 
 Exit codes: 0 completed, 1 failed or crashed, 2 usage or configuration error,
