@@ -62,12 +62,6 @@ export type AnyFlow = Flow<any, any>
 export const isFlow = (value: unknown): value is AnyFlow =>
   typeof value === 'function' && (value as { [FLOW]?: unknown })[FLOW] === true
 
-/** The runner flows use when neither the caller nor the flow names one. */
-let defaultRunnerFactory: () => TaskRunner = () => new ThreadPoolTaskRunner()
-export const setDefaultTaskRunnerFactory = (factory: () => TaskRunner): void => {
-  defaultRunnerFactory = factory
-}
-
 /** One run of a flow: owns its task runs' accounting and its runner. */
 export class FlowRun implements FlowRunInfo, TaskRunOwner {
   readonly id = randomUUID()
@@ -191,7 +185,7 @@ async function runFlow<P, R>(flow: Flow<P, R>, parameters: P | undefined, option
   }
   const parent = currentContext()
   const parentFlow = parent?.owner instanceof FlowRun ? parent.owner : undefined
-  const base = options.taskRunner ?? flow.options.taskRunner ?? parentFlow?.taskRunner ?? options.defaultTaskRunner ?? defaultRunnerFactory()
+  const base = options.taskRunner ?? flow.options.taskRunner ?? parentFlow?.taskRunner ?? options.defaultTaskRunner ?? new ThreadPoolTaskRunner() // the default, as in Prefect
   const runner = base.duplicate()
   const params = (parameters ?? {}) as Record<string, unknown>
   const flowRun = new FlowRun(flow.name, params, runner, parentFlow?.id)

@@ -1,4 +1,4 @@
-import { fileURLToPath, pathToFileURL } from 'node:url'
+import { pathToFileURL } from 'node:url'
 import type { AnyTask } from './task.ts'
 
 /**
@@ -41,10 +41,4 @@ export function registerTask(moduleUrl: string | undefined, name: string, create
 }
 
 export const lookupTask = (key: string): AnyTask | undefined => registry.get(key)
-export const registeredTasks = (): IterableIterator<AnyTask> => registry.values()
 
-/** The module path of a task key, for messages. */
-export function keyModulePath(key: string): string {
-  const url = key.slice(0, key.lastIndexOf('#'))
-  return url.startsWith('file://') ? fileURLToPath(url) : url
-}

@@ -20,10 +20,6 @@ export interface RunnerSettings {
   maxConcurrency?: number | undefined
 }
 
-export function isRunnerKind(value: string): value is RunnerKind {
-  return (RUNNER_KINDS as readonly string[]).includes(value)
-}
-
 /** Builds a runner of `kind`; `source` names where the kind came from, for the error message. */
 export function createTaskRunner(kind: string, settings: RunnerSettings = {}, source = '--runner'): TaskRunner {
   switch (kind) {
