@@ -8,7 +8,7 @@ import { register as registerCjs } from 'tsx/cjs/api'
 // many modules costs a round trip to tsx's loader thread (zod: 55 ms plain, 130-160 ms hooked).
 // Later imports of them (from ptr's .ts sources) hit the module cache.
 if (process.argv[2] === 'run' || process.argv[2] === 'config') {
-  await Promise.all([import('commander'), import('chalk'), import('zod'), import('cosmiconfig'), import('listr2')])
+  await Promise.all(['commander', 'chalk', 'zod', 'cosmiconfig', 'listr2', 'log-update', 'cli-truncate', 'wrap-ansi'].map((name) => import(name)))
 }
 registerEsm()
 registerCjs()
