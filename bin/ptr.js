@@ -8,7 +8,8 @@ import { register as registerCjs } from 'tsx/cjs/api'
 // many modules costs a round trip to tsx's loader thread (zod: 55 ms plain, 130-160 ms hooked).
 // Later imports of them (from ptr's .ts sources) hit the module cache.
 if (process.argv[2] === 'run' || process.argv[2] === 'config') {
-  await Promise.all(['commander', 'chalk', 'zod', 'cosmiconfig', 'listr2', 'log-update', 'cli-truncate', 'wrap-ansi'].map((name) => import(name)))
+  // Best effort: a module npm placed elsewhere just loads later, through the hooks.
+  await Promise.allSettled(['commander', 'chalk', 'zod', 'cosmiconfig', 'listr2', 'log-update', 'cli-truncate', 'wrap-ansi'].map((name) => import(name)))
 }
 registerEsm()
 registerCjs()
