@@ -9,6 +9,7 @@ import type { RunRecord } from '../src/queue/backend.ts'
 import { setDefaultQueue } from '../src/queue/open.ts'
 import { RedisQueueBackend } from '../src/queue/redis.ts'
 import { REPO, runPtr, waitForOutput } from './helpers/cli.ts'
+import { maxOverlap } from './helpers/overlap.ts'
 import { freePort, redisSkipReason, startRedis } from './helpers/redis.ts'
 import type { TestRedis } from './helpers/redis.ts'
 import { childProcesses, killWorkers, startWorker } from './helpers/workers.ts'
@@ -26,14 +27,6 @@ async function waitFor(check: () => Promise<boolean>, timeoutMs = 20_000): Promi
   }
 }
 
-function maxOverlap(intervals: { start: number; end: number }[]): number {
-  const events = intervals.flatMap(({ start, end }) => [[start, 1] as const, [end, -1] as const])
-  events.sort((a, b) => a[0] - b[0] || a[1] - b[1])
-  let now = 0
-  let max = 0
-  for (const [, delta] of events) max = Math.max(max, (now += delta))
-  return max
-}
 
 /** Runs `node --import tsx test/fixtures/redis-submit.ts N MS` and returns what it printed. */
 function submit(n: number, ms: number, env: Record<string, string>): Promise<{ results: { i: number; pid: number; start: number; end: number; attempt: number }[]; ids: string[] }> {

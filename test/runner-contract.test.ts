@@ -19,6 +19,7 @@ import {
 import type { TaskRunner } from '../src/index.ts'
 import * as T from './fixtures/tasks.ts'
 import { recordStates } from './helpers/events.ts'
+import { maxOverlap } from './helpers/overlap.ts'
 import { RUNNERS_UNDER_TEST } from './helpers/runners.ts'
 
 for (const runnerUnderTest of RUNNERS_UNDER_TEST) {
@@ -258,15 +259,7 @@ for (const runnerUnderTest of RUNNERS_UNDER_TEST) {
       it('never runs more than its limit at once, and reaches it', async () => {
         const runner = make(3)
         const results = await runner.map(T.sleeper, [Array.from({ length: 9 }, () => 60)]).result()
-        const events = results.flatMap((r) => [
-          { t: r.start, d: 1 },
-          { t: r.end, d: -1 },
-        ])
-        events.sort((a, b) => a.t - b.t || a.d - b.d)
-        let now = 0
-        let peak = 0
-        for (const e of events) peak = Math.max(peak, (now += e.d))
-        assert.equal(peak, 3)
+        assert.equal(maxOverlap(results), 3)
       })
     } else {
       it('runs one at a time, in submission order', async () => {

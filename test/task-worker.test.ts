@@ -12,6 +12,7 @@ import { setDefaultQueue } from '../src/queue/open.ts'
 import { SqliteQueueBackend } from '../src/queue/sqlite.ts'
 import { TaskWorker, tasksOf } from '../src/worker/task-worker.ts'
 import { runPtr, tempDir, waitForOutput } from './helpers/cli.ts'
+import { maxOverlap } from './helpers/overlap.ts'
 import { childProcesses, killWorkers, startWorker } from './helpers/workers.ts'
 import * as Q from './fixtures/queue-tasks.ts'
 import { other } from './fixtures/queue-other.ts'
@@ -19,16 +20,6 @@ import { other } from './fixtures/queue-other.ts'
 const TASKS = 'test/fixtures/queue-tasks.ts'
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
-/** The most runs that overlapped in time, from [start, end] intervals. */
-function maxOverlap(intervals: { start: number; end: number }[]): number {
-  const events = intervals.flatMap(({ start, end }) => [[start, 1] as const, [end, -1] as const])
-  // Ends before starts at the same millisecond: a slot freed and taken again is not an overlap.
-  events.sort((a, b) => a[0] - b[0] || a[1] - b[1])
-  let now = 0
-  let max = 0
-  for (const [, delta] of events) max = Math.max(max, (now += delta))
-  return max
-}
 
 describe('task workers (real processes, SQLite queue)', () => {
   let dir: string
