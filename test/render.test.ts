@@ -2,6 +2,7 @@
  * Renderer choice, plain output thinning, and the JSON and JUnit reports (through the real binary).
  */
 import assert from 'node:assert/strict'
+import { execFileSync } from 'node:child_process'
 import { readFileSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { PassThrough } from 'node:stream'
@@ -156,5 +157,24 @@ export default flow({ name: 'many', failOnUnhandledTaskFailure: false }, async (
     const failed = cases.filter((c: { failure?: unknown }) => c.failure)
     assert.equal(failed.length, 2)
     assert.match(failed[0].failure.message, /multiple of 3: \d <&>/)
+  })
+})
+
+describe('the live view starts from preloaded modules', () => {
+  // A plain node child: the preload runs before tsx's hooks exist, as in bin/ptr.js.
+  const preload = (): { failed: string[]; lazy: string[] } => {
+    const script = "const m = await import('./bin/preload.js'); console.log(JSON.stringify({ failed: await m.preloadDependencies(), lazy: m.LISTR2_LAZY }))"
+    return JSON.parse(execFileSync(process.execPath, ['--input-type=module', '-e', script], { cwd: REPO, encoding: 'utf8' }))
+  }
+
+  it('the bin preloads every module listr2 imports lazily when it starts drawing', () => {
+    const listr2 = readFileSync(path.join(REPO, 'node_modules/listr2/dist/index.js'), 'utf8')
+    const lazy = [...listr2.matchAll(/await import\("([^"]+)"\)/g)].map((m) => m[1])
+    assert.ok(lazy.length > 0, 'found no lazy imports in listr2: the pattern no longer matches its build')
+    assert.deepEqual([...new Set(lazy)].sort(), [...preload().lazy].sort())
+  })
+
+  it('every preloaded module loads without tsx', () => {
+    assert.deepEqual(preload().failed, [])
   })
 })
