@@ -98,9 +98,11 @@ for (const factory of QUEUES_UNDER_TEST) {
       const [claimed] = await a.claim('w1', [task], 1)
       assert.ok(claimed)
       assert.equal(await a.complete(claimed, encodeValue({ ok: new Date(5) }, 'result')), true)
-      const record = await ended
-      assert.equal(record.state, 'Completed')
-      assert.deepEqual(decodeValue(Buffer.from(record.result!)), { ok: new Date(5) })
+      const outcome = await ended
+      assert.equal(outcome.state, 'Completed')
+      assert.deepEqual(decodeValue(Buffer.from(outcome.result!)), { ok: new Date(5) })
+      const record = (await b.get(run.id))!
+      assert.equal(record.endedAt, outcome.endedAt)
       assert.ok(record.endedAt && record.startedAt && record.endedAt >= record.startedAt)
       assert.deepEqual(record.history.map((h) => h.state), ['Scheduled', 'Running', 'Completed'])
       assert.equal(await a.complete(claimed, encodeValue(2, 'result')), false, 'a run completes once')
@@ -118,7 +120,7 @@ for (const factory of QUEUES_UNDER_TEST) {
       assert.equal(f1.state, 'Failed')
       assert.equal(f1.error?.name, 'TypeError')
       assert.equal(f1.error?.message, 'bad input')
-      assert.equal(f1.failures, 1)
+      assert.equal((await b.get(r1.id))?.failures, 1)
       const f2 = await b.waitForEnd(r2.id)
       assert.equal(f2.stateName, 'TimedOut')
     })
@@ -146,8 +148,8 @@ for (const factory of QUEUES_UNDER_TEST) {
       })
       const delay = await woke
       assert.ok(delay >= 150 && delay < 2000, `claimed after ${delay} ms`)
-      const record = await a.waitForEnd(run.id)
-      assert.equal(record.state, 'Completed')
+      assert.equal((await a.waitForEnd(run.id)).state, 'Completed')
+      const record = (await a.get(run.id))!
       assert.equal(record.attempts, 2)
       assert.equal(record.failures, 1)
       assert.deepEqual(record.history.map((h) => h.name), ['Scheduled', 'Running', 'AwaitingRetry', 'Retrying', 'Completed'])
@@ -188,11 +190,12 @@ for (const factory of QUEUES_UNDER_TEST) {
       await b.claim('w2', [task], 1)
       await sleep(LEASE + 50)
       await b.recoverExpired()
-      const record = await a.waitForEnd(run.id)
-      assert.equal(record.state, 'Crashed')
+      const outcome = await a.waitForEnd(run.id)
+      assert.equal(outcome.state, 'Crashed')
+      assert.match(outcome.error?.message ?? '', /lost its worker 2 times/)
+      const record = (await a.get(run.id))!
       assert.equal(record.lostLeases, 2)
       assert.equal(record.attempts, 2)
-      assert.match(record.error?.message ?? '', /lost its worker 2 times/)
     })
 
     it('release hands a run back unfinished, without counting a failure', async () => {
@@ -237,6 +240,33 @@ for (const factory of QUEUES_UNDER_TEST) {
       stop()
       assert.ok(Date.now() - start < 500, `took ${Date.now() - start} ms`)
       assert.ok(fired >= 1)
+    })
+
+    it('the enqueuing handle learns how each run ended, waiting before or after the end', async () => {
+      const task = t('outcome')
+      const [r1, r2, r3, r4] = [newRun(task), newRun(task), newRun(task), newRun(task)]
+      await a.enqueue([r1, r2, r3, r4])
+      const early = a.waitForEnd(r1.id)
+      const byId = new Map((await b.claim('w1', [task], 3)).map((c) => [c.runId, c]))
+      // Line breaks and binary bytes in results and errors survive the trip.
+      const result = { text: 'two\nlines', bytes: new Uint8Array([0, 10, 255]) }
+      assert.equal(await b.complete(byId.get(r1.id)!, encodeValue(result, 'result')), true)
+      assert.equal(await b.fail(byId.get(r2.id)!, storeError(new RangeError('out of\nrange')), 'TimedOut'), true)
+      assert.equal(await b.complete(byId.get(r3.id)!, encodeValue('three', 'result')), true)
+      await b.cancel(r4.id, 'not wanted')
+      await sleep(50)
+      assert.deepEqual(decodeValue(Buffer.from((await early).result!)), result)
+      const failed = await a.waitForEnd(r2.id)
+      assert.deepEqual([failed.state, failed.stateName, failed.error?.name, failed.error?.message], ['Failed', 'TimedOut', 'RangeError', 'out of\nrange'])
+      assert.equal(failed.result, undefined)
+      assert.equal(decodeValue(Buffer.from((await a.waitForEnd(r3.id)).result!)), 'three')
+      assert.equal((await a.waitForEnd(r3.id)).state, 'Completed', 'waiting twice gives the same outcome')
+      const cancelled = await a.waitForEnd(r4.id)
+      assert.deepEqual([cancelled.state, cancelled.error?.message], ['Cancelled', 'not wanted'])
+      assert.equal(cancelled.endedAt, (await b.get(r4.id))?.endedAt)
+      // Enqueuing an ended run again changes nothing, and waiting for it still resolves.
+      await a.enqueue([r3])
+      assert.equal((await a.waitForEnd(r3.id)).state, 'Completed')
     })
 
     it('waitForEnd rejects when its signal aborts', async () => {

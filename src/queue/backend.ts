@@ -90,6 +90,20 @@ export interface RunRecord {
   history: HistoryEntry[]
 }
 
+/**
+ * How a run ended: what waiting for a run gives. The whole record (history, timings, counts) is
+ * one `get()` away; waiting is kept to this so a backend can deliver it with the end notification.
+ */
+export interface RunOutcome {
+  id: string
+  /** A final state. */
+  state: QueueRunState
+  stateName: string
+  endedAt: number | undefined
+  result: Uint8Array | undefined
+  error: StoredError | undefined
+}
+
 export interface LogLine {
   at: number
   level: string
@@ -144,8 +158,8 @@ export interface QueueBackend {
   recoverExpired(): Promise<number>
 
   get(runId: string): Promise<RunRecord | undefined>
-  /** Resolves with the run once it is final; rejects when `signal` aborts. */
-  waitForEnd(runId: string, signal?: AbortSignal): Promise<RunRecord>
+  /** Resolves with how the run ended once it is final; rejects when `signal` aborts. */
+  waitForEnd(runId: string, signal?: AbortSignal): Promise<RunOutcome>
   list(filter?: ListFilter): Promise<RunRecord[]>
   appendLogs(runId: string, lines: readonly LogLine[]): Promise<void>
   logs(runId: string): Promise<LogLine[]>

@@ -3,11 +3,11 @@ import type { State } from '../engine/states.ts'
 import * as S from '../engine/states.ts'
 import { isSettled } from '../engine/states.ts'
 import { toError } from '../errors.ts'
-import type { QueueBackend, RunRecord } from './backend.ts'
+import type { QueueBackend, RunOutcome } from './backend.ts'
 import { decodeValue, loadError } from './codec.ts'
 
-/** The engine state a final queue record stands for. */
-export function recordState<R>(record: RunRecord): State<R> {
+/** The engine state a run's final queue state stands for. */
+export function outcomeState<R>(record: RunOutcome): State<R> {
   switch (record.state) {
     case 'Completed':
       return S.Completed(decodeValue(record.result ?? new Uint8Array()) as R)
@@ -58,7 +58,7 @@ export class PrefectDistributedFuture<R = unknown> extends PrefectFuture<R> {
       .then(() => this.#backend())
       .then((backend) => backend.waitForEnd(this.taskRunId))
       .then(
-        (record) => recordState<R>(record),
+        (outcome) => outcomeState<R>(outcome),
         (error: unknown) => {
           const err = toError(error)
           return ((err as { code?: string }).code === 'PTR_UPSTREAM_NOT_COMPLETED' ? S.NotReady(err) : S.Crashed(err)) as State<R>

@@ -12,6 +12,7 @@ import type {
   QueueBackendOptions,
   QueueRunState,
   RenewOutcome,
+  RunOutcome,
   RunRecord,
   StoredError,
 } from './backend.ts'
@@ -49,11 +50,24 @@ import { redactUrl } from './url.ts'
 
 const PREFIX = 'ptr:'
 
-/** ARGV: prefix, now, then per run: id, task, name, args, retries, availableAt. */
+/**
+ * Lua shared by the scripts that end a run: records it as ended and publishes how it ended on
+ * `end`, so a waiter needs no read: a JSON line {id, state, name, at}, the stored error's JSON
+ * line (or an empty line), then the result bytes (see `parseEnd`).
+ */
+const ENDED = `
+local function ended(p, id, state, name, now, err, result)
+  redis.call('ZADD', p .. 'ended', now, id)
+  redis.call('PUBLISH', p .. 'end', cjson.encode({ id = id, state = state, name = name, at = now }) .. '\\n' .. (err or '') .. '\\n' .. (result or ''))
+end
+`
+
+/** ARGV: prefix, now, then per run: id, task, name, args, retries, availableAt. Returns the ids that were already queued. */
 const ENQUEUE = `
 local p = ARGV[1]
 local now = tonumber(ARGV[2])
 local tasks = {}
+local existing = {}
 for i = 3, #ARGV, 6 do
   local id, task = ARGV[i], ARGV[i + 1]
   local key = p .. 'run:' .. id
@@ -69,10 +83,12 @@ for i = 3, #ARGV, 6 do
     redis.call('ZADD', p .. 'runs', seq, id)
     redis.call('ZADD', p .. 'runs:' .. task, seq, id)
     tasks[task] = true
+  else
+    table.insert(existing, id)
   end
 end
 for task in pairs(tasks) do redis.call('PUBLISH', p .. 'work:' .. task, '1') end
-return 0
+return existing
 `
 
 /** ARGV: prefix, now, leaseMs, worker, max, tasks... Returns [id, task, name, args, attempt, failures, retries, token][]. */
@@ -131,7 +147,7 @@ return out
  * token, kind, then for 'complete': result; 'end': state, name, errorJson, failed, message;
  * 'requeue': name, errorJson or '', message, delayMs, failed. Returns 1, or 0 when the lease is lost.
  */
-const FINISH = `
+const FINISH = ENDED + `
 local p, now, id, token, kind = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4], ARGV[5]
 local key = p .. 'run:' .. id
 local f = redis.call('HMGET', key, 'state', 'token', 'worker', 'task', 'member')
@@ -163,15 +179,16 @@ end
 redis.call('RPUSH', p .. 'hist:' .. id, cjson.encode(entry))
 if kind == 'requeue' then
   redis.call('PUBLISH', p .. 'work:' .. f[4], '1')
+elseif kind == 'complete' then
+  ended(p, id, 'Completed', 'Completed', now, nil, ARGV[6])
 else
-  redis.call('ZADD', p .. 'ended', now, id)
-  redis.call('PUBLISH', p .. 'end', id)
+  ended(p, id, ARGV[6], ARGV[7], now, ARGV[8], nil)
 end
 return 1
 `
 
 /** ARGV: prefix, now, id, reason, errorJson. Returns the state the run was in ('' if none). */
-const CANCEL = `
+const CANCEL = ENDED + `
 local p, now, id = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 local key = p .. 'run:' .. id
 local f = redis.call('HMGET', key, 'state', 'task', 'member')
@@ -179,8 +196,7 @@ if f[1] == 'Scheduled' then
   redis.call('ZREM', p .. 'due:' .. f[2], f[3])
   redis.call('HSET', key, 'state', 'Cancelled', 'stateName', 'Cancelled', 'error', ARGV[5], 'endedAt', now)
   redis.call('RPUSH', p .. 'hist:' .. id, cjson.encode({ at = now, state = 'Cancelled', name = 'Cancelled', message = ARGV[4] }))
-  redis.call('ZADD', p .. 'ended', now, id)
-  redis.call('PUBLISH', p .. 'end', id)
+  ended(p, id, 'Cancelled', 'Cancelled', now, ARGV[5], nil)
 elseif f[1] == 'Running' then
   redis.call('HSET', key, 'cancel', '1')
 end
@@ -188,7 +204,7 @@ return f[1] or ''
 `
 
 /** ARGV: prefix, now, maxLost. Leases that ended before now: back to due, or Crashed. Returns how many. */
-const RECOVER = `
+const RECOVER = ENDED + `
 local p, now, maxLost = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local ids = redis.call('ZRANGEBYSCORE', p .. 'leases', '-inf', '(' .. now, 'LIMIT', 0, 1000)
 local n = 0
@@ -203,12 +219,11 @@ for _, id in ipairs(ids) do
     redis.call('HDEL', key, 'token', 'leaseUntil', 'cancel')
     if lost >= maxLost then
       local message = 'run lost its worker ' .. lost .. ' times (last: ' .. worker .. ', lease expired); the task may be killing its workers'
-      redis.call('HSET', key, 'state', 'Crashed', 'stateName', 'Crashed', 'endedAt', now,
-        'error', cjson.encode({ name = 'CrashedError', code = 'PTR_CRASHED', message = message }))
+      local err = cjson.encode({ name = 'CrashedError', code = 'PTR_CRASHED', message = message })
+      redis.call('HSET', key, 'state', 'Crashed', 'stateName', 'Crashed', 'endedAt', now, 'error', err)
       redis.call('RPUSH', p .. 'hist:' .. id, cjson.encode({ at = now, state = 'Crashed', name = 'Crashed', worker = f[2],
         message = 'lease expired ' .. lost .. ' times; giving up' }))
-      redis.call('ZADD', p .. 'ended', now, id)
-      redis.call('PUBLISH', p .. 'end', id)
+      ended(p, id, 'Crashed', 'Crashed', now, err, nil)
     else
       redis.call('HSET', key, 'state', 'Scheduled', 'stateName', 'Scheduled', 'availableAt', now)
       redis.call('ZADD', p .. 'due:' .. f[3], now, f[4])
@@ -281,6 +296,21 @@ function toRecord(hash: Record<string, Buffer>, history: string[]): RunRecord {
   }
 }
 
+/** Reads an `end` message (see ENDED). */
+function parseEnd(message: Buffer): RunOutcome {
+  const headEnd = message.indexOf(10)
+  const errorEnd = message.indexOf(10, headEnd + 1)
+  const head = JSON.parse(message.toString('utf8', 0, headEnd)) as { id: string; state: QueueRunState; name: string; at: number }
+  return {
+    id: head.id,
+    state: head.state,
+    stateName: head.name,
+    endedAt: head.at,
+    error: errorEnd > headEnd + 1 ? (JSON.parse(message.toString('utf8', headEnd + 1, errorEnd)) as StoredError) : undefined,
+    result: head.state === 'Completed' ? message.subarray(errorEnd + 1) : undefined,
+  }
+}
+
 /** One line for a connection failure; never the password. */
 function describeConnectError(url: string, error: unknown): UsageError {
   const message = redactUrl(error instanceof Error ? error.message : String(error))
@@ -292,7 +322,7 @@ function describeConnectError(url: string, error: unknown): UsageError {
 }
 
 interface Waiter {
-  resolve: (record: RunRecord) => void
+  resolve: (outcome: RunOutcome) => void
   reject: (error: unknown) => void
 }
 
@@ -323,6 +353,13 @@ export class RedisQueueBackend implements QueueBackend {
   #subReady: Promise<unknown> | undefined
   #workListeners = new Map<() => void, ReadonlySet<string>>()
   #waiters = new Map<string, Waiter[]>()
+  /**
+   * Runs this handle enqueued while subscribed to run ends: the end message will bring their
+   * outcome, so waiting for them reads nothing. The value is the outcome once it came (kept until
+   * someone waits). Bounded: an entry dropped here only means its waiter reads the run instead.
+   */
+  #own = new Map<string, RunOutcome | undefined>()
+  static readonly OWN_LIMIT = 20_000
   #sweeper: NodeJS.Timeout | undefined
   #down = false
   #closed = false
@@ -393,9 +430,13 @@ export class RedisQueueBackend implements QueueBackend {
     const sub = this.#redis.duplicate({ lazyConnect: false })
     sub.on('error', () => undefined)
     this.#sub = sub
-    sub.on('message', (channel: string, message: string) => {
-      if (channel === `${PREFIX}end`) this.#ended(message)
-      else if (channel.startsWith(`${PREFIX}work:`)) this.#work(channel.slice(PREFIX.length + 5))
+    const endChannel = Buffer.from(`${PREFIX}end`)
+    sub.on('messageBuffer', (channel: Buffer, message: Buffer) => {
+      if (channel.equals(endChannel)) this.#onEnd(message)
+      else {
+        const name = channel.toString()
+        if (name.startsWith(`${PREFIX}work:`)) this.#work(name.slice(PREFIX.length + 5))
+      }
     })
     let first = true
     sub.on('ready', () => {
@@ -403,9 +444,11 @@ export class RedisQueueBackend implements QueueBackend {
         first = false
         return
       }
-      // Messages published while the subscriber was away are lost: look again.
+      // Messages published while the subscriber was away are lost: look again, and read the
+      // outcome of runs whose end message may have been missed.
       for (const listener of this.#workListeners.keys()) listener()
-      for (const id of this.#waiters.keys()) this.#ended(id)
+      for (const [id, outcome] of this.#own) if (!outcome) this.#own.delete(id)
+      for (const id of this.#waiters.keys()) this.#check(id)
     })
     this.#subReady = new Promise((resolve) => sub.once('ready', resolve))
     return this.#subReady
@@ -422,14 +465,25 @@ export class RedisQueueBackend implements QueueBackend {
     for (const [listener, tasks] of this.#workListeners) if (tasks.has(task)) listener()
   }
 
-  #ended(runId: string): void {
+  #onEnd(message: Buffer): void {
+    const outcome = parseEnd(message)
+    if (this.#waiters.has(outcome.id)) this.#resolveWaiters(outcome)
+    else if (this.#own.has(outcome.id)) this.#own.set(outcome.id, outcome)
+  }
+
+  #resolveWaiters(outcome: RunOutcome): void {
+    const waiters = this.#waiters.get(outcome.id)
+    this.#waiters.delete(outcome.id)
+    this.#own.delete(outcome.id)
+    for (const w of waiters ?? []) w.resolve(outcome)
+  }
+
+  /** Reads the run and resolves its waiters if it has ended. */
+  #check(runId: string): void {
     if (!this.#waiters.has(runId)) return
     void this.get(runId).then(
       (record) => {
-        if (!record || !isFinalQueueState(record.state)) return
-        const waiters = this.#waiters.get(runId)
-        this.#waiters.delete(runId)
-        for (const w of waiters ?? []) w.resolve(record)
+        if (record && isFinalQueueState(record.state) && this.#waiters.has(runId)) this.#resolveWaiters(record)
       },
       () => undefined,
     )
@@ -453,11 +507,33 @@ export class RedisQueueBackend implements QueueBackend {
   }
 
   async #enqueueNow(runs: readonly NewRun[]): Promise<void> {
+    // Hear run ends before the runs exist, so no end of theirs can be missed (see #own).
+    await this.#subscribeEnds()
     const now = Date.now()
     for (let i = 0; i < runs.length; i += 1000) {
+      const chunk = runs.slice(i, i + 1000)
       const args: (string | number | Uint8Array)[] = [PREFIX, now]
-      for (const run of runs.slice(i, i + 1000)) args.push(run.id, run.task, run.name, Buffer.from(run.args.buffer, run.args.byteOffset, run.args.byteLength), run.retries ?? 0, run.availableAt ?? now)
-      await this.#redis.ptrEnqueue(...args)
+      for (const run of chunk) {
+        args.push(run.id, run.task, run.name, Buffer.from(run.args.buffer, run.args.byteOffset, run.args.byteLength), run.retries ?? 0, run.availableAt ?? now)
+        // Before the script runs: its end message can arrive before the script's reply.
+        this.#own.set(run.id, undefined)
+      }
+      for (const id of this.#own.keys()) {
+        if (this.#own.size <= RedisQueueBackend.OWN_LIMIT) break
+        this.#own.delete(id)
+      }
+      let existing: string[]
+      try {
+        existing = ((await this.#redis.ptrEnqueue(...args)) as Buffer[]).map(String)
+      } catch (error) {
+        for (const run of chunk) this.#own.delete(run.id)
+        throw error
+      }
+      // Runs that were already queued (enqueue is idempotent) may have ended long ago: read them.
+      for (const id of existing) {
+        this.#own.delete(id)
+        this.#check(id)
+      }
     }
   }
 
@@ -576,17 +652,21 @@ export class RedisQueueBackend implements QueueBackend {
   // ---- reads ----
 
   async get(runId: string): Promise<RunRecord | undefined> {
-    const results = await this.#redis.pipeline().hgetallBuffer(`${PREFIX}run:${runId}`).lrange(`${PREFIX}hist:${runId}`, 0, -1).exec()
-    const [hashResult, historyResult] = results ?? []
-    if (hashResult?.[0]) throw hashResult[0]
-    const hash = hashResult?.[1] as Record<string, Buffer> | undefined
-    if (!hash || !hash.id) return undefined
-    return toRecord(hash, (historyResult?.[1] as string[] | undefined) ?? [])
+    // Two commands, not a pipeline of its own: auto-pipelining sends the reads of one event-loop
+    // turn (list(), many waiters) in one write.
+    const [hash, history] = await Promise.all([this.#redis.hgetallBuffer(`${PREFIX}run:${runId}`), this.#redis.lrange(`${PREFIX}hist:${runId}`, 0, -1)])
+    if (!hash.id) return undefined
+    return toRecord(hash, history)
   }
 
-  async waitForEnd(runId: string, signal?: AbortSignal): Promise<RunRecord> {
+  async waitForEnd(runId: string, signal?: AbortSignal): Promise<RunOutcome> {
     if (signal?.aborted) throw signal.reason
-    return new Promise<RunRecord>((resolve, reject) => {
+    const heard = this.#own.get(runId)
+    if (heard) {
+      this.#own.delete(runId)
+      return heard
+    }
+    return new Promise<RunOutcome>((resolve, reject) => {
       const waiter: Waiter = { resolve, reject }
       const list = this.#waiters.get(runId)
       if (list) list.push(waiter)
@@ -604,9 +684,11 @@ export class RedisQueueBackend implements QueueBackend {
         },
         { once: true },
       )
+      // A run of ours: its end message brings the outcome.
+      if (this.#own.has(runId)) return
       // Subscribed first, then read: an end published in between is seen by one or the other.
       this.#subscribeEnds().then(
-        () => this.#ended(runId),
+        () => this.#check(runId),
         (error: unknown) => reject(error),
       )
     })
