@@ -26,6 +26,23 @@ function parseNumber(flag: string, value: string | undefined, check: (n: number)
   return n
 }
 
+/** Lines written in one event-loop turn go out in one write: a busy worker prints thousands a second. */
+function lineWriter(out: NodeJS.WritableStream): { line: (text: string) => void; flush: () => void } {
+  let buffered = ''
+  const flush = () => {
+    if (buffered === '') return
+    out.write(buffered)
+    buffered = ''
+  }
+  return {
+    line: (text) => {
+      if (buffered === '') setImmediate(flush)
+      buffered += `${text}\n`
+    },
+    flush,
+  }
+}
+
 /** `ptr worker serve FILE...`: serves the tasks the files export until SIGTERM or Ctrl-C; returns the exit code. */
 export async function serveCommand(options: ServeCommandOptions): Promise<number> {
   // Queue URL, limit and lease come from the settings (flag > env > config file > default).
@@ -49,7 +66,7 @@ export async function serveCommand(options: ServeCommandOptions): Promise<number
     }
     tasks.push(...found)
   }
-  const out = options.stdout ?? process.stdout
+  const out = lineWriter(options.stdout ?? process.stdout)
   const worker = new TaskWorker(tasks, {
     limit,
     queue: queue.url,
@@ -59,7 +76,7 @@ export async function serveCommand(options: ServeCommandOptions): Promise<number
     ...(statusPort === undefined ? {} : { statusPort }),
     ...(options.statusHost === undefined ? {} : { statusHost: options.statusHost }),
     ...(graceSeconds === undefined ? {} : { graceSeconds }),
-    log: (line) => out.write(`${line}\n`),
+    log: out.line,
   })
 
   let signalled = 0
@@ -81,18 +98,18 @@ export async function serveCommand(options: ServeCommandOptions): Promise<number
   try {
     await worker.start()
     const status = worker.statusAddress
-    out.write(
+    out.line(
       `worker ${worker.id} serving ${worker.tasks.length} task${worker.tasks.length === 1 ? '' : 's'} (${worker.tasks.join(', ')}) from ${worker.queueUrl}, limit ${worker.limit}` +
-        (status ? `, status on http://${status.host}:${status.port}/status` : '') +
-        '\n',
+        (status ? `, status on http://${status.host}:${status.port}/status` : ''),
     )
     await stoppedPromise
     const s = worker.status()
-    out.write(`worker ${worker.id} stopped: ${s.completed} completed, ${s.failed} failed, ${s.retried} retried\n`)
+    out.line(`worker ${worker.id} stopped: ${s.completed} completed, ${s.failed} failed, ${s.retried} retried`)
     return ExitCode.Completed
   } finally {
     process.off('SIGINT', onSignal)
     process.off('SIGTERM', onSignal)
     await worker.stop({ graceSeconds: 0 })
+    out.flush()
   }
 }

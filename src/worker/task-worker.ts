@@ -16,7 +16,7 @@ import { openQueue, queueTimingsFromEnv, setDefaultQueue } from '../queue/open.t
 import { resolveQueueUrl } from '../queue/url.ts'
 
 export interface TaskWorkerOptions {
-  /** Most runs in flight at once, exactly (no prefetch). @default 10 */
+  /** Most runs executing at once, exactly (no prefetch). @default 10 */
   limit?: number
   /** Queue URL, or an open backend (left open by `stop()`). @default `resolveQueueUrl()` */
   queue?: string | QueueBackend
@@ -61,6 +61,8 @@ export interface WorkerStatus {
   tasks: string[]
 }
 
+type Outcome = { ok: true; value: unknown } | { ok: false; error: Error }
+
 interface Slot {
   run: ClaimedRun
   startedAt: number
@@ -91,6 +93,8 @@ export class TaskWorker {
   #backend: QueueBackend | undefined
   #ownsBackend = false
   #inFlight = new Map<string, Slot>()
+  /** Reports (complete, retry, fail) still being written, of runs whose task has returned. */
+  #reports = new Set<Promise<void>>()
   #state: WorkerStatus['state'] = 'starting'
   #startedAt: number | undefined
   #counts = { completed: 0, failed: 0, retried: 0 }
@@ -217,8 +221,8 @@ export class TaskWorker {
       clearTimeout(timer)
     }
     const left = [...this.#inFlight.values()]
-    await Promise.all(
-      left.map(async (slot) => {
+    await Promise.all([
+      ...left.map(async (slot) => {
         slot.abandoned = true
         slot.controller.abort(new CancelledError(`worker ${this.id} stopped; the run went back to the queue`))
         this.#line(`${slot.run.name} Scheduled (handed back: grace period of ${graceSeconds} s over)`)
@@ -226,7 +230,8 @@ export class TaskWorker {
         await this.#flushLogs(slot)
         this.#inFlight.delete(slot.run.runId)
       }),
-    )
+      ...this.#reports,
+    ])
     clearInterval(this.#renewTimer)
     this.#restoreConsole?.()
     setLogSink(undefined)
@@ -296,26 +301,42 @@ export class TaskWorker {
     const slot: Slot = { run, startedAt: Date.now(), controller, logs: [], abandoned: false, done: Promise.resolve() }
     this.#inFlight.set(run.runId, slot)
     this.#line(`${run.name} ${run.attempt > 1 ? `Retrying (attempt ${run.attempt})` : 'Running'}`)
-    slot.done = this.#attempt(slot).finally(() => {
+    slot.done = this.#attempt(slot).then((outcome) => {
+      // The slot is free once the task has returned: the claim for the next run goes out in the
+      // same write as this run's report (one round trip), and the report finishes in the background.
       this.#inFlight.delete(run.runId)
+      const report = this.#report(slot, outcome).catch((error: unknown) => this.#line(`${run.name}: could not record how it ended: ${toError(error).message}`))
+      this.#reports.add(report)
+      void report.finally(() => this.#reports.delete(report))
       if (this.#inFlight.size === 0) this.#idle?.()
       this.#claim()
     })
   }
 
-  async #attempt(slot: Slot): Promise<void> {
+  /** Runs the task once; never rejects. */
+  async #attempt(slot: Slot): Promise<Outcome> {
+    try {
+      const args = decodeValue(slot.run.args) as unknown[]
+      return { ok: true, value: await this.#invoke(this.#tasks.get(slot.run.task)!, slot, args) }
+    } catch (error) {
+      return { ok: false, error: toError(error) }
+    }
+  }
+
+  /** Writes how the attempt went: its logs, then complete, retry or fail (only while the lease is held). */
+  async #report(slot: Slot, outcome: Outcome): Promise<void> {
+    if (slot.abandoned) return
+    // Not awaited first: the queue keeps the order of one handle's writes, so the logs still land first.
+    const logged = this.#flushLogs(slot)
+    await this.#reportOutcome(slot, outcome)
+    await logged
+  }
+
+  async #reportOutcome(slot: Slot, attempt: Outcome): Promise<void> {
     const { run } = slot
     const backend = this.#backend!
     const task = this.#tasks.get(run.task)!
-    let outcome: { ok: true; value: unknown } | { ok: false; error: Error }
-    try {
-      const args = decodeValue(run.args) as unknown[]
-      outcome = { ok: true, value: await this.#invoke(task, slot, args) }
-    } catch (error) {
-      outcome = { ok: false, error: toError(error) }
-    }
-    if (slot.abandoned) return
-    await this.#flushLogs(slot)
+    let outcome = attempt
     if (outcome.ok) {
       let bytes: Uint8Array
       try {
