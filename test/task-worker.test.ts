@@ -187,6 +187,10 @@ describe('task worker in process: retries, logs, timeouts', () => {
       assert.equal(await chatty.result(), 3)
       await assert.rejects(slow.result(), (e: Error) => e instanceof TaskRunTimeoutError && /timed out after 0.2 s/.test(e.message))
       assert.equal(slow.state.name, 'TimedOut')
+      // A task that listens to its signal hears the timeout.
+      const attentive = Q.attentive.delay()
+      await assert.rejects(attentive.result(), TaskRunTimeoutError)
+      assert.deepEqual(Q.aborts, ["TaskRunTimeoutError: 'q_attentive-0' timed out after 0.2 s"])
       const record = (await queue.get(flaky.taskRunId))!
       assert.equal(record.attempts, 2)
       assert.equal(record.failures, 1)
@@ -195,7 +199,7 @@ describe('task worker in process: retries, logs, timeouts', () => {
       assert.ok(lines.some((l) => / q_chatty-\d+ \| hello ada$/.test(l)), lines.join('\n'))
       const status = worker.status()
       assert.equal(status.completed, 2)
-      assert.equal(status.failed, 1)
+      assert.equal(status.failed, 2)
       assert.equal(status.retried, 1)
     } finally {
       await worker.stop()

@@ -66,7 +66,12 @@ type Outcome = { ok: true; value: unknown } | { ok: false; error: Error }
 interface Slot {
   run: ClaimedRun
   startedAt: number
-  controller: AbortController
+  /** Why the attempt must stop now (lease lost, cancelled, timed out, worker stopping); the first reason wins. */
+  stopReason?: Error
+  /** The task's AbortSignal's controller, made only if the task reads its signal (most never do). */
+  controller?: AbortController
+  /** Ends the attempt's wait with the stop reason, even if the task ignores its signal. */
+  onStop?: (reason: Error) => void
   logs: LogLine[]
   /** Set once the lease is gone (lost or handed back): nothing more is written for this attempt. */
   abandoned: boolean
@@ -74,6 +79,14 @@ interface Slot {
 }
 
 const time = (ms = Date.now()) => new Date(ms).toISOString().slice(11, 23)
+
+/** Stops a running attempt: its wait ends at once with `reason`, and its signal (if the task took it) aborts. */
+function stopAttempt(slot: Slot, reason: Error): void {
+  if (slot.stopReason) return
+  slot.stopReason = reason
+  slot.controller?.abort(reason)
+  slot.onStop?.(reason)
+}
 
 /** The tasks a module namespace exports (each once), for `worker serve FILE`. */
 export function tasksOf(exports: Record<string, unknown>): AnyTask[] {
@@ -224,7 +237,7 @@ export class TaskWorker {
     await Promise.all([
       ...left.map(async (slot) => {
         slot.abandoned = true
-        slot.controller.abort(new CancelledError(`worker ${this.id} stopped; the run went back to the queue`))
+        stopAttempt(slot, new CancelledError(`worker ${this.id} stopped; the run went back to the queue`))
         this.#line(`${slot.run.name} Scheduled (handed back: grace period of ${graceSeconds} s over)`)
         await this.#backend!.release(slot.run, `worker ${this.id} stopped after a grace period of ${graceSeconds} s`).catch(() => false)
         await this.#flushLogs(slot)
@@ -286,9 +299,9 @@ export class TaskWorker {
           const slot = slots[i]!
           if (outcome === 'lost' && !slot.abandoned) {
             slot.abandoned = true
-            slot.controller.abort(new CrashedError(`worker ${this.id} lost the lease of '${slot.run.name}'; another worker runs it`))
+            stopAttempt(slot, new CrashedError(`worker ${this.id} lost the lease of '${slot.run.name}'; another worker runs it`))
           } else if (outcome === 'cancelled') {
-            slot.controller.abort(new CancelledError(`'${slot.run.name}' was cancelled`))
+            stopAttempt(slot, new CancelledError(`'${slot.run.name}' was cancelled`))
           }
         })
       },
@@ -297,8 +310,7 @@ export class TaskWorker {
   }
 
   #execute(run: ClaimedRun): void {
-    const controller = new AbortController()
-    const slot: Slot = { run, startedAt: Date.now(), controller, logs: [], abandoned: false, done: Promise.resolve() }
+    const slot: Slot = { run, startedAt: Date.now(), logs: [], abandoned: false, done: Promise.resolve() }
     this.#inFlight.set(run.runId, slot)
     this.#line(`${run.name} ${run.attempt > 1 ? `Retrying (attempt ${run.attempt})` : 'Running'}`)
     slot.done = this.#attempt(slot).then((outcome) => {
@@ -380,34 +392,46 @@ export class TaskWorker {
 
   /** Runs the task here with a run context whose submits run in place; honours `timeoutSeconds`. */
   #invoke(task: AnyTask, slot: Slot, args: unknown[]): Promise<unknown> {
-    const { run, controller } = slot
+    const { run } = slot
     const context: RunContext = {
       flowRun: undefined,
       taskRun: { id: run.runId, name: run.name, taskName: run.task, attempt: run.attempt },
-      signal: controller.signal,
+      get signal() {
+        if (!slot.controller) {
+          slot.controller = new AbortController()
+          if (slot.stopReason) slot.controller.abort(slot.stopReason)
+        }
+        return slot.controller.signal
+      },
       taskRunner: inlineRunner,
     }
-    const execution = new Promise<unknown>((resolve, reject) => {
-      try {
-        resolve(runWithContext(context, task.fn, ...args))
-      } catch (error) {
-        reject(error)
-      }
-    })
     const { timeoutSeconds } = task.options
     // Past its deadline, or when its lease is lost or it is cancelled, the attempt ends at once
     // even if the task ignores its signal.
     return new Promise((resolve, reject) => {
+      if (slot.stopReason) return reject(slot.stopReason)
+      slot.onStop = reject
       let timer: NodeJS.Timeout | undefined
-      const onAbort = () => reject(controller.signal.reason)
-      controller.signal.addEventListener('abort', onAbort, { once: true })
       if (timeoutSeconds !== undefined) {
-        timer = setTimeout(() => controller.abort(new TaskRunTimeoutError(`'${run.name}' timed out after ${timeoutSeconds} s`)), timeoutSeconds * 1000)
+        timer = setTimeout(() => stopAttempt(slot, new TaskRunTimeoutError(`'${run.name}' timed out after ${timeoutSeconds} s`)), timeoutSeconds * 1000)
       }
-      execution.then(resolve, reject).finally(() => {
+      let execution: unknown
+      try {
+        execution = runWithContext(context, task.fn, ...args)
+      } catch (error) {
         clearTimeout(timer)
-        controller.signal.removeEventListener('abort', onAbort)
-      })
+        return reject(error)
+      }
+      Promise.resolve(execution).then(
+        (value) => {
+          clearTimeout(timer)
+          resolve(value)
+        },
+        (error: unknown) => {
+          clearTimeout(timer)
+          reject(error)
+        },
+      )
     })
   }
 
