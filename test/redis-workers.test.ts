@@ -180,3 +180,38 @@ describe('Redis queue URL errors: one clear line, exit 2, no password', { skip: 
     assert.doesNotMatch(result.stderr + result.stdout, /s3cret/)
   })
 })
+
+describe('Redis over TLS (rediss://)', { skip: redisSkipReason() }, () => {
+  let redis: TestRedis
+  before(async () => {
+    redis = await startRedis({ tls: true, password: PASSWORD })
+  })
+  afterEach(async () => {
+    await killWorkers()
+  })
+  after(async () => {
+    await redis.stop()
+    assert.deepEqual(childProcesses(), [], 'no worker or redis-server process is left behind')
+  })
+
+  it('a worker and a submitter that trust the CA run every run over TLS', async () => {
+    const env = { PREFECT_QUEUE_URL: redis.url, NODE_EXTRA_CA_CERTS: redis.caFile! }
+    const worker = await startWorker([TASKS, '--limit', '4'], env)
+    const { results } = await submit(50, 0, env)
+    assert.deepEqual(results.map((r) => r.i), Array.from({ length: 50 }, (_, i) => i))
+    assert.ok(results.every((r) => r.pid === worker.pid))
+    assert.match(worker.output(), /from rediss:\/\/:\*\*\*@127\.0\.0\.1:\d+\/0/)
+  })
+
+  it('an untrusted certificate, and plain redis:// to a TLS port: one line each saying what to do, exit 2', async () => {
+    const untrusted = await runPtr(['runs', 'list', '--queue', redis.url])
+    assert.equal(untrusted.code, 2, untrusted.stderr)
+    assert.equal(untrusted.stderr.trim().split('\n').length, 1, untrusted.stderr)
+    assert.match(untrusted.stderr, /^ptr: cannot trust the TLS certificate of the Redis queue rediss:\/\/:\*\*\*@127\.0\.0\.1:\d+\/0: .*NODE_EXTRA_CA_CERTS/)
+    const plain = await runPtr(['runs', 'list', '--queue', redis.url.replace('rediss:', 'redis:')])
+    assert.equal(plain.code, 2, plain.stderr)
+    assert.equal(plain.stderr.trim().split('\n').length, 1, plain.stderr)
+    assert.match(plain.stderr, /cannot reach the Redis queue .*use rediss:\/\//)
+    assert.doesNotMatch(untrusted.stderr + plain.stderr, new RegExp(PASSWORD))
+  })
+})

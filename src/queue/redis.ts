@@ -318,7 +318,17 @@ function describeConnectError(url: string, error: unknown): UsageError {
   if (/WRONGPASS|NOAUTH|invalid password|invalid username-password/i.test(message)) {
     return new UsageError(`cannot use the Redis queue ${shown}: authentication failed (wrong user or password); check the URL's credentials`, 'PTR_QUEUE_AUTH', error)
   }
-  return new UsageError(`cannot reach the Redis queue ${shown}: ${message}; check the host and port, and that redis-server is running`, 'PTR_QUEUE_UNREACHABLE', error)
+  const code = String((error as { code?: unknown } | undefined)?.code ?? '')
+  if (/CERT|SELF_SIGNED|UNABLE_TO_GET_ISSUER|ERR_TLS/.test(code)) {
+    return new UsageError(
+      `cannot trust the TLS certificate of the Redis queue ${shown}: ${message}; if a private CA signed it, point NODE_EXTRA_CA_CERTS at the CA's PEM file`,
+      'PTR_QUEUE_TLS',
+      error,
+    )
+  }
+  // A TLS-only server drops a plain-text client.
+  const tlsHint = /^redis:/i.test(url) && code === 'ECONNRESET' ? '; if the server only accepts TLS, use rediss://' : ''
+  return new UsageError(`cannot reach the Redis queue ${shown}: ${message}; check the host and port, and that redis-server is running${tlsHint}`, 'PTR_QUEUE_UNREACHABLE', error)
 }
 
 interface Waiter {

@@ -5,7 +5,9 @@
  */
 import { spawn, spawnSync } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
+import { writeFileSync } from 'node:fs'
 import { createServer, connect } from 'node:net'
+import path from 'node:path'
 import { tempDir } from './cli.ts'
 
 export const REDIS_SERVER = process.env.PTR_REDIS_SERVER ?? 'redis-server'
@@ -41,13 +43,17 @@ export interface RedisServerOptions {
   persistent?: boolean
   port?: number
   dir?: string
+  /** Serve TLS only, with a certificate for 127.0.0.1 from a throwaway CA (see `caFile`). @default false */
+  tls?: boolean
 }
 
 export interface TestRedis {
   readonly port: number
   readonly dir: string
-  /** redis://[:password@]127.0.0.1:PORT/0 */
+  /** redis://[:password@]127.0.0.1:PORT/0 (rediss:// with `tls`) */
   readonly url: string
+  /** With `tls`: the PEM file of the CA that signed the server's certificate. */
+  readonly caFile: string | undefined
   /** Stops the server (SHUTDOWN semantics from SIGTERM: AOF is flushed), keeping the folder. */
   kill(signal?: NodeJS.Signals): Promise<void>
   /** Starts it again on the same port and folder. */
@@ -73,6 +79,20 @@ async function waitForPort(port: number, child: ChildProcess, log: () => string)
   }
 }
 
+/** A CA and a server certificate for 127.0.0.1 it signed, in `dir`; returns the CA's PEM file. */
+function makeCertificates(dir: string): string {
+  const openssl = (...args: string[]) => {
+    const result = spawnSync('openssl', args, { cwd: dir, encoding: 'utf8' })
+    if (result.status !== 0) throw new Error(`openssl ${args.join(' ')} failed (is openssl installed?):\n${result.stderr}`)
+  }
+  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes']
+  openssl('req', '-x509', ...ec, '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '2', '-subj', '/CN=ptr test CA')
+  openssl('req', ...ec, '-keyout', 'server.key', '-out', 'server.csr', '-subj', '/CN=127.0.0.1')
+  writeFileSync(path.join(dir, 'server.ext'), 'subjectAltName=IP:127.0.0.1\n')
+  openssl('x509', '-req', '-in', 'server.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'server.pem', '-days', '2', '-extfile', 'server.ext')
+  return path.join(dir, 'ca.pem')
+}
+
 export async function startRedis(options: RedisServerOptions = {}): Promise<TestRedis> {
   const port = options.port ?? (await freePort())
   const temp = options.dir ? { dir: options.dir, cleanup: () => undefined } : tempDir('ptr-redis-')
@@ -80,6 +100,12 @@ export async function startRedis(options: RedisServerOptions = {}): Promise<Test
   if (options.persistent) args.push('--appendonly', 'yes', '--appendfsync', 'always')
   else args.push('--appendonly', 'no')
   if (options.password) args.push('--requirepass', options.password)
+  const caFile = options.tls ? makeCertificates(temp.dir) : undefined
+  if (caFile) {
+    // Replace the plain port with a TLS one.
+    args.splice(0, 2, '--port', '0', '--tls-port', String(port))
+    args.push('--tls-cert-file', path.join(temp.dir, 'server.pem'), '--tls-key-file', path.join(temp.dir, 'server.key'), '--tls-ca-cert-file', caFile, '--tls-auth-clients', 'no')
+  }
   let child!: ChildProcess
   let output = ''
   const launch = async () => {
@@ -99,7 +125,8 @@ export async function startRedis(options: RedisServerOptions = {}): Promise<Test
   return {
     port,
     dir: temp.dir,
-    url: `redis://${options.password ? `:${options.password}@` : ''}127.0.0.1:${port}/0`,
+    url: `${caFile ? 'rediss' : 'redis'}://${options.password ? `:${options.password}@` : ''}127.0.0.1:${port}/0`,
+    caFile,
     kill,
     restart: launch,
     async stop() {
