@@ -222,6 +222,12 @@ for (const factory of QUEUES_UNDER_TEST) {
       const [held] = await a.claim('w1', [task], 1)
       await b.cancel(r2.id, 'stop')
       assert.deepEqual(await a.renew([held!]), ['cancelled'])
+      // The holder stops the attempt and says so: the run ends Cancelled, not Failed.
+      const stopped = b.waitForEnd(r2.id)
+      assert.equal(await a.cancelled(held!, storeError(new Error('stop'))), true)
+      assert.deepEqual([(await stopped).state, (await stopped).error?.message], ['Cancelled', 'stop'])
+      assert.deepEqual((await b.get(r2.id))?.history.map((h) => h.state), ['Scheduled', 'Running', 'Cancelled'])
+      assert.equal(await a.cancelled(held!, storeError(new Error('again'))), false, 'only while the lease is held')
     })
 
     it('watchWork fires soon after another handle enqueues', async () => {

@@ -62,12 +62,12 @@ describe('task workers (real processes, SQLite queue)', () => {
             const s = seen[k]!
             assert.equal(status.limit, 4)
             assert.equal(status.state, 'serving')
-            assert.deepEqual([...status.tasks].sort(), ['q_add', 'q_chatty', 'q_flaky', 'q_slowpoke', 'q_work'])
+            assert.deepEqual([...status.tasks].sort(), ['q_add', 'q_attentive', 'q_chatty', 'q_flaky', 'q_slowpoke', 'q_work'])
             assert.ok(status.inFlight <= 4, `status shows ${status.inFlight} in flight`)
             assert.equal(status.running.length, status.inFlight)
             for (const r of status.running) assert.equal(r.task, 'q_work')
             assert.ok(status.finished >= s.lastFinished, 'finished never goes down')
-            assert.equal(status.finished, status.completed + status.failed)
+            assert.equal(status.finished, status.completed + status.failed + status.cancelled)
             assert.match(status.worker, new RegExp(`:${w.pid}:`))
             s.lastFinished = status.finished
             s.maxInFlight = Math.max(s.maxInFlight, status.inFlight)
@@ -201,6 +201,33 @@ describe('task worker in process: retries, logs, timeouts', () => {
       assert.equal(status.completed, 2)
       assert.equal(status.failed, 2)
       assert.equal(status.retried, 1)
+    } finally {
+      await worker.stop()
+      setDefaultQueue(undefined)
+      await queue.close()
+      cleanup()
+    }
+  })
+
+  it('a run cancelled while it runs is stopped by its worker and ends Cancelled, on the queue and for its future', async () => {
+    const { dir, cleanup } = tempDir('ptr-worker-')
+    const queue = new SqliteQueueBackend(path.join(dir, 'q.db'), { leaseMs: 1000 })
+    setDefaultQueue(`sqlite:${dir}/q.db`, queue)
+    const lines: string[] = []
+    const worker = new TaskWorker(tasksOf(Q), { queue, limit: 2, log: (l) => lines.push(l) })
+    await worker.start()
+    try {
+      const long = Q.work.delay(1, 10_000)
+      await waitForOutput(() => lines.join('\n'), / q_work-\d+ Running/)
+      const started = Date.now()
+      await queue.cancel(long.taskRunId, 'no longer needed')
+      assert.equal((await long.wait()).type, 'Cancelled')
+      assert.ok(Date.now() - started < 3000, `stopped after ${Date.now() - started} ms (lease 1 s, renewed every third)`)
+      const record = (await queue.get(long.taskRunId))!
+      assert.equal(record.state, 'Cancelled')
+      assert.equal(record.failures, 0)
+      assert.equal(worker.status().cancelled, 1)
+      assert.equal(worker.status().failed, 0)
     } finally {
       await worker.stop()
       setDefaultQueue(undefined)

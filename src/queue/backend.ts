@@ -148,6 +148,8 @@ export interface QueueBackend {
   fail(lease: Lease, error: StoredError, name?: string): Promise<boolean>
   /** Ends the run Crashed: the worker found it cannot run it. */
   crash(lease: Lease, error: StoredError): Promise<boolean>
+  /** Ends the run Cancelled: its worker stopped it because cancellation was asked (see `renew`). */
+  cancelled(lease: Lease, error: StoredError): Promise<boolean>
   /** Schedules another attempt after `delayMs`; counts a task failure. */
   retry(lease: Lease, error: StoredError, delayMs: number): Promise<boolean>
   /** Hands the run back unfinished (worker shutting down); not a failure. */

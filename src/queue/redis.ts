@@ -636,6 +636,10 @@ export class RedisQueueBackend implements QueueBackend {
     return this.#finish(lease, 'end', 'Crashed', 'Crashed', JSON.stringify(error), 0, error.message)
   }
 
+  cancelled(lease: Lease, error: StoredError): Promise<boolean> {
+    return this.#finish(lease, 'end', 'Cancelled', 'Cancelled', JSON.stringify(error), 0, error.message)
+  }
+
   retry(lease: Lease, error: StoredError, delayMs: number): Promise<boolean> {
     return this.#finish(lease, 'requeue', 'AwaitingRetry', JSON.stringify(error), `${error.message}; retrying in ${(delayMs / 1000).toFixed(1)} s`, Math.max(0, Math.round(delayMs)), 1)
   }

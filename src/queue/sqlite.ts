@@ -436,6 +436,10 @@ export class SqliteQueueBackend implements QueueBackend {
     return this.#end(lease, 'Crashed', 'Crashed', error, 0)
   }
 
+  cancelled(lease: Lease, error: StoredError): Promise<boolean> {
+    return this.#end(lease, 'Cancelled', 'Cancelled', error, 0)
+  }
+
   #requeue(lease: Lease, name: string, error: StoredError | undefined, message: string, delayMs: number, failed: number): Promise<boolean> {
     return this.#write(() => {
       const now = Date.now()

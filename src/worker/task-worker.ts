@@ -52,12 +52,14 @@ export interface WorkerStatus {
   limit: number
   inFlight: number
   running: InFlightRun[]
-  /** Runs this worker ended (completed + failed). */
+  /** Runs this worker ended (completed + failed + cancelled). */
   finished: number
   completed: number
   failed: number
   /** Attempts that failed and were scheduled to retry. */
   retried: number
+  /** Runs stopped here because cancellation was asked. */
+  cancelled: number
   tasks: string[]
 }
 
@@ -110,7 +112,7 @@ export class TaskWorker {
   #reports = new Set<Promise<void>>()
   #state: WorkerStatus['state'] = 'starting'
   #startedAt: number | undefined
-  #counts = { completed: 0, failed: 0, retried: 0 }
+  #counts = { completed: 0, failed: 0, retried: 0, cancelled: 0 }
   #stopWatching: (() => void) | undefined
   #renewTimer: NodeJS.Timeout | undefined
   /** Slots asked for by claims still in flight. */
@@ -166,7 +168,7 @@ export class TaskWorker {
   }
 
   status(): WorkerStatus {
-    const { completed, failed, retried } = this.#counts
+    const { completed, failed, retried, cancelled } = this.#counts
     return {
       worker: this.id,
       queue: this.#backend?.url ?? '',
@@ -181,10 +183,11 @@ export class TaskWorker {
         attempt: s.run.attempt,
         startedAt: new Date(s.startedAt).toISOString(),
       })),
-      finished: completed + failed,
+      finished: completed + failed + cancelled,
       completed,
       failed,
       retried,
+      cancelled,
       tasks: this.tasks,
     }
   }
@@ -365,8 +368,15 @@ export class TaskWorker {
       }
     }
     const error = outcome.error
+    if (error instanceof CancelledError) {
+      if (await backend.cancelled(run, storeError(error))) {
+        this.#counts.cancelled++
+        this.#line(`${run.name} Cancelled: ${error.message}`)
+      }
+      return
+    }
     const timedOut = error instanceof TaskRunTimeoutError
-    if (run.failures < run.retries && !(error instanceof CancelledError) && (await this.#shouldRetry(task, error, run.failures + 1))) {
+    if (run.failures < run.retries && (await this.#shouldRetry(task, error, run.failures + 1))) {
       const delayMs = computeRetryDelay(task, run.failures + 1)
       if (await backend.retry(run, storeError(error), delayMs)) {
         this.#counts.retried++
