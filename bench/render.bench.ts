@@ -45,7 +45,7 @@ export const scenarios: Scenario[] = [
     name: '100,000 no-op runs: live view vs no view',
     unit: 'ms',
     better: 'lower',
-    repeats: 7,
+    repeats: 9,
     ours: { label: 'live view', measure: async () => inPty('live', 'noop') },
     peer: { label: 'no view', measure: async () => inPty('none', 'noop') },
     target,
