@@ -11,6 +11,13 @@ import type { QueueUnderTest } from './helpers/queues.ts'
 import { QUEUES_UNDER_TEST } from './helpers/queues.ts'
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+async function until(check: () => boolean, timeoutMs = 3000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`not within ${timeoutMs} ms`)
+    await sleep(10)
+  }
+}
 const newRun = (task: string, value: unknown = 1, extra: Partial<NewRun> = {}): NewRun => ({
   id: randomUUID(),
   task,
@@ -275,11 +282,40 @@ for (const factory of QUEUES_UNDER_TEST) {
       assert.equal((await a.waitForEnd(r3.id)).state, 'Completed')
     })
 
+    it('waitForEnd hears each attempt a worker starts, also one that started before the wait', async () => {
+      const task = t('running')
+      const [r1, r2] = [newRun(task, 1, { retries: 1 }), newRun(task, 2)]
+      await a.enqueue([r1])
+      const seen: number[] = []
+      const ended = a.waitForEnd(r1.id, { onRunning: (attempt) => seen.push(attempt) })
+      const [first] = await b.claim('w1', [task], 1)
+      await until(() => seen.length === 1)
+      assert.equal(await b.retry(first!, storeError(new Error('again')), 0), true)
+      const [second] = await b.claim('w1', [task], 1)
+      await until(() => seen.length === 2)
+      assert.equal(await b.complete(second!, encodeValue('done', 'result')), true)
+      assert.equal((await ended).state, 'Completed')
+      assert.deepEqual(seen, [1, 2])
+      // Started before anyone waited: heard at once, on the handle that enqueued it and on another.
+      await a.enqueue([r2])
+      const [held] = await b.claim('w1', [task], 1)
+      await sleep(50)
+      for (const handle of [a, b]) {
+        const heard: number[] = []
+        const waiting = handle.waitForEnd(r2.id, { onRunning: (attempt) => heard.push(attempt) })
+        await until(() => heard.length === 1)
+        assert.deepEqual(heard, [1])
+        void waiting.catch(() => undefined)
+      }
+      await b.complete(held!, encodeValue('done', 'result'))
+      assert.equal((await a.waitForEnd(r2.id)).state, 'Completed')
+    })
+
     it('waitForEnd rejects when its signal aborts', async () => {
       const run = newRun(t('abort'))
       await a.enqueue([run])
       const controller = new AbortController()
-      const waiting = b.waitForEnd(run.id, controller.signal)
+      const waiting = b.waitForEnd(run.id, { signal: controller.signal })
       controller.abort(new Error('gave up'))
       await assert.rejects(waiting, /gave up/)
     })

@@ -290,6 +290,47 @@ describe('PrefectTaskRunner', () => {
     }
   })
 
+  it('a queued run is Scheduled while it waits and Running only once a worker starts it (--runner prefect and t.delay())', async () => {
+    const { dir, cleanup } = tempDir('ptr-worker-')
+    const file = path.join(dir, 'q.db')
+    const queue = new SqliteQueueBackend(file, { leaseMs: 1000 })
+    setDefaultQueue(`sqlite:${file}`, queue)
+    const worker = new TaskWorker(tasksOf(Q), { queue, limit: 1 })
+    await worker.start()
+    const { flow, onRunEvent, PrefectTaskRunner, unmapped } = await import('../src/index.ts')
+    const names = new Map<string, string[]>()
+    let running = 0
+    let maxRunning = 0
+    const stop = onRunEvent((event) => {
+      if (event.kind !== 'task-run-state') return
+      names.set(event.taskRun.id, [...(names.get(event.taskRun.id) ?? []), event.state.name])
+      if (event.previous?.type === 'Running') running--
+      if (event.state.type === 'Running') maxRunning = Math.max(maxRunning, ++running)
+    })
+    try {
+      const three = flow({ name: 'three_on_one_worker' }, async () => Q.work.map([1, 2, 3], unmapped(250)).result())
+      const { state } = await three.run(undefined, { taskRunner: new PrefectTaskRunner({ queue: `sqlite:${file}` }) })
+      assert.equal(state.type, 'Completed', state.error?.stack)
+      assert.equal(maxRunning, 1, 'the worker runs one at a time, and the view shows one running at a time')
+      assert.deepEqual([...names.values()], Array(3).fill(['Pending', 'Scheduled', 'Running', 'Completed']))
+
+      const delayed = Q.work.delay(4, 250)
+      const stateName = (): string => delayed.state.name
+      assert.equal(stateName(), 'Scheduled')
+      const deadline = Date.now() + 5000
+      while (stateName() !== 'Running' && Date.now() < deadline) await sleep(10)
+      assert.equal(stateName(), 'Running')
+      assert.equal((await delayed.result()).i, 4)
+      assert.equal(delayed.state.name, 'Completed')
+    } finally {
+      stop()
+      await worker.stop()
+      setDefaultQueue(undefined)
+      await queue.close()
+      cleanup()
+    }
+  })
+
   it('ptr run --runner prefect runs the flow\'s tasks on a worker process', async () => {
     const { dir, cleanup } = tempDir('ptr-worker-')
     after(cleanup)

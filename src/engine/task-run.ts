@@ -45,6 +45,11 @@ export interface AttemptExecutor {
   execute(run: TaskRun, args: unknown[]): Promise<unknown>
   /** Called once when the run has settled. */
   runSettled(run: TaskRun): void
+  /**
+   * True when attempts wait somewhere else before they run (a task-worker queue): the run is then
+   * Scheduled when handed over, and `execute` moves it to Running when a worker starts it.
+   */
+  readonly marksRunning?: boolean
 }
 
 /** One run of a task: its state, attempts and outcome. Created by `submit()`, `map()` or a direct call. */
@@ -283,7 +288,7 @@ export async function driveTaskRun(run: TaskRun): Promise<void> {
       if (waiting) await waiting
       if (isSettled(run.state)) return
       run.newAttempt()
-      run.setState(S.Running(run.attempt === 1 ? 'Running' : 'Retrying'))
+      run.setState(executor.marksRunning ? S.makeState('Scheduled') : S.Running(run.attempt === 1 ? 'Running' : 'Retrying'))
       let error: Error
       try {
         const value = await (timeoutSeconds === undefined ? executor.execute(run, args) : attemptWithTimeout(run, args, timeoutSeconds))

@@ -13,6 +13,8 @@
  * - `complete`/`fail`/`retry`/`release` act only while the lease is still held; they return
  *   false (and change nothing) when it was lost, so a late worker never overwrites a newer attempt.
  */
+import type { WaitOptions } from './waiters.ts'
+
 export type QueueRunState = 'Scheduled' | 'Running' | 'Completed' | 'Failed' | 'Crashed' | 'Cancelled'
 
 export const FINAL_QUEUE_STATES: ReadonlySet<QueueRunState> = new Set(['Completed', 'Failed', 'Crashed', 'Cancelled'])
@@ -160,8 +162,11 @@ export interface QueueBackend {
   recoverExpired(): Promise<number>
 
   get(runId: string): Promise<RunRecord | undefined>
-  /** Resolves with how the run ended once it is final; rejects when `signal` aborts. */
-  waitForEnd(runId: string, signal?: AbortSignal): Promise<RunOutcome>
+  /**
+   * Resolves with how the run ended once it is final; rejects when `options.signal` aborts.
+   * `options.onRunning` hears each attempt a worker starts.
+   */
+  waitForEnd(runId: string, options?: WaitOptions): Promise<RunOutcome>
   list(filter?: ListFilter): Promise<RunRecord[]>
   appendLogs(runId: string, lines: readonly LogLine[]): Promise<void>
   logs(runId: string): Promise<LogLine[]>

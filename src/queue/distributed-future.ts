@@ -49,14 +49,22 @@ export class PrefectDistributedFuture<R = unknown> extends PrefectFuture<R> {
     this.#enqueued = enqueued
   }
 
+  /** Scheduled, then Running once a worker starts the run, then final. Reading it starts following the run. */
   get state(): State<R> {
+    if (!this.#settled) void this.settled()
     return this.#state
   }
 
   protected settled(): Promise<State<R>> {
     this.#settled ??= this.#enqueued
       .then(() => this.#backend())
-      .then((backend) => backend.waitForEnd(this.taskRunId))
+      .then((backend) =>
+        backend.waitForEnd(this.taskRunId, {
+          onRunning: (attempt) => {
+            if (!isSettled(this.#state)) this.#state = S.Running(attempt === 1 ? 'Running' : 'Retrying') as State<R>
+          },
+        }),
+      )
       .then(
         (outcome) => outcomeState<R>(outcome),
         (error: unknown) => {

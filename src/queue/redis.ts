@@ -18,6 +18,8 @@ import type {
 } from './backend.ts'
 import { isFinalQueueState } from './backend.ts'
 import { redactUrl } from './url.ts'
+import { RunWaiters } from './waiters.ts'
+import type { WaitOptions } from './waiters.ts'
 
 /*
  * Why this backend is Lua on ioredis rather than BullMQ's Queue/Worker (BullMQ is what the issue
@@ -91,7 +93,10 @@ for task in pairs(tasks) do redis.call('PUBLISH', p .. 'work:' .. task, '1') end
 return existing
 `
 
-/** ARGV: prefix, now, leaseMs, worker, max, tasks... Returns [id, task, name, args, attempt, failures, retries, token][]. */
+/**
+ * ARGV: prefix, now, leaseMs, worker, max, tasks... Returns [id, task, name, args, attempt, failures, retries, token][].
+ * Publishes the claimed runs on `started`, a line `ATTEMPT ID` each, for those waiting to hear it.
+ */
 const CLAIM = `
 local p, now, leaseMs, worker, max = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4], tonumber(ARGV[5])
 local cands = {}
@@ -103,6 +108,7 @@ if #ARGV > 6 then
   table.sort(cands, function(a, b) if a.s ~= b.s then return a.s < b.s end return a.m < b.m end)
 end
 local out = {}
+local started = {}
 for k = 1, math.min(max, #cands) do
   local c = cands[k]
   local id = string.sub(c.m, 18)
@@ -119,7 +125,9 @@ for k = 1, math.min(max, #cands) do
   redis.call('ZADD', p .. 'leases', leaseUntil, id)
   local f = redis.call('HMGET', key, 'name', 'args', 'failures', 'retries')
   table.insert(out, { id, c.t, f[1], f[2], attempts, tonumber(f[3]), tonumber(f[4]), token })
+  table.insert(started, attempts .. ' ' .. id)
 end
+if #started > 0 then redis.call('PUBLISH', p .. 'started', table.concat(started, '\\n')) end
 return out
 `
 
@@ -331,11 +339,6 @@ function describeConnectError(url: string, error: unknown): UsageError {
   return new UsageError(`cannot reach the Redis queue ${shown}: ${message}; check the host and port, and that redis-server is running${tlsHint}`, 'PTR_QUEUE_UNREACHABLE', error)
 }
 
-interface Waiter {
-  resolve: (outcome: RunOutcome) => void
-  reject: (error: unknown) => void
-}
-
 export interface RedisQueueBackendOptions extends QueueBackendOptions {
   /** Where the URL came from, for error messages. */
   source?: string
@@ -362,13 +365,14 @@ export class RedisQueueBackend implements QueueBackend {
   #sub: Redis | undefined
   #subReady: Promise<unknown> | undefined
   #workListeners = new Map<() => void, ReadonlySet<string>>()
-  #waiters = new Map<string, Waiter[]>()
+  readonly #waiters = new RunWaiters()
   /**
-   * Runs this handle enqueued while subscribed to run ends: the end message will bring their
-   * outcome, so waiting for them reads nothing. The value is the outcome once it came (kept until
-   * someone waits). Bounded: an entry dropped here only means its waiter reads the run instead.
+   * Runs this handle enqueued while subscribed to run starts and ends: the end message will bring
+   * their outcome, so waiting for them reads nothing. The value is the outcome once it came, or the
+   * attempt that started (kept until someone waits). Bounded: an entry dropped here only means its
+   * waiter reads the run instead.
    */
-  #own = new Map<string, RunOutcome | undefined>()
+  #own = new Map<string, RunOutcome | number | undefined>()
   static readonly OWN_LIMIT = 20_000
   #sweeper: NodeJS.Timeout | undefined
   #down = false
@@ -441,8 +445,10 @@ export class RedisQueueBackend implements QueueBackend {
     sub.on('error', () => undefined)
     this.#sub = sub
     const endChannel = Buffer.from(`${PREFIX}end`)
+    const startedChannel = Buffer.from(`${PREFIX}started`)
     sub.on('messageBuffer', (channel: Buffer, message: Buffer) => {
       if (channel.equals(endChannel)) this.#onEnd(message)
+      else if (channel.equals(startedChannel)) this.#onStarted(message)
       else {
         const name = channel.toString()
         if (name.startsWith(`${PREFIX}work:`)) this.#work(name.slice(PREFIX.length + 5))
@@ -457,17 +463,17 @@ export class RedisQueueBackend implements QueueBackend {
       // Messages published while the subscriber was away are lost: look again, and read the
       // outcome of runs whose end message may have been missed.
       for (const listener of this.#workListeners.keys()) listener()
-      for (const [id, outcome] of this.#own) if (!outcome) this.#own.delete(id)
-      for (const id of this.#waiters.keys()) this.#check(id)
+      for (const [id, heard] of this.#own) if (typeof heard !== 'object') this.#own.delete(id)
+      for (const id of this.#waiters.ids()) this.#check(id)
     })
     this.#subReady = new Promise((resolve) => sub.once('ready', resolve))
     return this.#subReady
   }
 
-  /** Subscribed to run ends only while someone waits (workers need not hear every end). */
+  /** Subscribed to run starts and ends only once someone waits or enqueues (workers need not hear them). */
   #endSubscribed: Promise<unknown> | undefined
   #subscribeEnds(): Promise<unknown> {
-    this.#endSubscribed ??= this.#subscriber().then(() => this.#sub!.subscribe(`${PREFIX}end`))
+    this.#endSubscribed ??= this.#subscriber().then(() => this.#sub!.subscribe(`${PREFIX}end`, `${PREFIX}started`))
     return this.#endSubscribed
   }
 
@@ -477,23 +483,32 @@ export class RedisQueueBackend implements QueueBackend {
 
   #onEnd(message: Buffer): void {
     const outcome = parseEnd(message)
-    if (this.#waiters.has(outcome.id)) this.#resolveWaiters(outcome)
+    if (this.#waiters.resolve(outcome)) this.#own.delete(outcome.id)
     else if (this.#own.has(outcome.id)) this.#own.set(outcome.id, outcome)
   }
 
-  #resolveWaiters(outcome: RunOutcome): void {
-    const waiters = this.#waiters.get(outcome.id)
-    this.#waiters.delete(outcome.id)
-    this.#own.delete(outcome.id)
-    for (const w of waiters ?? []) w.resolve(outcome)
+  #onStarted(message: Buffer): void {
+    if (!this.#waiters.watchingStarts && this.#own.size === 0) return
+    for (const line of message.toString().split('\n')) {
+      const space = line.indexOf(' ')
+      const id = line.slice(space + 1)
+      const attempt = Number(line.slice(0, space))
+      if (this.#waiters.has(id)) this.#waiters.running(id, attempt)
+      else if (this.#own.has(id) && typeof this.#own.get(id) !== 'object') this.#own.set(id, attempt)
+    }
   }
 
-  /** Reads the run and resolves its waiters if it has ended. */
+  /** Reads the run: resolves its waiters if it has ended, tells them if it runs. */
   #check(runId: string): void {
     if (!this.#waiters.has(runId)) return
     void this.get(runId).then(
       (record) => {
-        if (record && isFinalQueueState(record.state) && this.#waiters.has(runId)) this.#resolveWaiters(record)
+        if (!record) return
+        if (isFinalQueueState(record.state)) {
+          if (this.#waiters.resolve(record)) this.#own.delete(runId)
+        } else if (record.state === 'Running') {
+          this.#waiters.running(runId, record.attempts)
+        }
       },
       () => undefined,
     )
@@ -673,39 +688,24 @@ export class RedisQueueBackend implements QueueBackend {
     return toRecord(hash, history)
   }
 
-  async waitForEnd(runId: string, signal?: AbortSignal): Promise<RunOutcome> {
-    if (signal?.aborted) throw signal.reason
+  async waitForEnd(runId: string, options: WaitOptions = {}): Promise<RunOutcome> {
+    if (options.signal?.aborted) throw options.signal.reason
     const heard = this.#own.get(runId)
-    if (heard) {
+    if (typeof heard === 'object') {
       this.#own.delete(runId)
       return heard
     }
-    return new Promise<RunOutcome>((resolve, reject) => {
-      const waiter: Waiter = { resolve, reject }
-      const list = this.#waiters.get(runId)
-      if (list) list.push(waiter)
-      else this.#waiters.set(runId, [waiter])
-      signal?.addEventListener(
-        'abort',
-        () => {
-          const current = this.#waiters.get(runId)
-          if (current) {
-            const rest = current.filter((w) => w !== waiter)
-            if (rest.length) this.#waiters.set(runId, rest)
-            else this.#waiters.delete(runId)
-          }
-          reject(signal.reason)
-        },
-        { once: true },
-      )
-      // A run of ours: its end message brings the outcome.
-      if (this.#own.has(runId)) return
+    const ended = this.#waiters.add(runId, options)
+    if (heard) this.#waiters.running(runId, heard)
+    // A run of ours: its start and end messages will come (we subscribed before enqueuing it).
+    if (!this.#own.has(runId)) {
       // Subscribed first, then read: an end published in between is seen by one or the other.
       this.#subscribeEnds().then(
         () => this.#check(runId),
-        (error: unknown) => reject(error),
+        () => undefined,
       )
-    })
+    }
+    return ended
   }
 
   async list(filter: ListFilter = {}): Promise<RunRecord[]> {
@@ -749,9 +749,7 @@ export class RedisQueueBackend implements QueueBackend {
     this.#closed = true
     clearInterval(this.#sweeper)
     this.#workListeners.clear()
-    const error = new Error(`queue ${this.url} was closed while waiting for a run`)
-    for (const waiters of this.#waiters.values()) for (const w of waiters) w.reject(error)
-    this.#waiters.clear()
+    this.#waiters.rejectAll(new Error(`queue ${this.url} was closed while waiting for a run`))
     // QUIT lets replies in flight arrive; when Redis is gone, do not wait for it.
     const quit = (client: Redis) =>
       Promise.race([client.quit().catch(() => undefined), new Promise((r) => setTimeout(r, 1000).unref())]).then(() => client.disconnect())

@@ -17,7 +17,10 @@ import type {
   RunRecord,
   StoredError,
 } from './backend.ts'
+import type { RunOutcome } from './backend.ts'
 import { isFinalQueueState } from './backend.ts'
+import { RunWaiters } from './waiters.ts'
+import type { WaitOptions } from './waiters.ts'
 
 const SCHEMA_VERSION = 1
 
@@ -128,11 +131,6 @@ function describeOpenError(file: string, error: unknown): UsageError {
   return new UsageError(`cannot open queue file ${file}: ${message}; check that the path is a file you can read and write`, 'PTR_BAD_QUEUE_FILE', error)
 }
 
-interface Waiter {
-  resolve: (record: RunRecord) => void
-  reject: (error: unknown) => void
-}
-
 /**
  * The embedded queue: one SQLite file in WAL mode, shared by every worker and submitter process on
  * the machine. Claims are a single `UPDATE … RETURNING` (atomic across processes); writes of one
@@ -152,7 +150,7 @@ export class SqliteQueueBackend implements QueueBackend {
   #txSeq: number | undefined
   #lastSeq: number
   #dataVersion: number
-  #waiters = new Map<string, Waiter[]>()
+  readonly #waiters = new RunWaiters()
   #workListeners = new Set<() => void>()
   #watcher: FSWatcher | undefined
   #fallback: NodeJS.Timeout | undefined
@@ -212,7 +210,7 @@ export class SqliteQueueBackend implements QueueBackend {
         `UPDATE runs SET state = 'Running',
            state_name = CASE WHEN attempts > 0 THEN 'Retrying' ELSE 'Running' END,
            worker = @worker, token = @worker || '#' || (attempts + 1), attempts = attempts + 1,
-           lease_until = @lease_until, started_at = coalesce(started_at, @now),
+           lease_until = @lease_until, started_at = coalesce(started_at, @now), seq = @seq,
            history = json_insert(history, '$[#]', json_object('at', @now, 'state', 'Running',
              'name', CASE WHEN attempts > 0 THEN 'Retrying' ELSE 'Running' END, 'worker', @worker))
          WHERE rowid IN (SELECT rowid FROM runs WHERE state = 'Scheduled' AND available_at <= @now
@@ -256,7 +254,7 @@ export class SqliteQueueBackend implements QueueBackend {
          WHERE state = 'Running' AND lease_until < @now RETURNING id`,
       ),
       get: db.prepare(`SELECT * FROM runs WHERE id = ?`),
-      ended: db.prepare(`SELECT id, seq FROM runs WHERE seq > ? ORDER BY seq`),
+      changed: db.prepare(`SELECT id, seq FROM runs WHERE seq > ? ORDER BY seq`),
       list: db.prepare(
         `SELECT * FROM runs WHERE (@state IS NULL OR state = @state) AND (@task IS NULL OR task = @task) ORDER BY created_at DESC, rowid DESC LIMIT @limit`,
       ),
@@ -313,7 +311,7 @@ export class SqliteQueueBackend implements QueueBackend {
     this.#changed(true)
   }
 
-  /** The end sequence number of the current transaction (one per transaction, taken on first use). */
+  /** The change number of the current transaction (one per transaction, taken on first use): runs that end or start get it. */
   #seq(): number {
     return (this.#txSeq ??= (this.#stmts.bumpSeq.get() as { v: number }).v)
   }
@@ -341,7 +339,10 @@ export class SqliteQueueBackend implements QueueBackend {
     const taskList = JSON.stringify(tasks)
     // A read first: most wake-ups find nothing, and a read takes no write lock.
     if (!this.#stmts.anyDue.get({ now, tasks: taskList })) return []
-    const rows = this.#stmts.claim.all({ worker: workerId, lease_until: now + this.leaseMs, now, tasks: taskList, max }) as {
+    // In the write batch: after writes asked for before it (a worker's last report, so a run's end
+    // is recorded no later than the next start), and with a change number, so whoever waits for
+    // the claimed runs hears they started.
+    const rows = (await this.#write(() => this.#stmts.claim.all({ worker: workerId, lease_until: now + this.leaseMs, now, tasks: taskList, max, seq: this.#seq() }))) as {
       id: string
       task: string
       name: string
@@ -496,31 +497,15 @@ export class SqliteQueueBackend implements QueueBackend {
     return row && toRecord(row)
   }
 
-  waitForEnd(runId: string, signal?: AbortSignal): Promise<RunRecord> {
-    if (signal?.aborted) return Promise.reject(signal.reason)
+  waitForEnd(runId: string, options: WaitOptions = {}): Promise<RunOutcome> {
+    if (options.signal?.aborted) return Promise.reject(options.signal.reason)
     // Read and register in one synchronous step, so no end can slip between them.
     const now = this.getSync(runId)
     if (now && isFinalQueueState(now.state)) return Promise.resolve(now)
-    return new Promise<RunRecord>((resolve, reject) => {
-      const waiter: Waiter = { resolve, reject }
-      const list = this.#waiters.get(runId)
-      if (list) list.push(waiter)
-      else this.#waiters.set(runId, [waiter])
-      this.#ensureWatching()
-      signal?.addEventListener(
-        'abort',
-        () => {
-          const current = this.#waiters.get(runId)
-          if (!current) return
-          const rest = current.filter((w) => w !== waiter)
-          if (rest.length) this.#waiters.set(runId, rest)
-          else this.#waiters.delete(runId)
-          this.#maybeStopWatching()
-          reject(signal.reason)
-        },
-        { once: true },
-      )
-    })
+    const ended = this.#waiters.add(runId, options, () => this.#maybeStopWatching())
+    if (now?.state === 'Running') this.#waiters.running(runId, now.attempts)
+    this.#ensureWatching()
+    return ended
   }
 
   async list(filter: ListFilter = {}): Promise<RunRecord[]> {
@@ -553,9 +538,7 @@ export class SqliteQueueBackend implements QueueBackend {
     this.#workListeners.clear()
     clearInterval(this.#sweeper)
     this.#stopWatching()
-    const error = new Error(`queue ${this.url} was closed while waiting for a run`)
-    for (const waiters of this.#waiters.values()) for (const w of waiters) w.reject(error)
-    this.#waiters.clear()
+    this.#waiters.rejectAll(new Error(`queue ${this.url} was closed while waiting for a run`))
     this.#db.close()
   }
 
@@ -631,14 +614,13 @@ export class SqliteQueueBackend implements QueueBackend {
       this.#lastSeq = (this.#stmts.seq.get() as { v: number }).v
       return
     }
-    const ended = this.#stmts.ended.all(this.#lastSeq) as { id: string; seq: number }[]
-    for (const { id, seq } of ended) {
+    const changed = this.#stmts.changed.all(this.#lastSeq) as { id: string; seq: number }[]
+    for (const { id, seq } of changed) {
       if (seq > this.#lastSeq) this.#lastSeq = seq
-      const waiters = this.#waiters.get(id)
-      if (!waiters) continue
-      this.#waiters.delete(id)
+      if (!this.#waiters.has(id)) continue
       const record = this.getSync(id)!
-      for (const w of waiters) w.resolve(record)
+      if (isFinalQueueState(record.state)) this.#waiters.resolve(record)
+      else if (record.state === 'Running') this.#waiters.running(id, record.attempts)
     }
     this.#maybeStopWatching()
   }

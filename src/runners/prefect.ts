@@ -4,6 +4,7 @@ import type { TaskRun } from '../engine/task-run.ts'
 import type { QueueBackend } from '../queue/backend.ts'
 import { decodeValue, encodeValue, loadError } from '../queue/codec.ts'
 import { defaultQueue, openQueue } from '../queue/open.ts'
+import * as S from '../engine/states.ts'
 import { TaskRunner } from './task-runner.ts'
 
 export interface PrefectTaskRunnerOptions {
@@ -21,6 +22,8 @@ export interface PrefectTaskRunnerOptions {
  */
 export class PrefectTaskRunner extends TaskRunner {
   readonly name = 'prefect'
+  /** A run is Scheduled while it waits on the queue, and Running once a worker starts it. */
+  readonly marksRunning = true
   readonly options: Readonly<PrefectTaskRunnerOptions>
   #backend: QueueBackend | undefined
   #ownsBackend = false
@@ -82,7 +85,10 @@ export class PrefectTaskRunner extends TaskRunner {
     const onAbort = () => void backend.cancel(run.id, String((signal.reason as Error)?.message ?? 'cancelled')).catch(() => undefined)
     signal.addEventListener('abort', onAbort, { once: true })
     try {
-      const record = await backend.waitForEnd(run.id, signal)
+      const onRunning = (attempt: number) => {
+        if (run.state.type === 'Scheduled' || run.state.type === 'Running') run.setState(S.Running(attempt === 1 ? 'Running' : 'Retrying'))
+      }
+      const record = await backend.waitForEnd(run.id, { signal, onRunning })
       if (record.state === 'Completed') return decodeValue(record.result ?? new Uint8Array())
       throw loadError(record.error, record.state, record.stateName, record.id)
     } finally {
