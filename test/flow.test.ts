@@ -2,6 +2,7 @@ import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { ConcurrentTaskRunner, SequentialTaskRunner, UnhandledTaskFailureError, flow, onRunEvent } from '../src/index.ts'
 import type { RunEvent } from '../src/index.ts'
+import * as S from '../src/engine/states.ts'
 import * as F from './fixtures/flows.ts'
 import { double } from './fixtures/tasks.ts'
 
@@ -85,6 +86,25 @@ describe('flows', () => {
     assert.deepEqual(result.nested, { runner: 'sequential', value: 42 })
     assert.equal(result.caught, 'inner flow failed')
     assert.deepEqual(parentRuns, ['outer<root', 'inner<child', 'failing_inner<child'])
+  })
+
+  it('a subflow nobody awaits still ends before its parent; if it fails, the parent fails saying so (no unhandled rejection)', async () => {
+    const ended: string[] = []
+    const off = onRunEvent((event) => {
+      if (event.kind === 'flow-run-state' && S.isFinal(event.state)) ended.push(`${event.flowRun.flowName} ${event.state.name}`)
+    })
+    const { state } = await F.forgetsSubflows.run()
+    const tolerated = await F.forgetsSubflowsTolerated.run()
+    off()
+    assert.equal(state.type, 'Failed')
+    assert.ok(state.error instanceof UnhandledTaskFailureError)
+    assert.match(state.error.message, /^1 subflow run failed and nothing handled it: subflow run 'failing_inner-[0-9a-f]+' \(Failed: inner flow failed\)$/)
+    assert.equal(tolerated.state.type, 'Completed')
+    assert.equal(tolerated.state.result, 'returned early')
+    // Both children ended before their parent, in each run.
+    assert.deepEqual(ended.slice(0, 3).sort(), ['failing_inner Failed', 'forgets_subflows Failed', 'sleepy_inner Completed'])
+    assert.equal(ended[2], 'forgets_subflows Failed')
+    assert.equal(ended[5], 'forgets_subflows_tolerated Completed')
   })
 
   it('cancelling a flow run (its signal) ends waiting and running runs Cancelled, and the flow too', async () => {

@@ -62,6 +62,26 @@ export type AnyFlow = Flow<any, any>
 export const isFlow = (value: unknown): value is AnyFlow =>
   typeof value === 'function' && (value as { [FLOW]?: unknown })[FLOW] === true
 
+const ignore = () => undefined
+
+/**
+ * The promise a flow call returns. It knows whether anything awaited it (or attached a handler),
+ * so a subflow that fails while nobody awaits it fails its parent flow run instead of crashing the
+ * process with an unhandled rejection.
+ */
+class FlowCall<R> extends Promise<R> {
+  static override get [Symbol.species](): PromiseConstructor {
+    return Promise
+  }
+  observed = false
+  /** Set once the flow run has ended. */
+  ended: { state: State; flowRunName: string } | undefined
+  override then<A = R, B = never>(onFulfilled?: ((value: R) => A | PromiseLike<A>) | null, onRejected?: ((reason: unknown) => B | PromiseLike<B>) | null): Promise<A | B> {
+    this.observed = true
+    return super.then(onFulfilled, onRejected)
+  }
+}
+
 /** One run of a flow: owns its task runs' accounting and its runner. */
 export class FlowRun implements FlowRunInfo, TaskRunOwner {
   readonly id = randomUUID()
@@ -75,6 +95,8 @@ export class FlowRun implements FlowRunInfo, TaskRunOwner {
   cancelError: Error | undefined
   /** Failed or crashed task runs that no code has looked at. */
   readonly unhandled = new Set<TaskRun>()
+  /** Subflows called from this flow run: each ends before this one does. */
+  readonly #subflowCalls: FlowCall<unknown>[] = []
   #open = 0
   #idle: (() => void) | undefined
   #cancelled: (() => void) | undefined
@@ -125,6 +147,20 @@ export class FlowRun implements FlowRunInfo, TaskRunOwner {
     })
   }
 
+  subflowCalled(call: FlowCall<unknown>): void {
+    this.#subflowCalls.push(call)
+  }
+
+  /** Resolves when every subflow called from this flow run has ended (without counting as awaiting them). */
+  async subflowsSettled(): Promise<void> {
+    for (let i = 0; i < this.#subflowCalls.length; i++) await Promise.prototype.then.call(this.#subflowCalls[i], ignore, ignore)
+  }
+
+  /** Subflow runs that did not complete and that nothing awaited. */
+  unhandledSubflows(): { state: State; flowRunName: string }[] {
+    return this.#subflowCalls.flatMap((call) => (!call.observed && call.ended && call.ended.state.type !== 'Completed' ? [call.ended] : []))
+  }
+
   /** Resolves when the flow run is cancelled. */
   whenCancelled(): Promise<never> {
     return new Promise((_, reject) => {
@@ -162,13 +198,18 @@ async function finalState(flowRun: FlowRun, options: FlowOptions, outcome: { val
     }
     value = substituteResults(value)
   }
-  if (options.failOnUnhandledTaskFailure !== false && flowRun.unhandled.size > 0) {
-    const runs = [...flowRun.unhandled]
-    const shown = runs.slice(0, 3).map((r) => `'${r.name}' (${r.state.name}: ${r.state.error?.message ?? ''})`)
+  const subflows = flowRun.unhandledSubflows()
+  if (options.failOnUnhandledTaskFailure !== false && (flowRun.unhandled.size > 0 || subflows.length > 0)) {
+    const runs = [
+      ...[...flowRun.unhandled].map((r) => ({ what: `'${r.name}'`, state: r.state })),
+      ...subflows.map((f) => ({ what: `subflow run '${f.flowRunName}'`, state: f.state })),
+    ]
+    const kind = subflows.length === 0 ? 'task run' : flowRun.unhandled.size === 0 ? 'subflow run' : 'run'
+    const shown = runs.slice(0, 3).map((r) => `${r.what} (${r.state.name}: ${r.state.error?.message ?? ''})`)
     const more = runs.length > 3 ? ` and ${runs.length - 3} more` : ''
     return S.Failed(
       new UnhandledTaskFailureError(
-        `${runs.length} task run${runs.length === 1 ? '' : 's'} failed and nothing handled ${runs.length === 1 ? 'it' : 'them'}: ${shown.join(', ')}${more}`,
+        `${runs.length} ${kind}${runs.length === 1 ? '' : 's'} failed and nothing handled ${runs.length === 1 ? 'it' : 'them'}: ${shown.join(', ')}${more}`,
         runs[0]!.state.error,
       ),
     )
@@ -176,15 +217,16 @@ async function finalState(flowRun: FlowRun, options: FlowOptions, outcome: { val
   return S.Completed(value)
 }
 
-async function runFlow<P, R>(flow: Flow<P, R>, parameters: P | undefined, options: FlowRunOptions = {}): Promise<FlowRunResult<R>> {
+async function runFlow<P, R>(flow: Flow<P, R>, parameters: P | undefined, options: FlowRunOptions = {}, call?: FlowCall<unknown>): Promise<FlowRunResult<R>> {
+  const parent = currentContext()
+  const parentFlow = parent?.owner instanceof FlowRun ? parent.owner : undefined
+  if (call) parentFlow?.subflowCalled(call)
   if (parameters !== undefined && (typeof parameters !== 'object' || parameters === null || Array.isArray(parameters))) {
     throw new PtrError(`flow '${flow.name}': parameters must be one object of named values, e.g. ${flow.name}({ n: 3 }); got ${typeof parameters}`, {
       code: 'PTR_INVALID_PARAMETERS',
       exitCode: 2,
     })
   }
-  const parent = currentContext()
-  const parentFlow = parent?.owner instanceof FlowRun ? parent.owner : undefined
   const base = options.taskRunner ?? flow.options.taskRunner ?? parentFlow?.taskRunner ?? options.defaultTaskRunner ?? new ThreadPoolTaskRunner() // the default, as in Prefect
   const runner = base.duplicate()
   const params = (parameters ?? {}) as Record<string, unknown>
@@ -212,8 +254,9 @@ async function runFlow<P, R>(flow: Flow<P, R>, parameters: P | undefined, option
     outcome = { error: toError(error) }
   }
   try {
-    // Runs the flow submitted and never awaited still finish (and are shown) before it ends.
+    // Runs and subflows the flow started and never awaited still finish (and are shown) before it ends.
     await flowRun.allSettled()
+    await flowRun.subflowsSettled()
     flowRun.setState(await finalState(flowRun, flow.options, outcome))
   } finally {
     for (const signal of signals) signal.removeEventListener('abort', onAbort)
@@ -239,10 +282,21 @@ export function flow(a: unknown, b?: unknown): AnyFlow {
     })
   }
   const name = options.name ?? (fn.name || 'flow')
-  const self = async function (parameters?: unknown) {
-    const { state } = await runFlow(self, parameters)
-    if (state.type === 'Completed') return state.result
-    throw state.error ?? new Error(`flow run ended ${state.name}`)
+  const self = function (parameters?: unknown) {
+    let resolve!: (value: unknown) => void
+    let reject!: (error: unknown) => void
+    const call = new FlowCall<unknown>((res, rej) => {
+      resolve = res
+      reject = rej
+    })
+    // Whoever awaits the call gets its error; a failed subflow nobody awaits fails its parent instead.
+    Promise.prototype.then.call(call, undefined, ignore)
+    runFlow(self, parameters, {}, call).then(({ state, flowRun }) => {
+      call.ended = { state, flowRunName: flowRun.name }
+      if (state.type === 'Completed') resolve(state.result)
+      else reject(state.error ?? new Error(`flow run ended ${state.name}`))
+    }, reject)
+    return call
   } as unknown as AnyFlow
   Object.defineProperties(self, {
     [FLOW]: { value: true },
