@@ -4,7 +4,7 @@
  * bad values from every source.
  */
 import assert from 'node:assert/strict'
-import { existsSync, readFileSync } from 'node:fs'
+import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { after, describe, test } from 'node:test'
 import { DEFAULT_RUNNER_KIND, RUNNER_KINDS } from '../src/runners/kinds.ts'
@@ -316,6 +316,15 @@ describe('queue settings', () => {
     const local = await runPtr(['runs', 'list'], { cwd: q.dir, env: { PREFECT_LOCAL_DIR: 'state' } })
     assert.equal(local.code, 0, local.stderr)
     assert.ok(existsSync(q.path('state', 'queue.db')), 'the default queue is <localDir>/queue.db')
+    // Relative paths in a config file are relative to that file, wherever ptr runs from below it.
+    const r = project({ '.prefectrc': 'localDir: state\n', 'sub/deeper/.keep': '' })
+    const fromBelow = await runPtr(['runs', 'list'], { cwd: r.path('sub', 'deeper') })
+    assert.equal(fromBelow.code, 0, fromBelow.stderr)
+    assert.ok(existsSync(r.path('state', 'queue.db')), 'localDir from .prefectrc is next to it')
+    assert.ok(!existsSync(r.path('sub', 'deeper', 'state')), 'not under the current folder')
+    writeFileSync(r.path('.prefectrc'), 'queue:\n  url: sqlite:custom/q.db\n')
+    assert.equal((await runPtr(['runs', 'list'], { cwd: r.path('sub', 'deeper') })).code, 0)
+    assert.ok(existsSync(r.path('custom', 'q.db')), 'a relative sqlite: path in .prefectrc is next to it')
     const badLease = await runPtr(['runs', 'list'], { cwd: q.dir, env: { PREFECT_TASK_WORKER_LEASE_SECONDS: '0' } })
     assert.equal(badLease.code, 2)
     assert.match(badLease.stderr, /PREFECT_TASK_WORKER_LEASE_SECONDS/)

@@ -1,7 +1,7 @@
 import path from 'node:path'
 import type { QueueBackendOptions } from '../queue/backend.ts'
 import { defaultQueueUrl } from '../queue/url.ts'
-import type { ResolvedSettings, ResolveSettingsOptions } from './resolve.ts'
+import type { ResolvedSettings, ResolveSettingsOptions, SettingSource } from './resolve.ts'
 import { formatSource, resolveSettings } from './resolve.ts'
 
 /** The queue a command uses, from the settings (flag > env > config file > default). */
@@ -12,17 +12,27 @@ export interface ResolvedQueueSettings extends Required<QueueBackendOptions> {
   readonly source: string
 }
 
+/** The folder a relative path from `source` is relative to: a config file's own folder, else `cwd`. */
+const baseFolder = (source: SettingSource, cwd: string): string => (source.type === 'file' ? path.dirname(source.path) : cwd)
+
 /** The queue settings out of resolved settings; the default SQLite file lives under `localDir`. */
 export function queueSettingsFrom(resolved: ResolvedSettings, cwd: string): ResolvedQueueSettings {
   const { settings } = resolved
   const url = settings['queue.url']
-  const localDir = String(settings.localDir.value)
+  const localDir = path.resolve(baseFolder(settings.localDir.source, cwd), String(settings.localDir.value))
   return {
-    url: url.value === null ? defaultQueueUrl(path.resolve(cwd, localDir)) : String(url.value),
+    url: url.value === null ? defaultQueueUrl(localDir) : absoluteSqliteUrl(String(url.value), baseFolder(url.source, cwd)),
     source: url.value === null ? `default (localDir from ${formatSource(settings.localDir.source)})` : formatSource(url.source),
     leaseMs: Math.round(Number(settings['worker.leaseSeconds'].value) * 1000),
     maxLostLeases: Number(settings['worker.maxLostLeases'].value),
   }
+}
+
+/** `sqlite:PATH` with a relative PATH made absolute against `folder`; other URLs unchanged. */
+function absoluteSqliteUrl(url: string, folder: string): string {
+  const match = /^sqlite:(\/\/)?(.*)$/i.exec(url)
+  if (!match || match[2] === '' || match[2] === ':memory:' || path.isAbsolute(match[2]!)) return url
+  return `sqlite:${path.resolve(folder, match[2]!)}`
 }
 
 /** Resolves the settings and returns the queue's (and the settings, for commands that need more). */

@@ -169,7 +169,7 @@ export const SETTINGS = [
     key: 'localDir',
     env: ['PREFECT_LOCAL_DIR'],
     flag: '--local-dir',
-    description: "the folder for ptr's local files (queue database, run records), relative to the current folder",
+    description: "the folder for ptr's local files (queue database, run records); relative to the current folder, or to the config file that sets it",
     accepts: 'a non-empty folder path',
     schema: z.string().trim().min(1),
     default: '.ptr',
