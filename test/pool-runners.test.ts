@@ -138,10 +138,22 @@ for (const { kind, create } of KINDS) {
       assert.deepEqual(new Set(mine.map((l) => l.level)), new Set(['info', 'error']))
     })
 
-    it('nested submits from inside a worker finish with maxWorkers 1', async () => {
+    it('nested submits from inside a worker finish with maxWorkers 1, and their states reach the main side', async () => {
       const runner = make({ maxWorkers: 1 })
+      const seen = new Map<string, { name: string; mapId: string | undefined; states: string[] }>()
+      const stop = onRunEvent((event) => {
+        if (event.kind !== 'task-run-state' || event.taskRun.taskName !== 'double') return
+        const run = seen.get(event.taskRun.id) ?? { name: event.taskRun.name, mapId: event.taskRun.mapId, states: [] }
+        run.states.push(event.state.name)
+        seen.set(event.taskRun.id, run)
+      })
       assert.equal(await runner.submit(T.fanOut, [6]).result({ timeout: 30 }), 30)
       assert.equal(await runner.submit(T.nestedCall, [4]).result({ timeout: 30 }), 9)
+      stop()
+      const runs = [...seen.values()]
+      assert.equal(runs.length, 7, 'six mapped runs and one direct call, each seen once')
+      for (const run of runs) assert.deepEqual(run.states, ['Pending', 'Running', 'Completed'], run.name)
+      assert.equal(new Set(runs.filter((r) => r.mapId).map((r) => r.mapId)).size, 1, 'the map keeps its id, so a view folds it into one row')
     })
 
     it('a task a worker cannot find fails before any attempt, saying what to do', async () => {

@@ -1,7 +1,9 @@
-import type { LogEvent } from '../engine/events.ts'
+import type { LogEvent, TaskRunInfo } from '../engine/events.ts'
+import type { State } from '../engine/states.ts'
 /**
  * The wire between a pool runner (main side) and its workers (src/runners/pool-worker.ts).
- * Only plain data crosses: task keys, arguments, results, error records and log lines.
+ * Only plain data crosses: task keys, arguments, results, error records, log lines and the
+ * states of runs nested inside a worker's run.
  */
 
 /** The workerpool method names the worker registers. */
@@ -53,6 +55,20 @@ export interface ProbeAnswer {
 export interface LogMessage {
   readonly type: 'ptr.log'
   readonly event: LogEvent
+}
+
+/** A state as plain data: no result (it stays in the worker), the error as a record. */
+export type StateRecord = Omit<State, 'result' | 'error'> & { readonly error?: ErrorRecord }
+
+/**
+ * A state change of a run nested inside a worker's run (a submit or a call from inside a task
+ * runs in place, in the worker), so views and reports on the main side see it like any run.
+ */
+export interface StateMessage {
+  readonly type: 'ptr.state'
+  readonly taskRun: Omit<TaskRunInfo, 'state'>
+  readonly state: StateRecord
+  readonly previous: StateRecord | undefined
 }
 
 /** The module URL part of a task key. */

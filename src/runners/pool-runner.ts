@@ -4,12 +4,15 @@ import workerpool from 'workerpool'
 import type { Pool, WorkerPoolOptions } from 'workerpool'
 import { CancelledError, CrashedError, PtrError } from '../errors.ts'
 import { runEvents } from '../engine/events.ts'
+import type { TaskRunInfo } from '../engine/events.ts'
 import * as S from '../engine/states.ts'
+import { isSettled } from '../engine/states.ts'
+import type { State } from '../engine/states.ts'
 import type { TaskRun } from '../engine/task-run.ts'
 import { checkArguments, crossingName } from './crossing.ts'
 import type { Crossing } from './crossing.ts'
 import { METHOD_PROBE, METHOD_RUN, keyModuleUrl } from './pool-protocol.ts'
-import type { ErrorRecord, LogMessage, ProbeAnswer, RunOutcome, RunRequest } from './pool-protocol.ts'
+import type { ErrorRecord, LogMessage, ProbeAnswer, RunOutcome, RunRequest, StateMessage, StateRecord } from './pool-protocol.ts'
 import { TaskRunner } from './task-runner.ts'
 
 /** Options shared by the thread and process pool runners. */
@@ -325,9 +328,22 @@ export abstract class PoolTaskRunner extends TaskRunner {
   }
 }
 
+/** Runs nested inside workers' runs that have not settled yet, by id: one info object per run. */
+const nestedRuns = new Map<string, { -readonly [K in keyof TaskRunInfo]: TaskRunInfo[K] }>()
+
+const fromStateRecord = ({ error, ...rest }: StateRecord): State => (error ? { ...rest, error: fromRecord(error) } : rest)
+
 function onWorkerEvent(payload: unknown): void {
-  const line = payload as LogMessage
-  if (line?.type === 'ptr.log') runEvents.emit(line.event)
+  const message = payload as LogMessage | StateMessage
+  if (message?.type === 'ptr.log') runEvents.emit(message.event)
+  else if (message?.type === 'ptr.state') {
+    const state = fromStateRecord(message.state)
+    let taskRun = nestedRuns.get(message.taskRun.id)
+    if (taskRun) Object.assign(taskRun, message.taskRun, { state })
+    else nestedRuns.set(message.taskRun.id, (taskRun = { ...message.taskRun, state }))
+    if (isSettled(state)) nestedRuns.delete(taskRun.id)
+    runEvents.emit({ kind: 'task-run-state', taskRun, state, previous: message.previous && fromStateRecord(message.previous) })
+  }
 }
 const EXEC_OPTIONS = { on: onWorkerEvent }
 

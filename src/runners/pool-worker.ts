@@ -6,15 +6,17 @@
  */
 import { Worker, isMainThread } from 'node:worker_threads'
 import workerpool from 'workerpool'
-import { captureConsole, runWithContext, setLogSink } from '../engine/context.ts'
+import { captureConsole, currentContext, runWithContext, setLogSink } from '../engine/context.ts'
 import type { RunContext } from '../engine/context.ts'
+import { runEvents } from '../engine/events.ts'
+import type { State } from '../engine/states.ts'
 import { lookupTask } from '../engine/registry.ts'
 import type { AnyTask } from '../engine/task.ts'
 import { toError } from '../errors.ts'
 import { checkReturnValue, crossingName } from './crossing.ts'
 import type { Crossing } from './crossing.ts'
 import { METHOD_PROBE, METHOD_RUN, keyModuleUrl } from './pool-protocol.ts'
-import type { ErrorRecord, LogMessage, ProbeAnswer, RunOutcome, RunRequest, RunResult } from './pool-protocol.ts'
+import type { ErrorRecord, LogMessage, ProbeAnswer, RunOutcome, RunRequest, RunResult, StateMessage, StateRecord } from './pool-protocol.ts'
 import { inlineRunner } from './task-runner.ts'
 
 const crossing: Crossing = isMainThread ? 'process' : 'thread'
@@ -119,6 +121,22 @@ setLogSink((event) => {
   workerpool.workerEmit(line)
 })
 captureConsole()
+
+const stateRecord = ({ result: _result, error, ...rest }: State): StateRecord => (error ? { ...rest, error: toRecord(error) } : rest)
+
+// Runs nested inside a task (submits and calls from it run in place, here) report their states to
+// the main side, so its views and reports show them like any other run.
+runEvents.on((event) => {
+  if (event.kind !== 'task-run-state') return
+  const { id, name, taskName, taskKey, tags, mapIndex, mapId, attempt, startTime } = event.taskRun
+  const message: StateMessage = {
+    type: 'ptr.state',
+    taskRun: { id, name, taskName, taskKey, flowRunId: event.taskRun.flowRunId ?? currentContext()?.flowRun?.id, tags: [...tags], mapIndex, mapId, attempt, startTime },
+    state: stateRecord(event.state),
+    previous: event.previous && stateRecord(event.previous),
+  }
+  workerpool.workerEmit(message)
+})
 
 if (crossing === 'process') {
   // A child process must not outlive ptr. workerpool exits on IPC disconnect, but a task in a busy
