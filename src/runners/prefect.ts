@@ -1,10 +1,9 @@
-import type { PrefectFuture, PrefectFutureList } from '../engine/future.ts'
-import type { AnyTask, CallOptions, MapArgs, ResolvableArgs, Task } from '../engine/task.ts'
+import * as S from '../engine/states.ts'
+import type { AnyTask } from '../engine/task.ts'
 import type { TaskRun } from '../engine/task-run.ts'
 import type { QueueBackend } from '../queue/backend.ts'
 import { decodeValue, encodeValue, loadError } from '../queue/codec.ts'
 import { defaultQueue, openQueue } from '../queue/open.ts'
-import * as S from '../engine/states.ts'
 import { TaskRunner } from './task-runner.ts'
 
 export interface PrefectTaskRunnerOptions {
@@ -41,17 +40,8 @@ export class PrefectTaskRunner extends TaskRunner {
     return new PrefectTaskRunner(this.options)
   }
 
-  override submit<Args extends unknown[], R>(task: Task<Args, R>, args?: ResolvableArgs<Args>, options?: CallOptions): PrefectFuture<R>
-  override submit(task: AnyTask, args: readonly unknown[] = [], options: CallOptions = {}): PrefectFuture {
-    return super.submit(this.#engineTask(task), args as unknown[], options)
-  }
-
-  override map<Args extends unknown[], R>(task: Task<Args, R>, args: MapArgs<Args>, options?: CallOptions): PrefectFutureList<R>
-  override map(task: AnyTask, args: readonly unknown[], options: CallOptions = {}): PrefectFutureList {
-    return super.map(this.#engineTask(task), args as never, options)
-  }
-
-  #engineTask(task: AnyTask): AnyTask {
+  /** The engine drives a copy without retries and timeout: those happen on the queue side. */
+  protected override engineTask(task: AnyTask): AnyTask {
     let engineTask = this.#engineSide.get(task)
     if (!engineTask) {
       engineTask = task.withOptions({ retries: 0, timeoutSeconds: undefined, retryCondition: undefined })

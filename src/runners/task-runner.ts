@@ -139,7 +139,13 @@ export abstract class TaskRunner implements AttemptExecutor, AsyncDisposable {
     return futures
   }
 
-  #submitRun(task: AnyTask, args: readonly unknown[], options: CallOptions, mapIndex: number | undefined, mapId: string | undefined): PrefectFuture {
+  /** Hook: the task the engine drives for a submitted or mapped `task` (a runner may adjust its options). */
+  protected engineTask(task: AnyTask): AnyTask {
+    return task
+  }
+
+  #submitRun(submitted: AnyTask, args: readonly unknown[], options: CallOptions, mapIndex: number | undefined, mapId: string | undefined): PrefectFuture {
+    const task = this.engineTask(submitted)
     if (this.#state === 'closed' || this.#state === 'closing') {
       throw new PtrError(`cannot submit '${task.name}': the ${this.name} task runner is closed; submit inside the flow, before it returns`, {
         code: 'PTR_RUNNER_CLOSED',
