@@ -135,18 +135,26 @@ describe('reports', () => {
     assert.match(readFileSync(path.join(REPO, 'flows', 'hello.ts'), 'utf8'), /export default flow/)
   })
 
-  it('--junit FILE writes JUnit XML: one test case per task run, failures counted right', async () => {
+  it('--junit FILE writes JUnit XML: one test case per task run, failures counted right, logs as their output', async () => {
     const flowFile = path.join(project.dir, 'many.ts')
     writeFileSync(
       flowFile,
       `import { flow, task } from '${REPO}/src/index.ts'
-export const check = task({ name: 'check' }, (n: number) => { if (n % 3 === 0) throw new Error('multiple of 3: ' + n + ' <&>'); return n })
-export default flow({ name: 'many', failOnUnhandledTaskFailure: false }, async () => { await check.map([1, 2, 3, 4, 5, 6, 7]).wait() })
+export const check = task({ name: 'check' }, (n: number) => { console.log('checking ' + n); if (n % 3 === 0) throw new Error('multiple of 3: ' + n + ' <&>'); return n })
+export default flow({ name: 'many', failOnUnhandledTaskFailure: false }, async () => { console.log('flow says <hi>'); await check.map([1, 2, 3, 4, 5, 6, 7]).wait() })
 `,
     )
     const junit = path.join(project.dir, 'junit.xml')
-    const result = await runPtr(['run', flowFile, '--junit', junit])
+    const json = path.join(project.dir, 'many.json')
+    const result = await runPtr(['run', flowFile, '--junit', junit, '--output', 'json', json])
     assert.equal(result.code, 0, result.stderr)
+    const report: any = JSON.parse(readFileSync(json, 'utf8'))
+    assert.ok(validate(report), JSON.stringify(validate.errors, null, 2))
+    for (const run of report.taskRuns) {
+      assert.deepEqual(run.logs.map((l: { level: string; message: string }) => `${l.level} ${l.message}`), [`info checking ${run.mapIndex + 1}`])
+      assert.equal(run.logsOmitted, 0)
+    }
+    assert.deepEqual(report.flowRun.logs.map((l: { message: string }) => l.message), ['flow says <hi>'])
     const xml = readFileSync(junit, 'utf8')
     const parsed = new XMLParser({ ignoreAttributes: false, attributeNamePrefix: '' }).parse(xml)
     const suites = parsed.testsuites
@@ -157,6 +165,9 @@ export default flow({ name: 'many', failOnUnhandledTaskFailure: false }, async (
     const failed = cases.filter((c: { failure?: unknown }) => c.failure)
     assert.equal(failed.length, 2)
     assert.match(failed[0].failure.message, /multiple of 3: \d <&>/)
+    // Run check-<i> checked i + 1.
+    for (const c of cases) assert.match(c['system-out'], new RegExp(`^\\d\\d:\\d\\d:\\d\\d\\.\\d{3} info +checking ${Number(c.name.split('-').pop()) + 1}$`))
+    assert.match(suites.testsuite['system-out'], /info +flow says <hi>$/)
   })
 })
 

@@ -1,4 +1,5 @@
 import type { RunReport } from './report-json.ts'
+import type { LogRecord } from './run-history.ts'
 
 const escape = (text: string) =>
   text
@@ -9,10 +10,18 @@ const escape = (text: string) =>
     .replace(/>/g, '&gt;')
     .replace(/"/g, '&quot;')
 
+/** Log lines as a `<system-out>` element (CI systems show it with the test case), or nothing. */
+function systemOut(logs: readonly LogRecord[], omitted: number, indent: string): string[] {
+  if (logs.length === 0) return []
+  const lines = logs.map((l) => `${l.timestamp.slice(11, 23)} ${l.level.padEnd(7)} ${l.message}`)
+  if (omitted > 0) lines.push(`... ${omitted} more lines (see the JSON report's limits)`)
+  return [`${indent}<system-out>${escape(lines.join('\n'))}</system-out>`]
+}
+
 /**
  * The run as JUnit XML, which CI systems display: one test suite per flow run, one test case per
- * task run. Failed and Crashed runs (TimedOut included) are failures with their message;
- * NotReady and Cancelled runs are skipped, with the reason.
+ * task run, with the run's log lines as its output. Failed and Crashed runs (TimedOut included)
+ * are failures with their message; NotReady and Cancelled runs are skipped, with the reason.
  */
 export function buildJUnitXml(report: RunReport): string {
   const lines = ['<?xml version="1.0" encoding="UTF-8"?>']
@@ -36,18 +45,19 @@ export function buildJUnitXml(report: RunReport): string {
     )
     for (const run of runs) {
       const open = `    <testcase classname="${escape(`${flowRun.flowName}.${run.taskName}`)}" name="${escape(run.name)}" time="${(run.durationSeconds ?? 0).toFixed(3)}"`
+      const body: string[] = []
       if (isFailure(run.state.type)) {
         const message = run.error?.message ?? run.state.message ?? run.state.name
         const detail = [`${run.state.name} after ${run.attempts} attempt${run.attempts === 1 ? '' : 's'}: ${message}`]
         if (run.error?.cause) detail.push(`caused by ${run.error.cause.name}: ${run.error.cause.message}`)
-        lines.push(`${open}>`, `      <failure message="${escape(message)}" type="${escape(run.state.name)}">${escape(detail.join('\n'))}</failure>`, '    </testcase>')
+        body.push(`      <failure message="${escape(message)}" type="${escape(run.state.name)}">${escape(detail.join('\n'))}</failure>`)
       } else if (isSkipped(run.state.type, run.state.name)) {
-        lines.push(`${open}>`, `      <skipped message="${escape(`${run.state.name}: ${run.state.message ?? ''}`)}"/>`, '    </testcase>')
-      } else {
-        lines.push(`${open}/>`)
+        body.push(`      <skipped message="${escape(`${run.state.name}: ${run.state.message ?? ''}`)}"/>`)
       }
+      body.push(...systemOut(run.logs, run.logsOmitted, '      '))
+      lines.push(...(body.length === 0 ? [`${open}/>`] : [`${open}>`, ...body, '    </testcase>']))
     }
-    lines.push('  </testsuite>')
+    lines.push(...systemOut(flowRun.logs, flowRun.logsOmitted, '    '), '  </testsuite>')
   }
   lines.push('</testsuites>')
   return `${lines.join('\n')}\n`

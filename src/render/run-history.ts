@@ -1,4 +1,4 @@
-import type { FlowRunInfo, RunEvent } from '../engine/events.ts'
+import type { FlowRunInfo, LogEvent, LogLevel, RunEvent } from '../engine/events.ts'
 import type { State } from '../engine/states.ts'
 import { isSettled } from '../engine/states.ts'
 
@@ -7,6 +7,13 @@ export interface StateRecord {
   name: string
   timestamp: string
   message?: string
+}
+
+/** A log line of a run: its console output and getRunLogger() lines. */
+export interface LogRecord {
+  timestamp: string
+  level: LogLevel
+  message: string
 }
 
 export interface ErrorRecord {
@@ -31,6 +38,10 @@ export interface TaskRunRecord {
   endTime: string | null
   durationSeconds: number | null
   error: ErrorRecord | null
+  /** The run's log lines, the first `RunHistory.MAX_LOGS`. */
+  logs: LogRecord[]
+  /** Lines past that limit (counted, not kept). */
+  logsOmitted: number
 }
 
 export interface FlowRunRecord {
@@ -46,6 +57,9 @@ export interface FlowRunRecord {
   endTime: string | null
   durationSeconds: number | null
   error: ErrorRecord | null
+  /** Log lines of the flow itself (outside its task runs), the first `RunHistory.MAX_LOGS`. */
+  logs: LogRecord[]
+  logsOmitted: number
 }
 
 const iso = (ms: number) => new Date(ms).toISOString()
@@ -85,13 +99,22 @@ interface Times {
  * a report is asked for: it holds a record per run.
  */
 export class RunHistory {
+  static readonly MAX_LOGS = 1000
   readonly #taskRuns = new Map<string, { record: TaskRunRecord; times: Times; settled: boolean }>()
-  readonly #flowRuns = new Map<string, { info: FlowRunInfo; history: State[] }>()
+  readonly #flowRuns = new Map<string, { info: FlowRunInfo; history: State[]; logs: { logs: LogRecord[]; logsOmitted: number } }>()
   #rootFlowRunId: string | undefined
 
+  #log(event: LogEvent): void {
+    const owner = event.taskRunId !== undefined ? this.#taskRuns.get(event.taskRunId)?.record : event.flowRunId !== undefined ? this.#flowRuns.get(event.flowRunId)?.logs : undefined
+    if (!owner) return
+    if (owner.logs.length < RunHistory.MAX_LOGS) owner.logs.push({ timestamp: iso(event.timestamp), level: event.level, message: event.message })
+    else owner.logsOmitted++
+  }
+
   onEvent = (event: RunEvent): void => {
+    if (event.kind === 'log') return this.#log(event)
     if (event.kind === 'flow-run-state') {
-      const entry = this.#flowRuns.get(event.flowRun.id) ?? { info: event.flowRun, history: [] }
+      const entry = this.#flowRuns.get(event.flowRun.id) ?? { info: event.flowRun, history: [], logs: { logs: [], logsOmitted: 0 } }
       entry.history.push(event.state)
       this.#flowRuns.set(event.flowRun.id, entry)
       if (!this.#rootFlowRunId && event.flowRun.parentFlowRunId === undefined) this.#rootFlowRunId = event.flowRun.id
@@ -118,6 +141,8 @@ export class RunHistory {
           endTime: null,
           durationSeconds: null,
           error: null,
+          logs: [],
+          logsOmitted: 0,
         },
         times: { start: undefined, end: undefined },
         settled: false,
@@ -148,7 +173,7 @@ export class RunHistory {
   flowRuns(): FlowRunRecord[] {
     const root = this.#rootFlowRunId
     const entries = [...this.#flowRuns.values()].sort((a, b) => (a.info.id === root ? -1 : b.info.id === root ? 1 : 0))
-    return entries.map(({ info, history }) => {
+    return entries.map(({ info, history, logs }) => {
       const running = history.find((s) => s.type === 'Running')
       const last = history[history.length - 1]!
       const ended = isSettled(last) ? last : undefined
@@ -165,6 +190,7 @@ export class RunHistory {
         endTime: ended ? iso(ended.timestamp) : null,
         durationSeconds: running && ended ? (ended.timestamp - running.timestamp) / 1000 : null,
         error: ended && ended.type !== 'Completed' ? errorRecord(ended.error) : null,
+        ...logs,
       }
     })
   }
