@@ -88,6 +88,12 @@ export class CrashedError extends PtrError {
 }
 
 /** `future.result({ timeout })` ran out of time before the run finished. */
+export class FlowRunTimeoutError extends PtrError {
+  constructor(message: string) {
+    super(message, { code: 'PTR_FLOW_TIMED_OUT' })
+  }
+}
+
 export class FutureTimeoutError extends PtrError {
   constructor(message: string) {
     super(message, { code: 'PTR_FUTURE_TIMEOUT' })

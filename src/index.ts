@@ -36,6 +36,7 @@ export {
   UsageError,
   UpstreamTaskRunError,
   TaskRunTimeoutError,
+  FlowRunTimeoutError,
   CancelledError,
   CrashedError,
   FutureTimeoutError,

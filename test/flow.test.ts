@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { ConcurrentTaskRunner, SequentialTaskRunner, UnhandledTaskFailureError, flow, onRunEvent } from '../src/index.ts'
+import { ConcurrentTaskRunner, FlowRunTimeoutError, SequentialTaskRunner, UnhandledTaskFailureError, flow, onRunEvent } from '../src/index.ts'
 import type { RunEvent } from '../src/index.ts'
 import * as S from '../src/engine/states.ts'
 import * as F from './fixtures/flows.ts'
-import { double } from './fixtures/tasks.ts'
+import { boom, double, sleeper } from './fixtures/tasks.ts'
 
 describe('flows', () => {
   it('a flow takes one object of named parameters and returns its value', async () => {
@@ -132,5 +132,87 @@ describe('flows', () => {
     assert.throws(() => double.withOptions({ retries: -1 }), /task 'double': expected `retries` to be an integer from 0 and up, got `-1` \(number\)/)
     assert.throws(() => double.withOptions({ timeoutSeconds: 0 }), /`timeoutSeconds` to be a number above 0/)
     assert.throws(() => double.withOptions({ retryJitterFactor: 2 }), /`retryJitterFactor` to be a number from 0 to 1/)
+  })
+})
+
+describe('flow retries and time limits', () => {
+  const flowStates = () => {
+    const names = new Map<string, string[]>()
+    const stop = onRunEvent((event) => {
+      if (event.kind === 'flow-run-state') names.set(event.flowRun.flowName, [...(names.get(event.flowRun.flowName) ?? []), event.state.name])
+    })
+    return { names, stop }
+  }
+
+  it('retries re-run the flow function after a failed attempt; an unhandled failure of an earlier attempt no longer counts', async () => {
+    let calls = 0
+    const recovers = flow({ name: 'recovers', retries: 2, retryDelaySeconds: 0.05, taskRunner: new SequentialTaskRunner() }, async () => {
+      calls++
+      // Attempt 1 leaves a failed run nobody handles; attempt 2 throws; attempt 3 completes.
+      if (calls === 1) void boom.submit('first attempt')
+      if (calls === 2) throw new Error('second attempt')
+      return calls
+    })
+    const { names, stop } = flowStates()
+    const { state } = await recovers.run()
+    stop()
+    assert.equal(state.type, 'Completed', state.error?.message)
+    assert.equal(state.result, 3)
+    assert.deepEqual(names.get('recovers'), ['Pending', 'Running', 'AwaitingRetry', 'Retrying', 'AwaitingRetry', 'Retrying', 'Completed'])
+  })
+
+  it('past its retries the flow run fails with the last attempt\'s error', async () => {
+    let calls = 0
+    const gives = flow({ name: 'gives_up', retries: 1, taskRunner: new SequentialTaskRunner() }, async () => {
+      calls++
+      throw new Error(`attempt ${calls} broke`)
+    })
+    const { state } = await gives.run()
+    assert.equal(state.type, 'Failed')
+    assert.equal(state.error?.message, 'attempt 2 broke')
+    assert.equal(calls, 2)
+  })
+
+  it('timeoutSeconds: the attempt ends TimedOut and its runs are cancelled', async () => {
+    const slow = flow({ name: 'too_slow', timeoutSeconds: 0.2, taskRunner: new ConcurrentTaskRunner() }, async () => sleeper.submit(5_000, 'long').result())
+    const started = Date.now()
+    const cancelled: string[] = []
+    const stop = onRunEvent((event) => {
+      if (event.kind === 'task-run-state' && event.state.type === 'Cancelled') cancelled.push(event.taskRun.taskName)
+    })
+    const { state } = await slow.run()
+    stop()
+    assert.equal(state.type, 'Failed')
+    assert.equal(state.name, 'TimedOut')
+    assert.ok(state.error instanceof FlowRunTimeoutError)
+    assert.match(state.error.message, /^flow run 'too_slow-[0-9a-f]+' timed out after 0.2 s$/)
+    assert.ok(Date.now() - started < 3000, `ended after ${Date.now() - started} ms, not when the 5 s task would have`)
+    assert.deepEqual(cancelled, ['sleeper'], 'the running task run was cancelled')
+  })
+
+  it('a timed-out attempt is retried like a failed one; what it submits after its time limit never starts', async () => {
+    let calls = 0
+    const late: string[] = []
+    const second = flow({ name: 'second_time_quick', timeoutSeconds: 0.2, retries: 1, retryDelaySeconds: 0.3, taskRunner: new ConcurrentTaskRunner() }, async () => {
+      calls++
+      if (calls === 1) {
+        // Ignores its signal: still going when its time is up, and submits more.
+        await new Promise((resolve) => setTimeout(resolve, 300))
+        late.push((await double.submit(1).wait()).name)
+      }
+      return calls
+    })
+    const { names, stop } = flowStates()
+    const { state } = await second.run()
+    stop()
+    assert.equal(state.type, 'Completed')
+    assert.equal(state.result, 2)
+    assert.deepEqual(names.get('second_time_quick'), ['Pending', 'Running', 'AwaitingRetry', 'Retrying', 'Completed'])
+    assert.deepEqual(late, ['Cancelled'], 'the run the timed-out attempt submitted never started')
+  })
+
+  it('refuses bad retry and time-limit options when the flow is defined', () => {
+    assert.throws(() => flow({ name: 'bad', retries: -1 }, async () => 1), /flow 'bad': expected `retries` to be an integer from 0 and up, got `-1` \(number\)/)
+    assert.throws(() => flow({ name: 'bad', timeoutSeconds: 0 }, async () => 1), /flow 'bad': expected `timeoutSeconds` to be a number above 0/)
   })
 })

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto'
-import { CancelledError, PtrError, UnhandledTaskFailureError, toError } from '../errors.ts'
+import { CancelledError, FlowRunTimeoutError, PtrError, UnhandledTaskFailureError, toError } from '../errors.ts'
 import type { TaskRunner } from '../runners/task-runner.ts'
 import { ThreadPoolTaskRunner } from '../runners/thread-pool.ts'
 import { currentContext, runWithContext } from './context.ts'
@@ -7,12 +7,14 @@ import type { FlowRunInfo } from './events.ts'
 import { runEvents } from './events.ts'
 import type { Upstream } from './resolve.ts'
 import { collectUpstreams, substituteResults } from './resolve.ts'
+import type { RetryOptions } from './retry.ts'
+import { retryDelayMs, validateRetryOptions } from './retry.ts'
 import type { State } from './states.ts'
 import * as S from './states.ts'
 import { isFailure } from './states.ts'
 import type { TaskRun, TaskRunOwner } from './task-run.ts'
 
-export interface FlowOptions {
+export interface FlowOptions extends RetryOptions {
   /** The flow's name, shown in output and accepted by `ptr run FILE NAME`. @default the function's name */
   name?: string
   description?: string
@@ -27,6 +29,10 @@ export interface FlowOptions {
    * @default true
    */
   failOnUnhandledTaskFailure?: boolean
+  // From RetryOptions: `retries` re-run the whole flow function after a Failed or Crashed (or
+  // TimedOut) attempt, after `retryDelaySeconds`; `timeoutSeconds` limits each attempt: past it
+  // the attempt ends TimedOut, its signal aborts, its task runs and subflows are cancelled, and
+  // runs it submits afterwards never start.
 }
 
 export interface FlowRunOptions {
@@ -161,6 +167,12 @@ export class FlowRun implements FlowRunInfo, TaskRunOwner {
     return this.#subflowCalls.flatMap((call) => (!call.observed && call.ended && call.ended.state.type !== 'Completed' ? [call.ended] : []))
   }
 
+  /** Before a retry: the failed attempt's unhandled runs and subflow calls no longer count. */
+  forgetAttempt(): void {
+    this.unhandled.clear()
+    this.#subflowCalls.length = 0
+  }
+
   /** Resolves when the flow run is cancelled. */
   whenCancelled(): Promise<never> {
     return new Promise((_, reject) => {
@@ -177,9 +189,75 @@ export class FlowRun implements FlowRunInfo, TaskRunOwner {
   }
 }
 
+/**
+ * One attempt of a flow run: what its code submits belongs to the flow run, until the attempt is
+ * stopped (timed out, or the flow run cancelled); then new runs never start.
+ */
+class FlowAttempt implements TaskRunOwner {
+  readonly flowRun: FlowRun
+  readonly controller = new AbortController()
+  #timedOut: Error | undefined
+  constructor(flowRun: FlowRun) {
+    this.flowRun = flowRun
+  }
+  get info(): FlowRunInfo {
+    return this.flowRun
+  }
+  get stopped(): Error | undefined {
+    return this.#timedOut ?? this.flowRun.cancelError
+  }
+  timeOut(error: Error): void {
+    this.#timedOut = error
+    this.controller.abort(error)
+  }
+  taskRunCreated(): void {
+    this.flowRun.taskRunCreated()
+  }
+  taskRunSettled(run: TaskRun): void {
+    this.flowRun.taskRunSettled(run)
+  }
+  taskRunHandled(run: TaskRun): void {
+    this.flowRun.taskRunHandled(run)
+  }
+}
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
+
+/** Runs the flow function once, within the flow's time limit; never rejects. */
+async function runAttempt(flow: AnyFlow, flowRun: FlowRun, attempt: FlowAttempt, params: Record<string, unknown>, number: number): Promise<{ value: unknown } | { error: Error }> {
+  const { timeoutSeconds } = flow.options
+  let timer: NodeJS.Timeout | undefined
+  try {
+    flowRun.setState(S.Running(number === 1 ? 'Running' : 'Retrying'))
+    const runner = flowRun.taskRunner
+    await runner.start()
+    const context = { flowRun, owner: attempt, taskRun: undefined, signal: attempt.controller.signal, taskRunner: runner }
+    const cancelled = flowRun.whenCancelled()
+    cancelled.catch(() => undefined)
+    const racers: Promise<unknown>[] = [runWithContext(context, () => flow.fn(params)), cancelled]
+    if (timeoutSeconds !== undefined) {
+      racers.push(
+        new Promise((_, reject) => {
+          timer = setTimeout(() => {
+            const error = new FlowRunTimeoutError(`flow run '${flowRun.name}' timed out after ${timeoutSeconds} s`)
+            attempt.timeOut(error)
+            runner.cancelAll(error.message)
+            reject(error)
+          }, timeoutSeconds * 1000)
+        }),
+      )
+    }
+    return { value: await Promise.race(racers) }
+  } catch (error) {
+    return { error: toError(error) }
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
 async function finalState(flowRun: FlowRun, options: FlowOptions, outcome: { value: unknown } | { error: Error }): Promise<State> {
   if (flowRun.cancelError) return S.Cancelled(flowRun.cancelError)
-  if ('error' in outcome) return S.Failed(outcome.error)
+  if ('error' in outcome) return S.Failed(outcome.error, outcome.error instanceof FlowRunTimeoutError ? 'TimedOut' : 'Failed')
   let value = outcome.value
   const returned: Upstream[] = []
   collectUpstreams(value, returned)
@@ -219,7 +297,7 @@ async function finalState(flowRun: FlowRun, options: FlowOptions, outcome: { val
 
 async function runFlow<P, R>(flow: Flow<P, R>, parameters: P | undefined, options: FlowRunOptions = {}, call?: FlowCall<unknown>): Promise<FlowRunResult<R>> {
   const parent = currentContext()
-  const parentFlow = parent?.owner instanceof FlowRun ? parent.owner : undefined
+  const parentFlow = parent?.owner instanceof FlowAttempt ? parent.owner.flowRun : undefined
   if (call) parentFlow?.subflowCalled(call)
   if (parameters !== undefined && (typeof parameters !== 'object' || parameters === null || Array.isArray(parameters))) {
     throw new PtrError(`flow '${flow.name}': parameters must be one object of named values, e.g. ${flow.name}({ n: 3 }); got ${typeof parameters}`, {
@@ -242,22 +320,30 @@ async function runFlow<P, R>(flow: Flow<P, R>, parameters: P | undefined, option
     if (signal.aborted) onAbort({ target: signal } as unknown as Event)
     else signal.addEventListener('abort', onAbort, { once: true })
   }
-  let outcome: { value: unknown } | { error: Error }
   try {
-    flowRun.setState(S.Running())
-    await runner.start()
-    const context = { flowRun, owner: flowRun, taskRun: undefined, signal: controller.signal, taskRunner: runner }
-    const cancelled = flowRun.whenCancelled()
-    cancelled.catch(() => undefined)
-    outcome = { value: await Promise.race([runWithContext(context, () => flow.fn(params as P)), cancelled]) }
-  } catch (error) {
-    outcome = { error: toError(error) }
-  }
-  try {
-    // Runs and subflows the flow started and never awaited still finish (and are shown) before it ends.
-    await flowRun.allSettled()
-    await flowRun.subflowsSettled()
-    flowRun.setState(await finalState(flowRun, flow.options, outcome))
+    for (let number = 1; ; number++) {
+      const attempt = new FlowAttempt(flowRun)
+      const abortAttempt = () => attempt.controller.abort(flowRun.cancelError)
+      controller.signal.addEventListener('abort', abortAttempt, { once: true })
+      const outcome = await runAttempt(flow, flowRun, attempt, params, number)
+      // Runs and subflows the flow started and never awaited still finish (and are shown) before it ends.
+      await flowRun.allSettled()
+      await flowRun.subflowsSettled()
+      controller.signal.removeEventListener('abort', abortAttempt)
+      const state = await finalState(flowRun, flow.options, outcome)
+      if (number > (flow.options.retries ?? 0) || flowRun.cancelError || !isFailure(state)) {
+        flowRun.setState(state)
+        break
+      }
+      const delay = retryDelayMs(flow.options, number)
+      flowRun.setState(S.AwaitingRetry(delay, state.error ?? new Error(`flow run ended ${state.name}`)))
+      flowRun.forgetAttempt()
+      if (delay > 0) await Promise.race([sleep(delay), flowRun.whenCancelled().catch(() => undefined)])
+      if (flowRun.cancelError) {
+        flowRun.setState(S.Cancelled(flowRun.cancelError))
+        break
+      }
+    }
   } finally {
     for (const signal of signals) signal.removeEventListener('abort', onAbort)
     await runner.close()
@@ -282,6 +368,7 @@ export function flow(a: unknown, b?: unknown): AnyFlow {
     })
   }
   const name = options.name ?? (fn.name || 'flow')
+  validateRetryOptions(`flow '${name}'`, 'PTR_INVALID_FLOW_OPTION', options)
   const self = function (parameters?: unknown) {
     let resolve!: (value: unknown) => void
     let reject!: (error: unknown) => void

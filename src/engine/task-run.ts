@@ -5,6 +5,7 @@ import { runEvents } from './events.ts'
 import { PrefectFuture } from './future.ts'
 import type { Upstream } from './resolve.ts'
 import { collectUpstreams, substituteResults } from './resolve.ts'
+import { retryDelayMs } from './retry.ts'
 import type { State } from './states.ts'
 import * as S from './states.ts'
 import { isSettled } from './states.ts'
@@ -24,6 +25,8 @@ export function newRunId(): string {
 /** What a task run reports to the flow run that owns it. */
 export interface TaskRunOwner {
   readonly info: FlowRunInfo
+  /** Set once runs started under this owner must not run (its flow run was cancelled or timed out): they end Cancelled at once. */
+  readonly stopped?: Error | undefined
   taskRunCreated(run: TaskRun): void
   taskRunSettled(run: TaskRun): void
   taskRunHandled(run: TaskRun): void
@@ -217,19 +220,6 @@ function describeUpstream(future: PrefectFuture): string {
   return name ? `'${name}' (${future.taskRunId})` : future.taskRunId
 }
 
-export function computeRetryDelay(task: AnyTask, attempt: number): number {
-  const { retryDelaySeconds, retryJitterFactor } = task.options
-  let seconds: number
-  if (typeof retryDelaySeconds === 'function') seconds = retryDelaySeconds(attempt)
-  else if (Array.isArray(retryDelaySeconds)) seconds = retryDelaySeconds[Math.min(attempt, retryDelaySeconds.length) - 1] ?? 0
-  else seconds = (retryDelaySeconds as number | undefined) ?? 0
-  if (retryJitterFactor && seconds > 0) {
-    // Spread retries over [d·(1−j), d·(1+j)] so runs that failed together do not retry together.
-    seconds *= 1 + retryJitterFactor * (2 * Math.random() - 1)
-  }
-  return Math.max(0, seconds) * 1000
-}
-
 async function shouldRetry(run: TaskRun, error: Error): Promise<boolean> {
   const { retries = 0, retryCondition } = run.task.options
   if (run.attempt > retries || run.cancelError) return false
@@ -310,7 +300,7 @@ export async function driveTaskRun(run: TaskRun): Promise<void> {
         run.setState(failure)
         return
       }
-      const delay = computeRetryDelay(run.task, run.attempt)
+      const delay = retryDelayMs(run.task.options, run.attempt)
       run.setState(S.AwaitingRetry(delay, error))
       // Give the slot back while waiting, so a retry delay does not hold up other runs.
       executor.release(run)

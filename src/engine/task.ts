@@ -4,28 +4,19 @@ import { currentContext } from './context.ts'
 import type { PrefectFuture, PrefectFutureList } from './future.ts'
 import { definingModule, registerTask } from './registry.ts'
 import type { Resolvable, Unmapped } from './resolve.ts'
+import type { RetryOptions } from './retry.ts'
+import { validateRetryOptions } from './retry.ts'
 import type { TaskRunner } from '../runners/task-runner.ts'
 import { inlineRunner } from '../runners/task-runner.ts'
 import type { PrefectDistributedFuture } from '../queue/distributed-future.ts'
 import { delayRun } from '../queue/delay.ts'
 
-export interface TaskOptions<Args extends unknown[] = unknown[]> {
+export interface TaskOptions<Args extends unknown[] = unknown[]> extends RetryOptions {
   /** The task's name, shown in output and used in its key. @default the function's name */
   name?: string
   description?: string
-  /** Extra attempts after a failure (or crash, or timeout). @default 0 */
-  retries?: number
-  /**
-   * Seconds to wait before each retry: one number for all, a list (its last value repeats for
-   * later retries) or a function of the attempt that failed (1 for the first). @default 0
-   */
-  retryDelaySeconds?: number | readonly number[] | ((attempt: number) => number)
-  /** Spreads each retry delay randomly over ±factor of itself (0.5 → 50%–150%). @default 0 */
-  retryJitterFactor?: number
   /** Retry only when this returns true for the error. @default retry on every error */
   retryCondition?: (error: Error, attempt: number) => boolean | Promise<boolean>
-  /** The run ends TimedOut past this many seconds, even if the task ignores its signal. @default no limit */
-  timeoutSeconds?: number
   tags?: readonly string[]
   /**
    * Name for each run: a function of the arguments, or a string where `{0}`, `{1}`, ... stand for
@@ -85,17 +76,7 @@ function describe(value: unknown): string {
 }
 
 function validateOptions(name: string, options: TaskOptions<any[]>): void {
-  const fail = (what: string, value: unknown) => {
-    throw new PtrError(`task '${name}': expected ${what}, got ${describe(value)}`, { code: 'PTR_INVALID_TASK_OPTION', exitCode: 2 })
-  }
-  const { retries, retryDelaySeconds: delay, retryJitterFactor: jitter, timeoutSeconds } = options
-  if (retries !== undefined && !(Number.isInteger(retries) && retries >= 0)) fail('`retries` to be an integer from 0 and up', retries)
-  if (delay !== undefined && typeof delay !== 'function') {
-    const list = Array.isArray(delay) ? delay : [delay]
-    for (const d of list) if (!(typeof d === 'number' && d >= 0 && Number.isFinite(d))) fail('`retryDelaySeconds` to be seconds from 0 and up', d)
-  }
-  if (jitter !== undefined && !(typeof jitter === 'number' && jitter >= 0 && jitter <= 1)) fail('`retryJitterFactor` to be a number from 0 to 1', jitter)
-  if (timeoutSeconds !== undefined && !(typeof timeoutSeconds === 'number' && timeoutSeconds > 0)) fail('`timeoutSeconds` to be a number above 0', timeoutSeconds)
+  validateRetryOptions(`task '${name}'`, 'PTR_INVALID_TASK_OPTION', options)
 }
 
 /** The task runner that `submit()`/`map()` use from here: the flow's, or the in-place one inside a task. */

@@ -159,7 +159,10 @@ export abstract class TaskRunner implements AttemptExecutor, AsyncDisposable {
       ...(mapIndex === undefined ? {} : { mapIndex, mapId: mapId! }),
     })
     this.#active.add(run)
-    void driveTaskRun(run)
+    // Code that ignored its flow's cancellation or timeout and submits on: the run never starts.
+    const stopped = run.owner?.stopped
+    if (stopped) run.cancel(stopped instanceof CancelledError ? stopped : new CancelledError(`'${run.name}' was not started: ${stopped.message}`))
+    else void driveTaskRun(run)
     return run.future
   }
 

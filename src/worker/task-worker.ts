@@ -7,7 +7,7 @@ import type { LogSink, RunContext } from '../engine/context.ts'
 import { runEvents } from '../engine/events.ts'
 import type { AnyTask } from '../engine/task.ts'
 import { isTask } from '../engine/task.ts'
-import { computeRetryDelay } from '../engine/task-run.ts'
+import { retryDelayMs } from '../engine/retry.ts'
 import { CancelledError, CrashedError, PtrError, TaskRunTimeoutError, UsageError, toError } from '../errors.ts'
 import { inlineRunner } from '../runners/task-runner.ts'
 import type { ClaimedRun, LogLine, QueueBackend } from '../queue/backend.ts'
@@ -377,7 +377,7 @@ export class TaskWorker {
     }
     const timedOut = error instanceof TaskRunTimeoutError
     if (run.failures < run.retries && (await this.#shouldRetry(task, error, run.failures + 1))) {
-      const delayMs = computeRetryDelay(task, run.failures + 1)
+      const delayMs = retryDelayMs(task.options, run.failures + 1)
       if (await backend.retry(run, storeError(error), delayMs)) {
         this.#counts.retried++
         this.#line(`${run.name} AwaitingRetry attempt ${run.attempt} failed: ${error.message}; retrying in ${(delayMs / 1000).toFixed(1)} s`)
