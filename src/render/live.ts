@@ -20,11 +20,17 @@ export interface LiveRendererOptions {
 interface Group {
   readonly label: string
   total: number
+  /** Runs that ended Completed (the common case, counted apart). */
+  completed: number
+  /** Runs that ended otherwise, by state name. */
   readonly counts: Map<string, number>
   /** How many runs are running now. */
   running: number
-  /** A few of the running runs, to show with their elapsed time (bounded: events stay O(1)). */
-  readonly sample: Map<string, { name: string; since: number; attempt: number }>
+  /**
+   * A few of the running runs, to show with their elapsed time (bounded: events stay O(1)). Keyed
+   * by the run object: a lookup by identity, where an id string would be hashed for every run.
+   */
+  readonly sample: Map<object, { name: string; since: number; attempt: number }>
   failures: { name: string; state: State; attempts: number }[]
   failureCount: number
 }
@@ -68,6 +74,8 @@ export class LiveRenderer implements Renderer {
   #listr: Promise<unknown> | undefined
   #timer: NodeJS.Timeout | undefined
   #dirty = true
+  #lastKey: string | undefined
+  #lastGroup: Group | undefined
 
   constructor(options: LiveRendererOptions = {}) {
     this.#chalk = options.color === undefined ? new Chalk() : new Chalk({ level: options.color ? 1 : 0 })
@@ -81,6 +89,7 @@ export class LiveRenderer implements Renderer {
 
   onEvent = (event: RunEvent): void => {
     this.#dirty = true
+    if (event.kind === 'task-run-state') return this.#taskRunState(event)
     if (event.kind === 'flow-run-state') {
       if (!this.#flow || event.flowRun.parentFlowRunId === undefined) {
         this.#flow = { name: event.flowRun.name, state: event.state, started: this.#flow?.started ?? event.state.timestamp }
@@ -91,15 +100,19 @@ export class LiveRenderer implements Renderer {
       const who = event.taskRunName ?? 'flow'
       this.#logs.push(`${this.#chalk.dim(`${who} |`)} ${event.message.split('\n')[0]}`)
       if (this.#logs.length > LOG_LINES) this.#logs.shift()
-      return
     }
-    const { taskRun, state } = event
+  }
+
+  /** The hot path: one call per state change of every run. Counters only; drawing reads them later. */
+  #taskRunState({ taskRun, state, previous }: Extract<RunEvent, { kind: 'task-run-state' }>): void {
     const key = taskRun.mapId ?? taskRun.taskName
-    let group = this.#groups.get(key)
+    // Runs of one map come in long streaks: remember the last group.
+    let group = key === this.#lastKey ? this.#lastGroup : this.#groups.get(key)
     if (!group) {
       group = {
         label: taskRun.mapId ? `${taskRun.taskName} (map)` : taskRun.taskName,
         total: 0,
+        completed: 0,
         counts: new Map(),
         running: 0,
         sample: new Map(),
@@ -108,18 +121,24 @@ export class LiveRenderer implements Renderer {
       }
       this.#groups.set(key, group)
     }
+    this.#lastKey = key
+    this.#lastGroup = group
     if (state.type === 'Pending' && state.name === 'Pending') {
       group.total++
       return
     }
     // A run leaves Running with the very next state, whatever it is.
-    if (event.previous?.type === 'Running') {
+    if (previous !== undefined && previous.type === 'Running') {
       group.running--
-      if (group.sample.size > 0) group.sample.delete(taskRun.id)
+      if (group.sample.size > 0) group.sample.delete(taskRun)
     }
     if (state.type === 'Running') {
       group.running++
-      if (group.sample.size < this.#detailLines) group.sample.set(taskRun.id, { name: taskRun.name, since: state.timestamp, attempt: taskRun.attempt })
+      if (group.sample.size < this.#detailLines) group.sample.set(taskRun, { name: taskRun.name, since: state.timestamp, attempt: taskRun.attempt })
+      return
+    }
+    if (state.type === 'Completed') {
+      group.completed++
       return
     }
     if (isSettled(state)) {
@@ -181,13 +200,12 @@ export class LiveRenderer implements Renderer {
 
   #groupTitle(group: Group): string {
     const c = this.#chalk
-    const done = [...group.counts.values()].reduce((a, b) => a + b, 0)
+    const done = [...group.counts.values()].reduce((a, b) => a + b, group.completed)
     const parts = [`${done}/${group.total}`]
     if (group.running) parts.push(c.cyan(`${group.running} running`))
-    const completed = group.counts.get('Completed') ?? 0
+    const { completed } = group
     if (completed) parts.push(c.green(`${completed} completed`))
     for (const [name, n] of group.counts) {
-      if (name === 'Completed') continue
       parts.push(name === 'Failed' || name === 'Crashed' || name === 'TimedOut' ? c.red(`${n} ${name.toLowerCase()}`) : c.yellow(`${n} ${name}`))
     }
     return `${c.bold(group.label)} ${bar(done, group.total)} ${parts.join(' · ')}`
