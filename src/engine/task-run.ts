@@ -221,13 +221,22 @@ function describeUpstream(future: PrefectFuture): string {
 }
 
 async function shouldRetry(run: TaskRun, error: Error): Promise<boolean> {
-  const { retries = 0, retryCondition } = run.task.options
+  const { retries = 0 } = run.task.options
   if (run.attempt > retries || run.cancelError) return false
-  // A ptr error that says another attempt would fail the same way (e.g. a value that cannot cross).
+  return retryAllowed(run.task, error, run.attempt)
+}
+
+/**
+ * Whether failed attempt `attempt` of `task` may be retried, retries left aside: not when the
+ * error says another attempt would fail the same way (a value that cannot cross), nor when the
+ * task's `retryCondition` says no (or throws). Task workers decide with it too.
+ */
+export async function retryAllowed(task: AnyTask, error: Error, attempt: number): Promise<boolean> {
   if ((error as { retryable?: unknown }).retryable === false) return false
+  const { retryCondition } = task.options
   if (!retryCondition) return true
   try {
-    return Boolean(await retryCondition(error, run.attempt))
+    return Boolean(await retryCondition(error, attempt))
   } catch {
     return false
   }

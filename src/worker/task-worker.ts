@@ -8,6 +8,7 @@ import { runEvents } from '../engine/events.ts'
 import type { AnyTask } from '../engine/task.ts'
 import { isTask } from '../engine/task.ts'
 import { retryDelayMs } from '../engine/retry.ts'
+import { retryAllowed } from '../engine/task-run.ts'
 import { CancelledError, CrashedError, PtrError, TaskRunTimeoutError, UsageError, toError } from '../errors.ts'
 import { inlineRunner } from '../runners/task-runner.ts'
 import type { ClaimedRun, LogLine, QueueBackend } from '../queue/backend.ts'
@@ -376,7 +377,7 @@ export class TaskWorker {
       return
     }
     const timedOut = error instanceof TaskRunTimeoutError
-    if (run.failures < run.retries && (await this.#shouldRetry(task, error, run.failures + 1))) {
+    if (run.failures < run.retries && (await retryAllowed(task, error, run.failures + 1))) {
       const delayMs = retryDelayMs(task.options, run.failures + 1)
       if (await backend.retry(run, storeError(error), delayMs)) {
         this.#counts.retried++
@@ -387,16 +388,6 @@ export class TaskWorker {
     if (await backend.fail(run, storeError(error), timedOut ? 'TimedOut' : 'Failed')) {
       this.#counts.failed++
       this.#line(`${run.name} ${timedOut ? 'TimedOut' : 'Failed'}: ${error.message}`)
-    }
-  }
-
-  async #shouldRetry(task: AnyTask, error: Error, failure: number): Promise<boolean> {
-    const { retryCondition } = task.options
-    if (!retryCondition) return true
-    try {
-      return Boolean(await retryCondition(error, failure))
-    } catch {
-      return false
     }
   }
 
