@@ -88,8 +88,8 @@ class FlowCall<R> extends Promise<R> {
   }
 }
 
-/** One run of a flow: owns its task runs' accounting and its runner. */
-export class FlowRun implements FlowRunInfo, TaskRunOwner {
+/** One run of a flow: owns its task runs' accounting (through its attempts) and its runner. */
+export class FlowRun implements FlowRunInfo {
   readonly id = randomUUID()
   readonly name: string
   readonly flowName: string
@@ -117,9 +117,6 @@ export class FlowRun implements FlowRunInfo, TaskRunOwner {
     this.setState(this.state)
   }
 
-  get info(): FlowRunInfo {
-    return this
-  }
   get taskRunnerName(): string {
     return this.taskRunner.name
   }
