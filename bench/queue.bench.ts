@@ -14,7 +14,8 @@ import { setDefaultQueue } from '../src/queue/open.ts'
 import { SqliteQueueBackend } from '../src/queue/sqlite.ts'
 import type { Scenario } from './harness.ts'
 import { timeMs } from './harness.ts'
-import { noop, stamp } from './queue-tasks.ts'
+import { pickupScenarios } from './pickup.ts'
+import { noop } from './queue-tasks.ts'
 
 const N = 5000
 const REPO = fileURLToPath(new URL('..', import.meta.url))
@@ -97,20 +98,6 @@ async function rawLoop(): Promise<number> {
   return (N / ms) * 1000
 }
 
-const latencies: number[] = []
-async function pickupSamples(): Promise<number[]> {
-  await start()
-  const samples: number[] = []
-  for (let i = 0; i < 100; i++) {
-    await new Promise((r) => setTimeout(r, 15)) // let the worker go idle
-    const sent = Date.now()
-    const started = await stamp.delay().result()
-    samples.push(started - sent)
-  }
-  latencies.push(...samples)
-  return samples.sort((a, b) => a - b)
-}
-const pct = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))]!
 
 export const scenarios: Scenario[] = [
   {
@@ -122,20 +109,5 @@ export const scenarios: Scenario[] = [
     peer: { label: 'raw insert+claim(10)+complete', measure: rawLoop },
     target: { text: '≥ 2000 runs/s', met: (ours) => ours >= 2000 },
   },
-  {
-    name: 'pickup latency of a single run on an idle worker, p50 of 100',
-    unit: 'ms',
-    better: 'lower',
-    repeats: 3,
-    ours: { label: 'ptr queue p50', measure: async () => pct(await pickupSamples(), 0.5) },
-    target: { text: '≤ 10 ms', met: (ours) => ours <= 10 },
-  },
-  {
-    name: 'pickup latency of a single run on an idle worker, p99 of 100',
-    unit: 'ms',
-    better: 'lower',
-    repeats: 3,
-    ours: { label: 'ptr queue p99', measure: async () => pct(await pickupSamples(), 0.99) },
-    target: { text: '≤ 50 ms', met: (ours) => ours <= 50 },
-  },
+  ...pickupScenarios({ prefix: '', label: 'ptr queue', start, p50: 10, p99: 50 }),
 ]

@@ -19,7 +19,8 @@ import { haveRedisServer, startRedis } from '../test/helpers/redis.ts'
 import type { TestRedis } from '../test/helpers/redis.ts'
 import type { Scenario } from './harness.ts'
 import { timeMs } from './harness.ts'
-import { noop, stamp } from './queue-tasks.ts'
+import { pickupScenarios } from './pickup.ts'
+import { noop } from './queue-tasks.ts'
 
 const N = 5000
 const REPO = fileURLToPath(new URL('..', import.meta.url))
@@ -100,18 +101,6 @@ async function bullmqThroughput(): Promise<number> {
   return (N / ms) * 1000
 }
 
-async function pickupSamples(): Promise<number[]> {
-  await start()
-  const samples: number[] = []
-  for (let i = 0; i < 100; i++) {
-    await new Promise((r) => setTimeout(r, 15)) // let the worker go idle
-    const sent = Date.now()
-    const started = await stamp.delay().result()
-    samples.push(started - sent)
-  }
-  return samples.sort((a, b) => a - b)
-}
-const pct = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))]!
 
 const skipped = (name: string): Scenario => ({
   name: `${name} (skipped: redis-server is not installed; apt-get install -y redis-server)`,
@@ -138,20 +127,6 @@ export const scenarios: Scenario[] = haveRedisServer()
         peer: { label: 'raw BullMQ addBulk + Worker', measure: bullmqThroughput },
         target: { text: '≥ 0.8× raw BullMQ', met: (ours, peer) => peer !== undefined && ours >= 0.8 * peer },
       },
-      {
-        name: 'Redis: pickup latency of a single run on an idle worker, p50 of 100',
-        unit: 'ms',
-        better: 'lower',
-        repeats: 3,
-        ours: { label: 'ptr on Redis p50', measure: async () => pct(await pickupSamples(), 0.5) },
-        target: { text: '≤ 5 ms', met: (ours) => ours <= 5 },
-      },
-      {
-        name: 'Redis: pickup latency of a single run on an idle worker, p99 of 100',
-        unit: 'ms',
-        better: 'lower',
-        repeats: 1,
-        ours: { label: 'ptr on Redis p99', measure: async () => pct(await pickupSamples(), 0.99) },
-      },
+      ...pickupScenarios({ prefix: 'Redis: ', label: 'ptr on Redis', start, p50: 5 }),
     ]
   : [skipped('Redis queue benchmarks')]
