@@ -8,7 +8,7 @@ import { runEvents } from './events.ts'
 import type { Upstream } from './resolve.ts'
 import { collectUpstreams, substituteResults } from './resolve.ts'
 import type { RetryOptions } from './retry.ts'
-import { retryDelayMs, validateRetryOptions } from './retry.ts'
+import { retryDelayMs, validateRetryOptions, withTimeLimit } from './retry.ts'
 import type { State } from './states.ts'
 import * as S from './states.ts'
 import { isFailure } from './states.ts'
@@ -223,7 +223,6 @@ const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
 /** Runs the flow function once, within the flow's time limit; never rejects. */
 async function runAttempt(flow: AnyFlow, flowRun: FlowRun, attempt: FlowAttempt, params: Record<string, unknown>, number: number): Promise<{ value: unknown } | { error: Error }> {
   const { timeoutSeconds } = flow.options
-  let timer: NodeJS.Timeout | undefined
   try {
     flowRun.setState(S.Running(number === 1 ? 'Running' : 'Retrying'))
     const runner = flowRun.taskRunner
@@ -231,24 +230,16 @@ async function runAttempt(flow: AnyFlow, flowRun: FlowRun, attempt: FlowAttempt,
     const context = { flowRun, owner: attempt, taskRun: undefined, signal: attempt.controller.signal, taskRunner: runner }
     const cancelled = flowRun.whenCancelled()
     cancelled.catch(() => undefined)
-    const racers: Promise<unknown>[] = [runWithContext(context, () => flow.fn(params)), cancelled]
-    if (timeoutSeconds !== undefined) {
-      racers.push(
-        new Promise((_, reject) => {
-          timer = setTimeout(() => {
-            const error = new FlowRunTimeoutError(`flow run '${flowRun.name}' timed out after ${timeoutSeconds} s`)
-            attempt.timeOut(error)
-            runner.cancelAll(error.message)
-            reject(error)
-          }, timeoutSeconds * 1000)
-        }),
-      )
-    }
-    return { value: await Promise.race(racers) }
+    const work = Promise.race([runWithContext(context, () => flow.fn(params)), cancelled])
+    const value = await withTimeLimit(work, timeoutSeconds, () => {
+      const error = new FlowRunTimeoutError(`flow run '${flowRun.name}' timed out after ${timeoutSeconds} s`)
+      attempt.timeOut(error)
+      runner.cancelAll(error.message)
+      return error
+    })
+    return { value }
   } catch (error) {
     return { error: toError(error) }
-  } finally {
-    clearTimeout(timer)
   }
 }
 

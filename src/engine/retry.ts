@@ -47,3 +47,24 @@ export function retryDelayMs(options: RetryOptions, attempt: number): number {
   }
   return Math.max(0, seconds) * 1000
 }
+
+/**
+ * `work`'s outcome, or, past `seconds`, the error `onTimeout()` returns (it may also stop the work:
+ * abort a signal, cancel runs). The timer is cleared as soon as `work` settles.
+ */
+export function withTimeLimit<T>(work: Promise<T>, seconds: number | undefined, onTimeout: () => Error): Promise<T> {
+  if (seconds === undefined) return work
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => reject(onTimeout()), seconds * 1000)
+    work.then(
+      (value) => {
+        clearTimeout(timer)
+        resolve(value)
+      },
+      (error: unknown) => {
+        clearTimeout(timer)
+        reject(error)
+      },
+    )
+  })
+}

@@ -5,7 +5,7 @@ import { runEvents } from './events.ts'
 import { PrefectFuture } from './future.ts'
 import type { Upstream } from './resolve.ts'
 import { collectUpstreams, substituteResults } from './resolve.ts'
-import { retryDelayMs } from './retry.ts'
+import { retryDelayMs, withTimeLimit } from './retry.ts'
 import type { State } from './states.ts'
 import * as S from './states.ts'
 import { isSettled } from './states.ts'
@@ -325,21 +325,9 @@ export async function driveTaskRun(run: TaskRun): Promise<void> {
 
 /** Runs one attempt against the deadline: past it, the attempt's signal aborts and the run times out. */
 function attemptWithTimeout(run: TaskRun, args: unknown[], timeoutSeconds: number): Promise<unknown> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      const error = new TaskRunTimeoutError(`'${run.name}' timed out after ${timeoutSeconds} s`)
-      run.abortAttempt(error)
-      reject(error)
-    }, timeoutSeconds * 1000)
-    run.executor.execute(run, args).then(
-      (value) => {
-        clearTimeout(timer)
-        resolve(value)
-      },
-      (error: unknown) => {
-        clearTimeout(timer)
-        reject(error)
-      },
-    )
+  return withTimeLimit(run.executor.execute(run, args), timeoutSeconds, () => {
+    const error = new TaskRunTimeoutError(`'${run.name}' timed out after ${timeoutSeconds} s`)
+    run.abortAttempt(error)
+    return error
   })
 }

@@ -7,7 +7,7 @@ import type { LogSink, RunContext } from '../engine/context.ts'
 import { runEvents } from '../engine/events.ts'
 import type { AnyTask } from '../engine/task.ts'
 import { isTask } from '../engine/task.ts'
-import { retryDelayMs } from '../engine/retry.ts'
+import { retryDelayMs, withTimeLimit } from '../engine/retry.ts'
 import { retryAllowed } from '../engine/task-run.ts'
 import { CancelledError, CrashedError, PtrError, TaskRunTimeoutError, UsageError, toError } from '../errors.ts'
 import { inlineRunner } from '../runners/task-runner.ts'
@@ -409,30 +409,19 @@ export class TaskWorker {
     const { timeoutSeconds } = task.options
     // Past its deadline, or when its lease is lost or it is cancelled, the attempt ends at once
     // even if the task ignores its signal.
-    return new Promise((resolve, reject) => {
+    const attempt = new Promise((resolve, reject) => {
       if (slot.stopReason) return reject(slot.stopReason)
       slot.onStop = reject
-      let timer: NodeJS.Timeout | undefined
-      if (timeoutSeconds !== undefined) {
-        timer = setTimeout(() => stopAttempt(slot, new TaskRunTimeoutError(`'${run.name}' timed out after ${timeoutSeconds} s`)), timeoutSeconds * 1000)
-      }
-      let execution: unknown
       try {
-        execution = runWithContext(context, task.fn, ...args)
+        Promise.resolve(runWithContext(context, task.fn, ...args)).then(resolve, reject)
       } catch (error) {
-        clearTimeout(timer)
-        return reject(error)
+        reject(error)
       }
-      Promise.resolve(execution).then(
-        (value) => {
-          clearTimeout(timer)
-          resolve(value)
-        },
-        (error: unknown) => {
-          clearTimeout(timer)
-          reject(error)
-        },
-      )
+    })
+    return withTimeLimit(attempt, timeoutSeconds, () => {
+      const error = new TaskRunTimeoutError(`'${run.name}' timed out after ${timeoutSeconds} s`)
+      stopAttempt(slot, error)
+      return error
     })
   }
 
