@@ -22,44 +22,41 @@ export interface ErrorRecord {
   cause?: ErrorRecord
 }
 
-export interface TaskRunRecord {
+/** The log lines of a run (a flow run's: those outside its task runs). */
+interface RunLogs {
+  /** The first `RunHistory.MAX_LOGS` lines. */
+  logs: LogRecord[]
+  /** Lines past that limit (counted, not kept). */
+  logsOmitted: number
+}
+
+/** What task runs and flow runs both report: states, timings, error and logs. */
+interface RunLifetime extends RunLogs {
   id: string
   name: string
+  state: StateRecord
+  stateHistory: StateRecord[]
+  startTime: string | null
+  endTime: string | null
+  durationSeconds: number | null
+  error: ErrorRecord | null
+}
+
+export interface TaskRunRecord extends RunLifetime {
   taskName: string
   taskKey: string
   flowRunId: string | null
   tags: string[]
   mapIndex: number | null
   mapId: string | null
-  state: StateRecord
-  stateHistory: StateRecord[]
   attempts: number
-  startTime: string | null
-  endTime: string | null
-  durationSeconds: number | null
-  error: ErrorRecord | null
-  /** The run's log lines, the first `RunHistory.MAX_LOGS`. */
-  logs: LogRecord[]
-  /** Lines past that limit (counted, not kept). */
-  logsOmitted: number
 }
 
-export interface FlowRunRecord {
-  id: string
-  name: string
+export interface FlowRunRecord extends RunLifetime {
   flowName: string
   parentFlowRunId: string | null
   parameters: unknown
   taskRunner: string
-  state: StateRecord
-  stateHistory: StateRecord[]
-  startTime: string | null
-  endTime: string | null
-  durationSeconds: number | null
-  error: ErrorRecord | null
-  /** Log lines of the flow itself (outside its task runs), the first `RunHistory.MAX_LOGS`. */
-  logs: LogRecord[]
-  logsOmitted: number
 }
 
 const iso = (ms: number) => new Date(ms).toISOString()
@@ -101,7 +98,7 @@ interface Times {
 export class RunHistory {
   static readonly MAX_LOGS = 1000
   readonly #taskRuns = new Map<string, { record: TaskRunRecord; times: Times; settled: boolean }>()
-  readonly #flowRuns = new Map<string, { info: FlowRunInfo; history: State[]; logs: { logs: LogRecord[]; logsOmitted: number } }>()
+  readonly #flowRuns = new Map<string, { info: FlowRunInfo; history: State[]; logs: RunLogs }>()
   #rootFlowRunId: string | undefined
 
   #log(event: LogEvent): void {
