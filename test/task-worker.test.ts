@@ -171,15 +171,34 @@ describe('task workers (real processes, SQLite queue)', () => {
   })
 })
 
+/**
+ * Runs `body` with a TaskWorker in this process on a fresh SQLite queue (lease 1 s), which is the
+ * default queue meanwhile; stops and removes it all afterwards.
+ */
+async function withInProcessWorker(
+  limit: number,
+  body: (worker: { queue: SqliteQueueBackend; url: string; worker: TaskWorker; lines: string[] }) => Promise<void>,
+): Promise<void> {
+  const { dir, cleanup } = tempDir('ptr-worker-')
+  const url = `sqlite:${path.join(dir, 'q.db')}`
+  const queue = new SqliteQueueBackend(path.join(dir, 'q.db'), { leaseMs: 1000 })
+  setDefaultQueue(url, queue)
+  const lines: string[] = []
+  const worker = new TaskWorker(tasksOf(Q), { queue, limit, log: (l) => lines.push(l) })
+  await worker.start()
+  try {
+    await body({ queue, url, worker, lines })
+  } finally {
+    await worker.stop()
+    setDefaultQueue(undefined)
+    await queue.close()
+    cleanup()
+  }
+}
+
 describe('task worker in process: retries, logs, timeouts', () => {
   it('retries on the queue, stores logs with the run, ends timed-out runs TimedOut', async () => {
-    const { dir, cleanup } = tempDir('ptr-worker-')
-    const queue = new SqliteQueueBackend(path.join(dir, 'q.db'), { leaseMs: 1000 })
-    setDefaultQueue(`sqlite:${dir}/q.db`, queue)
-    const lines: string[] = []
-    const worker = new TaskWorker(tasksOf(Q), { queue, limit: 4, log: (l) => lines.push(l) })
-    await worker.start()
-    try {
+    await withInProcessWorker(4, async ({ queue, worker, lines }) => {
       const flaky = Q.flaky.delay(2)
       const chatty = Q.chatty.delay('ada')
       const slow = Q.slowpoke.delay()
@@ -201,22 +220,11 @@ describe('task worker in process: retries, logs, timeouts', () => {
       assert.equal(status.completed, 2)
       assert.equal(status.failed, 2)
       assert.equal(status.retried, 1)
-    } finally {
-      await worker.stop()
-      setDefaultQueue(undefined)
-      await queue.close()
-      cleanup()
-    }
+    })
   })
 
   it('a run cancelled while it runs is stopped by its worker and ends Cancelled, on the queue and for its future', async () => {
-    const { dir, cleanup } = tempDir('ptr-worker-')
-    const queue = new SqliteQueueBackend(path.join(dir, 'q.db'), { leaseMs: 1000 })
-    setDefaultQueue(`sqlite:${dir}/q.db`, queue)
-    const lines: string[] = []
-    const worker = new TaskWorker(tasksOf(Q), { queue, limit: 2, log: (l) => lines.push(l) })
-    await worker.start()
-    try {
+    await withInProcessWorker(2, async ({ queue, worker, lines }) => {
       const long = Q.work.delay(1, 10_000)
       await waitForOutput(() => lines.join('\n'), / q_work-\d+ Running/)
       const started = Date.now()
@@ -228,12 +236,7 @@ describe('task worker in process: retries, logs, timeouts', () => {
       assert.equal(record.failures, 0)
       assert.equal(worker.status().cancelled, 1)
       assert.equal(worker.status().failed, 0)
-    } finally {
-      await worker.stop()
-      setDefaultQueue(undefined)
-      await queue.close()
-      cleanup()
-    }
+    })
   })
 
   it('refuses two served tasks with one name, and a limit below 1', () => {
@@ -267,15 +270,10 @@ describe('ptr worker serve: bad input (one line, exit 2)', () => {
 
 describe('PrefectTaskRunner', () => {
   it('sends submits and maps to the queue; futures in arguments and waitFor work; retries happen once, on the queue', async () => {
-    const { dir, cleanup } = tempDir('ptr-worker-')
-    const file = path.join(dir, 'q.db')
-    const queue = new SqliteQueueBackend(file, { leaseMs: 1000 })
-    const worker = new TaskWorker(tasksOf(Q), { queue, limit: 3 })
-    await worker.start()
     const { PrefectTaskRunner } = await import('../src/index.ts')
     const { default: onTheQueue } = await import('./fixtures/queue-runner-flow.ts')
-    try {
-      const { state } = await onTheQueue.run(undefined, { taskRunner: new PrefectTaskRunner({ queue: `sqlite:${file}` }) })
+    await withInProcessWorker(3, async ({ queue, url, worker }) => {
+      const { state } = await onTheQueue.run(undefined, { taskRunner: new PrefectTaskRunner({ queue: url }) })
       assert.equal(state.type, 'Completed', state.error?.stack)
       assert.deepEqual(state.result, [14, 15, 16])
       const runs = await queue.list({ limit: 100 })
@@ -283,20 +281,10 @@ describe('PrefectTaskRunner', () => {
       const flakyRun = runs.find((r) => r.task === 'q_flaky')!
       assert.equal(flakyRun.attempts, 2, 'the worker retried it; the engine did not retry again')
       assert.equal(worker.status().completed, 6)
-    } finally {
-      await worker.stop()
-      await queue.close()
-      cleanup()
-    }
+    })
   })
 
   it('a queued run is Scheduled while it waits and Running only once a worker starts it (--runner prefect and t.delay())', async () => {
-    const { dir, cleanup } = tempDir('ptr-worker-')
-    const file = path.join(dir, 'q.db')
-    const queue = new SqliteQueueBackend(file, { leaseMs: 1000 })
-    setDefaultQueue(`sqlite:${file}`, queue)
-    const worker = new TaskWorker(tasksOf(Q), { queue, limit: 1 })
-    await worker.start()
     const { flow, onRunEvent, PrefectTaskRunner, unmapped } = await import('../src/index.ts')
     const names = new Map<string, string[]>()
     let running = 0
@@ -307,9 +295,9 @@ describe('PrefectTaskRunner', () => {
       if (event.previous?.type === 'Running') running--
       if (event.state.type === 'Running') maxRunning = Math.max(maxRunning, ++running)
     })
-    try {
+    await withInProcessWorker(1, async ({ url }) => {
       const three = flow({ name: 'three_on_one_worker' }, async () => Q.work.map([1, 2, 3], unmapped(250)).result())
-      const { state } = await three.run(undefined, { taskRunner: new PrefectTaskRunner({ queue: `sqlite:${file}` }) })
+      const { state } = await three.run(undefined, { taskRunner: new PrefectTaskRunner({ queue: url }) })
       assert.equal(state.type, 'Completed', state.error?.stack)
       assert.equal(maxRunning, 1, 'the worker runs one at a time, and the view shows one running at a time')
       assert.deepEqual([...names.values()], Array(3).fill(['Pending', 'Scheduled', 'Running', 'Completed']))
@@ -322,13 +310,7 @@ describe('PrefectTaskRunner', () => {
       assert.equal(stateName(), 'Running')
       assert.equal((await delayed.result()).i, 4)
       assert.equal(delayed.state.name, 'Completed')
-    } finally {
-      stop()
-      await worker.stop()
-      setDefaultQueue(undefined)
-      await queue.close()
-      cleanup()
-    }
+    }).finally(stop)
   })
 
   it('ptr run --runner prefect runs the flow\'s tasks on a worker process', async () => {
