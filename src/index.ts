@@ -2,7 +2,7 @@
  * ptr's public API. Everything else under src/ may change freely.
  */
 export { task } from './engine/task.ts'
-export type { Task, TaskOptions, CallOptions, ResolvableArgs, MapArgs } from './engine/task.ts'
+export type { Task, TaskOptions, CallOptions, ResolvableArgs, MapArgs } from './engine/task-types.ts'
 export { flow } from './engine/flow.ts'
 export type { Flow, FlowOptions, FlowRunOptions, FlowRunResult } from './engine/flow.ts'
 export { PrefectFuture, PrefectFutureList, wait, asCompleted } from './engine/future.ts'
@@ -15,7 +15,7 @@ export { isFinal, isSettled } from './engine/states.ts'
 export type { State, StateType } from './engine/states.ts'
 export { onRunEvent } from './engine/events.ts'
 export type { RunEvent, RunEventListener, LogEvent, TaskRunInfo, FlowRunInfo, LogLevel } from './engine/events.ts'
-export { TaskRunner } from './runners/task-runner.ts'
+export { TaskRunner } from './engine/task-runner.ts'
 export { SequentialTaskRunner } from './runners/sequential.ts'
 export { ConcurrentTaskRunner } from './runners/concurrent.ts'
 export type { ConcurrentTaskRunnerOptions } from './runners/concurrent.ts'
@@ -28,6 +28,8 @@ export type { PoolTaskRunnerOptions, ResolvedPoolTaskRunnerOptions } from './run
 export { PrefectTaskRunner } from './runners/prefect.ts'
 export type { PrefectTaskRunnerOptions } from './runners/prefect.ts'
 export { PrefectDistributedFuture } from './queue/distributed-future.ts'
+// Loaded for what it provides to the engine: `t.delay()`.
+import './queue/delay.ts'
 export { TaskWorker, serve } from './worker/task-worker.ts'
 export type { TaskWorkerOptions, WorkerStatus } from './worker/task-worker.ts'
 export type { QueueBackend } from './queue/backend.ts'

@@ -3,8 +3,21 @@ import { AsyncLocalStorage } from 'node:async_hooks'
 import { PtrError } from '../errors.ts'
 import type { LogEvent, LogLevel } from './events.ts'
 import { runEvents } from './events.ts'
-import type { TaskRunner } from '../runners/task-runner.ts'
+import type { PrefectFuture, PrefectFutureList } from './future.ts'
 import type { TaskRunOwner } from './task-run.ts'
+import type { CallOptions, MapArgs, ResolvableArgs, Task } from './task-types.ts'
+
+/**
+ * What `submit()` and `map()` go to: every `TaskRunner` is one. Declared here, not as the
+ * `TaskRunner` class, because that class runs attempts in this context (a type of its own keeps
+ * the two modules from importing each other).
+ */
+export interface TaskSubmitter {
+  /** Short kind name: `sequential`, `concurrent`, `thread`, `process`, `inline`, ... */
+  readonly name: string
+  submit<Args extends unknown[], R>(task: Task<Args, R>, args?: ResolvableArgs<Args>, options?: CallOptions): PrefectFuture<R>
+  map<Args extends unknown[], R>(task: Task<Args, R>, args: MapArgs<Args>, options?: CallOptions): PrefectFutureList<R>
+}
 
 export interface RunContext {
   /** The flow run this code belongs to, if any. */
@@ -14,7 +27,7 @@ export interface RunContext {
   /** Aborted when the run times out or is cancelled. Pass it to fetch(), timers, child processes. */
   readonly signal: AbortSignal
   /** Where `submit()` and `map()` called from this code go. */
-  readonly taskRunner: TaskRunner | undefined
+  readonly taskRunner: TaskSubmitter | undefined
   /** @internal the flow run that task runs started from here report to. */
   readonly owner?: TaskRunOwner | undefined
 }

@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto'
 import { CancelledError, FlowRunTimeoutError, PtrError, UnhandledTaskFailureError, toError } from '../errors.ts'
-import type { TaskRunner } from '../runners/task-runner.ts'
-import { ThreadPoolTaskRunner } from '../runners/thread-pool.ts'
+import type { TaskRunner } from './task-runner.ts'
 import { currentContext, runWithContext } from './context.ts'
+import { provider } from './providers.ts'
 import type { FlowRunInfo } from './events.ts'
 import { runEvents } from './events.ts'
 import type { Upstream } from './resolve.ts'
@@ -293,7 +293,7 @@ async function runFlow<P, R>(flow: Flow<P, R>, parameters: P | undefined, option
       exitCode: 2,
     })
   }
-  const base = options.taskRunner ?? flow.options.taskRunner ?? parentFlow?.taskRunner ?? options.defaultTaskRunner ?? new ThreadPoolTaskRunner() // the default, as in Prefect
+  const base = options.taskRunner ?? flow.options.taskRunner ?? parentFlow?.taskRunner ?? options.defaultTaskRunner ?? provider('defaultTaskRunner')()
   const runner = base.duplicate()
   const params = (parameters ?? {}) as Record<string, unknown>
   const flowRun = new FlowRun(flow.name, params, runner, parentFlow?.id)

@@ -1,5 +1,5 @@
 import { pathToFileURL } from 'node:url'
-import type { AnyTask } from './task.ts'
+import type { AnyTask } from './task-types.ts'
 
 /**
  * Every task defined in this isolate, by key. A key is `<module file URL>#<task name>` (plus

@@ -9,7 +9,7 @@ import { retryDelayMs, withTimeLimit } from './retry.ts'
 import type { State } from './states.ts'
 import * as S from './states.ts'
 import { isSettled } from './states.ts'
-import type { AnyTask } from './task.ts'
+import type { AnyTask } from './task-types.ts'
 
 /**
  * A random UUID as a flat string. `crypto.randomUUID()` builds its result by concatenation, which

@@ -1,73 +1,13 @@
 import { PtrError } from '../errors.ts'
 import type { RunContext } from './context.ts'
 import { currentContext } from './context.ts'
-import type { PrefectFuture, PrefectFutureList } from './future.ts'
+import type { TaskSubmitter } from './context.ts'
+import { provider } from './providers.ts'
 import { definingModule, registerTask } from './registry.ts'
-import type { Resolvable, Unmapped } from './resolve.ts'
-import type { RetryOptions } from './retry.ts'
 import { validateRetryOptions } from './retry.ts'
-import type { TaskRunner } from '../runners/task-runner.ts'
-import { inlineRunner } from '../runners/task-runner.ts'
-import type { PrefectDistributedFuture } from '../queue/distributed-future.ts'
-import { delayRun } from '../queue/delay.ts'
-
-export interface TaskOptions<Args extends unknown[] = unknown[]> extends RetryOptions {
-  /** The task's name, shown in output and used in its key. @default the function's name */
-  name?: string
-  description?: string
-  /** Retry only when this returns true for the error. @default retry on every error */
-  retryCondition?: (error: Error, attempt: number) => boolean | Promise<boolean>
-  tags?: readonly string[]
-  /**
-   * Name for each run: a function of the arguments, or a string where `{0}`, `{1}`, ... stand for
-   * the arguments. @default `<name>-<n>`
-   */
-  taskRunName?: string | ((...args: Args) => string)
-}
-
-/** Options for one call, given with `task.withOptions({ waitFor })`. */
-export interface CallOptions {
-  /** Runs that must end before this one starts; a failed one makes this run NotReady. */
-  waitFor?: readonly PrefectFuture[]
-}
-
-/** Arguments of a call where any value may be a future of it. */
-export type ResolvableArgs<Args extends unknown[]> = { [K in keyof Args]: Resolvable<Args[K]> }
-/** Arguments of `map()`: an iterable of values per mapped argument, or `unmapped(value)`. */
-export type MapArgs<Args extends unknown[]> = {
-  [K in keyof Args]: Iterable<Resolvable<Args[K]>> | Unmapped<Resolvable<Args[K]>> | (Args[K] extends string ? Args[K] : never)
-}
-
-const TASK = Symbol.for('ptr.task')
-
-export interface Task<Args extends unknown[] = any[], R = unknown> {
-  /** Runs the task now, in this process, as a tracked task run; returns its value or throws. */
-  (...args: ResolvableArgs<Args>): Promise<R>
-  readonly [TASK]: true
-  readonly name: string
-  /** Identifies the task in every worker: `<module URL>#<name>`. */
-  readonly key: string
-  readonly options: Readonly<TaskOptions<Args>>
-  readonly callOptions: Readonly<CallOptions>
-  readonly fn: (...args: Args) => R | Promise<R>
-  /** Starts a run on the current flow's task runner and returns its future at once. */
-  submit(...args: ResolvableArgs<Args>): PrefectFuture<R>
-  /** One run per element of the iterable arguments (zipped, in input order). */
-  map(...args: MapArgs<Args>): PrefectFutureList<R>
-  /**
-   * Puts one run on the task-worker queue (`ptr worker serve`) and returns its future at once;
-   * works inside or outside a flow. See docs/task-workers.md.
-   */
-  delay(...args: ResolvableArgs<Args>): PrefectDistributedFuture<R>
-  /** A copy of this task with other options, or with `waitFor` for its next calls. */
-  withOptions(options: TaskOptions<Args> & CallOptions): Task<Args, R>
-  /** @internal the name of a new run */
-  runName(args: readonly unknown[]): string
-}
-export type AnyTask = Task<any[], any>
-
-export const isTask = (value: unknown): value is AnyTask =>
-  typeof value === 'function' && (value as { [TASK]?: unknown })[TASK] === true
+import { inlineRunner } from './task-runner.ts'
+import { TASK } from './task-types.ts'
+import type { AnyTask, CallOptions, Task, TaskOptions } from './task-types.ts'
 
 const runCounters = new Map<string, number>()
 
@@ -80,7 +20,7 @@ function validateOptions(name: string, options: TaskOptions<any[]>): void {
 }
 
 /** The task runner that `submit()`/`map()` use from here: the flow's, or the in-place one inside a task. */
-function contextRunner(task: AnyTask, method: string): { runner: TaskRunner; context: RunContext } {
+function contextRunner(task: AnyTask, method: string): { runner: TaskSubmitter; context: RunContext } {
   const context = currentContext()
   if (!context?.taskRunner) {
     throw new PtrError(
@@ -99,7 +39,7 @@ const taskMethods: ThisType<AnyTask> & Pick<AnyTask, 'submit' | 'map' | 'delay' 
     return contextRunner(this, 'map').runner.map(this, args, this.callOptions)
   },
   delay(...args) {
-    return delayRun(this, args)
+    return provider('delay')(this, args) as ReturnType<AnyTask['delay']>
   },
   withOptions(options) {
     const { waitFor, ...taskOptions } = options

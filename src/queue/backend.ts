@@ -13,8 +13,6 @@
  * - `complete`/`fail`/`retry`/`release` act only while the lease is still held; they return
  *   false (and change nothing) when it was lost, so a late worker never overwrites a newer attempt.
  */
-import type { WaitOptions } from './waiters.ts'
-
 export type QueueRunState = 'Scheduled' | 'Running' | 'Completed' | 'Failed' | 'Crashed' | 'Cancelled'
 
 export const FINAL_QUEUE_STATES: ReadonlySet<QueueRunState> = new Set(['Completed', 'Failed', 'Crashed', 'Cancelled'])
@@ -173,4 +171,15 @@ export interface QueueBackend {
   /** Deletes final runs (and their logs) that ended before `endedBefore` (epoch ms). */
   prune(endedBefore: number): Promise<number>
   close(): Promise<void>
+}
+
+export interface WaitOptions {
+  /** Stops waiting (the promise rejects with the signal's reason); the run itself goes on. */
+  signal?: AbortSignal | undefined
+  /**
+   * Called when a worker starts an attempt of the run, with the attempt number (each attempt at
+   * most once, in order). Best effort: an attempt that starts and ends between two looks at the
+   * queue may be reported only by its end.
+   */
+  onRunning?: ((attempt: number) => void) | undefined
 }

@@ -1,6 +1,7 @@
+import { provide } from '../engine/providers.ts'
 import { collectUpstreams, substituteResults } from '../engine/resolve.ts'
 import type { Upstream } from '../engine/resolve.ts'
-import type { AnyTask } from '../engine/task.ts'
+import type { AnyTask } from '../engine/task-types.ts'
 import { newRunId } from '../engine/task-run.ts'
 import { UpstreamTaskRunError } from '../errors.ts'
 import { encodeValue } from './codec.ts'
@@ -43,3 +44,5 @@ export function delayRun(task: AnyTask, args: readonly unknown[]): PrefectDistri
   enqueued.catch(() => undefined)
   return new PrefectDistributedFuture(id, name, defaultQueue, enqueued)
 }
+
+provide({ delay: delayRun })

@@ -15,11 +15,11 @@ import type {
   RunOutcome,
   RunRecord,
   StoredError,
+  WaitOptions,
 } from './backend.ts'
 import { isFinalQueueState } from './backend.ts'
 import { redactUrl } from './url.ts'
 import { RunWaiters } from './waiters.ts'
-import type { WaitOptions } from './waiters.ts'
 
 /*
  * Why this backend is Lua on ioredis rather than BullMQ's Queue/Worker (BullMQ is what the issue

@@ -17,10 +17,9 @@ import type {
   RunRecord,
   StoredError,
 } from './backend.ts'
-import type { RunOutcome } from './backend.ts'
+import type { RunOutcome, WaitOptions } from './backend.ts'
 import { isFinalQueueState } from './backend.ts'
 import { RunWaiters } from './waiters.ts'
-import type { WaitOptions } from './waiters.ts'
 
 const SCHEMA_VERSION = 1
 

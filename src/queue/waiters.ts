@@ -1,15 +1,4 @@
-import type { RunOutcome } from './backend.ts'
-
-export interface WaitOptions {
-  /** Stops waiting (the promise rejects with the signal's reason); the run itself goes on. */
-  signal?: AbortSignal | undefined
-  /**
-   * Called when a worker starts an attempt of the run, with the attempt number (each attempt at
-   * most once, in order). Best effort: an attempt that starts and ends between two looks at the
-   * queue may be reported only by its end.
-   */
-  onRunning?: ((attempt: number) => void) | undefined
-}
+import type { RunOutcome, WaitOptions } from './backend.ts'
 
 interface Waiter {
   resolve: (outcome: RunOutcome) => void

@@ -4,6 +4,7 @@ import type { LogLevel, RunEvent } from '../engine/events.ts'
 import type { State } from '../engine/states.ts'
 import type { RunRecorder } from './recorder.ts'
 import type { Renderer } from './renderer.ts'
+import { colorState } from './style.ts'
 import { formatSummary } from './summary.ts'
 
 export interface PlainRendererOptions {
@@ -23,22 +24,6 @@ const pad2 = (n: number) => String(n).padStart(2, '0')
 export function clock(timestamp: number): string {
   const d = new Date(timestamp)
   return `${pad2(d.getHours())}:${pad2(d.getMinutes())}:${pad2(d.getSeconds())}.${String(d.getMilliseconds()).padStart(3, '0')}`
-}
-
-export function colorState(chalk: ChalkInstance, name: string, type: State['type']): string {
-  switch (type) {
-    case 'Completed':
-      return chalk.green(name)
-    case 'Failed':
-    case 'Crashed':
-      return chalk.red(name)
-    case 'Cancelled':
-      return chalk.yellow(name)
-    case 'Running':
-      return chalk.cyan(name)
-    default:
-      return name === 'NotReady' ? chalk.yellow(name) : chalk.dim(name)
-  }
 }
 
 export function stateDetail(state: State, attempt: number): string {

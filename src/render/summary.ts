@@ -1,6 +1,6 @@
 import type { ChalkInstance } from 'chalk'
 import type { State } from '../engine/states.ts'
-import { colorState } from './plain.ts'
+import { colorState } from './style.ts'
 import type { RunRecorder } from './recorder.ts'
 
 /**

@@ -1,5 +1,5 @@
 import { PtrError } from '../errors.ts'
-import { TaskRunner } from './task-runner.ts'
+import { TaskRunner } from '../engine/task-runner.ts'
 
 export interface ConcurrentTaskRunnerOptions {
   /** Most task runs in progress at once; the rest wait in submission order. @default no limit */

@@ -4,7 +4,7 @@ import { ConcurrentTaskRunner } from './concurrent.ts'
 import { ProcessPoolTaskRunner } from './process-pool.ts'
 import { PrefectTaskRunner } from './prefect.ts'
 import { SequentialTaskRunner } from './sequential.ts'
-import type { TaskRunner } from './task-runner.ts'
+import type { TaskRunner } from '../engine/task-runner.ts'
 import { ThreadPoolTaskRunner } from './thread-pool.ts'
 
 /** The runner kinds `--runner` accepts, and how to build each. */

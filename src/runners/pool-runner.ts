@@ -13,7 +13,7 @@ import { checkArguments, crossingName } from './crossing.ts'
 import type { Crossing } from './crossing.ts'
 import { METHOD_PROBE, METHOD_RUN, keyModuleUrl } from './pool-protocol.ts'
 import type { ErrorRecord, LogMessage, ProbeAnswer, RunOutcome, RunRequest, StateMessage, StateRecord } from './pool-protocol.ts'
-import { TaskRunner } from './task-runner.ts'
+import { TaskRunner } from '../engine/task-runner.ts'
 
 /** Options shared by the thread and process pool runners. */
 export interface PoolTaskRunnerOptions {

@@ -1,10 +1,10 @@
 import * as S from '../engine/states.ts'
-import type { AnyTask } from '../engine/task.ts'
+import type { AnyTask } from '../engine/task-types.ts'
 import type { TaskRun } from '../engine/task-run.ts'
 import type { QueueBackend } from '../queue/backend.ts'
 import { decodeValue, encodeValue, loadError } from '../queue/codec.ts'
 import { defaultQueue, openQueue } from '../queue/open.ts'
-import { TaskRunner } from './task-runner.ts'
+import { TaskRunner } from '../engine/task-runner.ts'
 
 export interface PrefectTaskRunnerOptions {
   /** The queue to send runs to. @default the process's default queue (PREFECT_QUEUE_URL, or sqlite:.ptr/queue.db) */

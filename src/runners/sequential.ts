@@ -1,4 +1,4 @@
-import { TaskRunner } from './task-runner.ts'
+import { TaskRunner } from '../engine/task-runner.ts'
 
 /**
  * Runs one task run at a time, in submission order, on the main event loop. `submit()` still

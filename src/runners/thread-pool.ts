@@ -1,4 +1,5 @@
 import type { WorkerPoolOptions } from 'workerpool'
+import { provide } from '../engine/providers.ts'
 import type { Crossing } from './crossing.ts'
 import { PoolTaskRunner } from './pool-runner.ts'
 import type { PoolTaskRunnerOptions } from './pool-runner.ts'
@@ -38,3 +39,6 @@ export class ThreadPoolTaskRunner extends PoolTaskRunner {
     }
   }
 }
+
+// A flow that names no task runner runs on a thread pool, as in Prefect.
+provide({ defaultTaskRunner: () => new ThreadPoolTaskRunner() })

@@ -1,5 +1,5 @@
 import { createTaskRunner } from '../runners/kinds.ts'
-import type { TaskRunner } from '../runners/task-runner.ts'
+import type { TaskRunner } from '../engine/task-runner.ts'
 import type { FlowRunnerInfo, ResolvedSettings } from './resolve.ts'
 import { formatSource } from './resolve.ts'
 import { sizeSettingFor } from './schema.ts'

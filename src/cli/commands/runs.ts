@@ -14,7 +14,7 @@ export function defineRunsCommand(program: Command, result: CliResult): void {
     .option('-c, --config <path>', 'read settings from this config file instead of searching for one')
     .option('--json', 'JSON for scripts')
     .action(async (options: { state?: string; task?: string; limit?: string; queue?: string; config?: string; json?: boolean }) => {
-      const { runsListCommand } = await import('../../queue/runs-command.ts')
+      const { runsListCommand } = await import('../runs-view.ts')
       result.exitCode = await runsListCommand(options)
     })
   runs
@@ -25,7 +25,7 @@ export function defineRunsCommand(program: Command, result: CliResult): void {
     .option('-c, --config <path>', 'read settings from this config file instead of searching for one')
     .option('--json', 'JSON for scripts')
     .action(async (id: string, options: { queue?: string; config?: string; json?: boolean }) => {
-      const { runsShowCommand } = await import('../../queue/runs-command.ts')
+      const { runsShowCommand } = await import('../runs-view.ts')
       result.exitCode = await runsShowCommand({ id, ...options })
     })
   runs
@@ -36,7 +36,7 @@ export function defineRunsCommand(program: Command, result: CliResult): void {
     .option('-c, --config <path>', 'read settings from this config file instead of searching for one')
     .option('--json', 'JSON for scripts: { "pruned": N }')
     .action(async (options: { olderThan: string; queue?: string; config?: string; json?: boolean }) => {
-      const { runsPruneCommand } = await import('../../queue/runs-command.ts')
+      const { runsPruneCommand } = await import('../runs-view.ts')
       result.exitCode = await runsPruneCommand(options)
     })
 }

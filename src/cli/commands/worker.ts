@@ -27,7 +27,7 @@ Runs find their task by name: served tasks must have unique names.
 SIGTERM or Ctrl-C: stop claiming, let in-flight runs finish within --grace, hand the rest back, exit 0.`,
     )
     .action(async (files: string[], options: { limit?: string; queue?: string; config?: string; statusPort?: string; statusHost?: string; grace?: string; lease?: string }) => {
-      const { serveCommand } = await import('../../worker/serve-command.ts')
+      const { serveCommand } = await import('../worker-serve.ts')
       result.exitCode = await serveCommand({
         files,
         limit: options.limit,

@@ -1,14 +1,14 @@
 import { randomUUID } from 'node:crypto'
 import { CancelledError, MappingLengthMismatchError, MappingMissingIterableError, PtrError } from '../errors.ts'
-import { currentContext, runWithContext } from '../engine/context.ts'
-import type { RunContext } from '../engine/context.ts'
-import { PrefectFutureList, isFuture } from '../engine/future.ts'
-import type { PrefectFuture } from '../engine/future.ts'
-import { isUnmapped } from '../engine/resolve.ts'
-import { isSettled } from '../engine/states.ts'
-import type { AnyTask, CallOptions, MapArgs, ResolvableArgs, Task } from '../engine/task.ts'
-import type { AttemptExecutor } from '../engine/task-run.ts'
-import { TaskRun, driveTaskRun } from '../engine/task-run.ts'
+import { currentContext, runWithContext } from './context.ts'
+import type { RunContext, TaskSubmitter } from './context.ts'
+import { PrefectFutureList, isFuture } from './future.ts'
+import type { PrefectFuture } from './future.ts'
+import { isUnmapped } from './resolve.ts'
+import { isSettled } from './states.ts'
+import type { AnyTask, CallOptions, MapArgs, ResolvableArgs, Task } from './task-types.ts'
+import type { AttemptExecutor } from './task-run.ts'
+import { TaskRun, driveTaskRun } from './task-run.ts'
 
 /**
  * The contract every task runner keeps (Prefect's `TaskRunner`): it accepts task runs through
@@ -19,7 +19,7 @@ import { TaskRun, driveTaskRun } from '../engine/task-run.ts'
  * workers; `await using runner = new ConcurrentTaskRunner()` closes it at the end of the block.
  * A flow run works on `taskRunner.duplicate()`, so one runner object can serve many flows.
  */
-export abstract class TaskRunner implements AttemptExecutor, AsyncDisposable {
+export abstract class TaskRunner implements TaskSubmitter, AttemptExecutor, AsyncDisposable {
   /** Short kind name: `sequential`, `concurrent`, `thread`, `process`, ... */
   abstract readonly name: string
   /** A new, unstarted runner with the same options. */

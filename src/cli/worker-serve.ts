@@ -1,8 +1,8 @@
-import { importFlowFile } from '../cli/load-flow.ts'
+import { importFlowFile } from './load-flow.ts'
 import { ExitCode, UsageError } from '../errors.ts'
-import type { AnyTask } from '../engine/task.ts'
+import type { AnyTask } from '../engine/task-types.ts'
 import { resolveQueueSettings } from '../settings/queue.ts'
-import { TaskWorker, tasksOf } from './task-worker.ts'
+import { TaskWorker, tasksOf } from '../worker/task-worker.ts'
 
 export interface ServeCommandOptions {
   files: readonly string[]

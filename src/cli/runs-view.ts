@@ -1,9 +1,9 @@
 import { inspect } from 'node:util'
 import { ExitCode, UsageError } from '../errors.ts'
-import type { QueueRunState, RunRecord } from './backend.ts'
-import { decodeValue } from './codec.ts'
+import type { QueueRunState, RunRecord } from '../queue/backend.ts'
+import { decodeValue } from '../queue/codec.ts'
 import { resolveQueueSettings } from '../settings/queue.ts'
-import { openQueue } from './open.ts'
+import { openQueue } from '../queue/open.ts'
 
 const STATES: readonly QueueRunState[] = ['Scheduled', 'Running', 'Completed', 'Failed', 'Crashed', 'Cancelled']
 

@@ -1,0 +1,35 @@
+import { PtrError } from '../errors.ts'
+import type { PrefectFuture } from './future.ts'
+import type { AnyTask } from './task-types.ts'
+import type { TaskRunner } from './task-runner.ts'
+
+/**
+ * What the engine uses but does not own: capabilities of the layers above it (runners, the queue),
+ * which provide them when they load. The engine imports nothing from those layers; loading ptr
+ * through its entry (`ptr`, src/index.ts) loads the providers too.
+ */
+export interface EngineProviders {
+  /** The task runner of a flow that names none (as in Prefect: a thread pool). */
+  defaultTaskRunner(): TaskRunner
+  /** `t.delay(...args)`: puts one run on the task-worker queue. */
+  delay(task: AnyTask, args: readonly unknown[]): PrefectFuture
+}
+
+const PROVIDERS = Symbol.for('ptr.engineProviders')
+type WithProviders = { [PROVIDERS]?: Partial<EngineProviders> }
+// On globalThis, like the task registry: a second copy of ptr's modules sees the same providers.
+const providers: Partial<EngineProviders> = ((globalThis as WithProviders)[PROVIDERS] ??= {})
+
+export function provide(given: Partial<EngineProviders>): void {
+  Object.assign(providers, given)
+}
+
+export function provider<K extends keyof EngineProviders>(name: K): EngineProviders[K] {
+  const found = providers[name]
+  if (!found) {
+    throw new PtrError(`ptr's ${name} is not loaded: import ptr from its package entry ('ptr'), not from a file inside the package`, {
+      code: 'PTR_NOT_PROVIDED',
+    })
+  }
+  return found
+}
