@@ -1,14 +1,22 @@
 #!/usr/bin/env node
-// The bin is a shim: register tsx once (so ptr's own sources and the user's .ts files load),
-// then hand over to the CLI. Only this file ends the process.
-import { register as registerEsm } from 'tsx/esm/api'
-import { register as registerCjs } from 'tsx/cjs/api'
+// The bin is a shim: load ptr's built CLI, register tsx (for the user's .ts files only), hand over.
+// Only this file ends the process.
+import { existsSync } from 'node:fs'
 import { preloadDependencies } from './preload.js'
 
+const MAIN = new URL('../dist/cli/main.js', import.meta.url)
+if (!existsSync(MAIN)) {
+  const root = new URL('..', import.meta.url).pathname
+  console.error(`ptr is not built (${MAIN.pathname} is missing): run \`npm run build\` in ${root}, or reinstall ptr without --ignore-scripts`)
+  process.exit(2)
+}
 if (process.argv[2] === 'run' || process.argv[2] === 'config') await preloadDependencies()
+// ptr's own modules load before tsx's hooks exist: they are plain JavaScript and never transformed.
+const { main } = await import(MAIN.href)
+const { register: registerEsm } = await import('tsx/esm/api')
+const { register: registerCjs } = await import('tsx/cjs/api')
 registerEsm()
 registerCjs()
-const { main } = await import('../src/cli/main.ts')
 const code = await main(process.argv)
 // Let stdout/stderr drain before exiting: a piped reader must get the last lines.
 await new Promise((resolve) => process.stdout.write('', resolve))

@@ -116,16 +116,17 @@ export class PrefectFutureList<R = unknown> extends Array<PrefectFuture<R>> {
   }
 }
 
-export interface WaitResult<R> {
-  done: PrefectFuture<R>[]
-  notDone: PrefectFuture<R>[]
+/** What `wait()` returns: the futures given, split by whether their run has ended. */
+export interface WaitResult<F extends PrefectFuture<unknown> = PrefectFuture> {
+  done: F[]
+  notDone: F[]
 }
 
 /**
  * Waits for all `futures` to end, or until `timeout` seconds have passed; never throws.
  * @returns the futures that ended and those that did not, each in input order.
  */
-export async function wait<R>(futures: Iterable<PrefectFuture<R>>, options: { timeout?: number | undefined } = {}): Promise<WaitResult<R>> {
+export async function wait<F extends PrefectFuture<unknown>>(futures: Iterable<F>, options: { timeout?: number | undefined } = {}): Promise<WaitResult<F>> {
   const list = [...futures]
   const all = Promise.all(list.map((f) => f.wait()))
   if (options.timeout === undefined) {
@@ -135,8 +136,8 @@ export async function wait<R>(futures: Iterable<PrefectFuture<R>>, options: { ti
     await Promise.race([all, new Promise((resolve) => (timer = setTimeout(resolve, options.timeout! * 1000)))])
     clearTimeout(timer)
   }
-  const done: PrefectFuture<R>[] = []
-  const notDone: PrefectFuture<R>[] = []
+  const done: F[] = []
+  const notDone: F[] = []
   for (const f of list) (isSettled(f.state) ? done : notDone).push(f)
   return { done, notDone }
 }
@@ -145,12 +146,12 @@ export async function wait<R>(futures: Iterable<PrefectFuture<R>>, options: { ti
  * Yields each future as its run ends, in completion order.
  * With `timeout`, throws a FutureTimeoutError when it passes with futures still running.
  */
-export async function* asCompleted<R>(
-  futures: Iterable<PrefectFuture<R>>,
+export async function* asCompleted<F extends PrefectFuture<unknown>>(
+  futures: Iterable<F>,
   options: { timeout?: number } = {},
-): AsyncGenerator<PrefectFuture<R>, void, undefined> {
+): AsyncGenerator<F, void, undefined> {
   const pending = new Set(futures)
-  const ready: PrefectFuture<R>[] = []
+  const ready: F[] = []
   let wake: (() => void) | undefined
   for (const future of pending) {
     future.addDoneCallback(() => {

@@ -11,7 +11,12 @@ const REGISTRY = Symbol.for('ptr.taskRegistry')
 type WithRegistry = { [REGISTRY]?: Map<string, AnyTask> }
 const registry: Map<string, AnyTask> = ((globalThis as WithRegistry)[REGISTRY] ??= new Map())
 
-const SRC_DIR = new URL('..', import.meta.url).href
+/**
+ * ptr's own modules: the folder this module was loaded from (dist/ when built, src/ in ptr's own
+ * tests) and, when built, src/ too: stack frames of the built modules name their sources through
+ * the source maps once those are enabled.
+ */
+const OWN_DIRS = [new URL('..', import.meta.url).href, ...(import.meta.url.endsWith('.js') ? [new URL('../../src/', import.meta.url).href] : [])]
 
 /** The file URL of the first stack frame outside ptr's own sources: the module defining a task. */
 export function definingModule(): string | undefined {
@@ -25,7 +30,7 @@ export function definingModule(): string | undefined {
     const location = match?.[1]
     if (!location) continue
     const url = location.startsWith('file://') ? location : pathToFileURL(location).href
-    if (url.startsWith(SRC_DIR) || url.includes('/node_modules/tsx/')) continue
+    if (OWN_DIRS.some((dir) => url.startsWith(dir)) || url.includes('/node_modules/tsx/')) continue
     return url
   }
   return undefined

@@ -36,7 +36,9 @@ export interface ResolvedPoolTaskRunnerOptions {
   readonly maxOldGenerationSizeMb: number | undefined
 }
 
-const WORKER_SCRIPT = fileURLToPath(new URL('./pool-worker.ts', import.meta.url))
+// The worker entry beside this module: pool-worker.js in the built package, pool-worker.ts when ptr
+// runs from its sources (its tests).
+const WORKER_SCRIPT = fileURLToPath(new URL(`./pool-worker${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url))
 /** Registers tsx in each worker; an absolute URL, so it never resolves from the user's cwd. */
 export const BOOTSTRAP_URL = new URL('./pool-bootstrap.mjs', import.meta.url).href
 /** How long a worker told to stop may take before it is killed. */
@@ -118,7 +120,7 @@ export abstract class PoolTaskRunner extends TaskRunner {
 
   /** How values cross into this runner's workers. */
   protected abstract get crossing(): Crossing
-  /** The workerpool options that make this kind of pool. */
+  /** @internal the workerpool options that make this kind of pool (kept out of the published types: workerpool's own need the DOM lib). */
   protected abstract poolOptions(bootstrap: string): WorkerPoolOptions
 
   /** Workers alive now and how many are busy (for tests and diagnostics). */

@@ -26,6 +26,7 @@ export class ProcessPoolTaskRunner extends PoolTaskRunner {
     return 'process'
   }
 
+  /** @internal */
   protected poolOptions(bootstrap: string): WorkerPoolOptions {
     const { maxOldGenerationSizeMb } = this.options
     return {

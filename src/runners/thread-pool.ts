@@ -27,6 +27,7 @@ export class ThreadPoolTaskRunner extends PoolTaskRunner {
     return 'thread'
   }
 
+  /** @internal */
   protected poolOptions(bootstrap: string): WorkerPoolOptions {
     const { maxOldGenerationSizeMb } = this.options
     return {
