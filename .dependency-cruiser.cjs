@@ -1,5 +1,5 @@
 // The import rules of ptr's sources, checked by `npm run lint` (part of `npm test`).
-// Layers read top-down: cli → worker / settings / render → runners / queue → engine → errors.
+// Layers read top-down: cli → worker / settings / render / history → runners / queue → engine → errors.
 // A folder may import its own layer and the layers below it, never a layer above, and no import
 // circle is allowed anywhere (type-only imports count: they are circles in what a reader must know).
 const layer = (name) => `(^|/)src/(${name})(/|\\.ts$)`
@@ -26,20 +26,20 @@ module.exports = {
       severity: 'error',
       comment: 'The engine knows nothing of runners, queues, workers, settings, terminals or the CLI: invert with src/engine/providers.ts or an interface.',
       from: { path: layer('engine') },
-      to: { path: layer('runners|queue|worker|settings|render|cli|index') },
+      to: { path: layer('runners|queue|worker|settings|render|history|cli|index') },
     },
     {
       name: 'runners-queue-below-services',
       severity: 'error',
       comment: 'Runners and queues sit under workers, settings, renderers and the CLI.',
       from: { path: layer('runners|queue') },
-      to: { path: layer('worker|settings|render|cli|index') },
+      to: { path: layer('worker|settings|render|history|cli|index') },
     },
     {
       name: 'services-below-cli',
       severity: 'error',
-      comment: 'Workers, settings and renderers sit under the CLI.',
-      from: { path: layer('worker|settings|render') },
+      comment: 'Workers, settings, renderers and the run history sit under the CLI.',
+      from: { path: layer('worker|settings|render|history') },
       to: { path: layer('cli|index') },
     },
     {

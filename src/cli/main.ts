@@ -5,6 +5,7 @@ import { defineRunCommand } from './commands/run.ts'
 import { defineConfigCommand } from './commands/config.ts'
 import { defineWorkerCommand } from './commands/worker.ts'
 import { defineRunsCommand } from './commands/runs.ts'
+import { defineFlowRunsCommand } from './commands/flow-runs.ts'
 
 /**
  * Builds the `ptr` program. Each command lives in its own file under `commands/`, parses its
@@ -26,6 +27,7 @@ Examples:
   $ ptr run flows/map.ts --runner process --max-workers 4
   $ ptr config view --show-sources               every setting and where it came from
   $ ptr worker serve tasks.ts --limit 10         run queued task runs (t.delay())
+  $ ptr flow-runs list                           the flow runs ptr run recorded
   $ ptr run --help                               more about running flows
 
 Exit codes: 0 completed, 1 failed or crashed, 2 usage or configuration error,
@@ -35,6 +37,7 @@ Exit codes: 0 completed, 1 failed or crashed, 2 usage or configuration error,
   defineConfigCommand(program, result)
   defineWorkerCommand(program, result)
   defineRunsCommand(program, result)
+  defineFlowRunsCommand(program, result)
   return program
 }
 

@@ -17,6 +17,8 @@ import { importFlowFile, selectFlow } from './load-flow.ts'
 import { parseFlowParameters } from './params.ts'
 import { setDefaultQueue } from '../queue/open.ts'
 import { queueSettingsFrom } from '../settings/queue.ts'
+import { historySettingsFrom } from '../settings/history.ts'
+import type { HistoryRecorder } from '../history/recorder.ts'
 import { runnerSettingsForRun } from './run-settings.ts'
 
 export interface RunFlowCommandOptions {
@@ -63,6 +65,30 @@ function writeReport(file: string, text: string, flag: string): void {
   }
 }
 
+/**
+ * The run history for this run, or undefined when it is off. A history that cannot be opened or
+ * written is a warning, never a reason to fail the flow run.
+ */
+async function startHistory(file: string): Promise<{ recorder: HistoryRecorder; close: () => void } | undefined> {
+  const warn = (error: Error) => process.stderr.write(`ptr: the run history is off for this run: ${error.message}\n`)
+  try {
+    const [{ HistoryStore }, { HistoryRecorder }] = await Promise.all([import('../history/store.ts'), import('../history/recorder.ts')])
+    const store = HistoryStore.open(file)
+    const recorder = new HistoryRecorder(store)
+    recorder.onError = warn
+    return {
+      recorder,
+      close: () => {
+        recorder.close()
+        store.close()
+      },
+    }
+  } catch (error) {
+    warn(error as Error)
+    return undefined
+  }
+}
+
 /** `ptr run`: loads the file, runs the flow with a renderer attached, returns the exit code. */
 export async function runFlowCommand(options: RunFlowCommandOptions): Promise<number> {
   const parameters = parseFlowParameters(options.param, options.params)
@@ -87,8 +113,11 @@ export async function runFlowCommand(options: RunFlowCommandOptions): Promise<nu
       : new PlainRenderer(screen, { color, quiet: options.quiet ?? false, logLevel: String(settings.settings.logLevel.value).toLowerCase() as LogLevel })
   const recorder = new RunRecorder()
   const history = mode === 'json' || options.junit ? new RunHistory() : undefined
+  const historySettings = historySettingsFrom(settings, process.cwd())
+  const stored = historySettings.enabled ? await startHistory(historySettings.file) : undefined
   const unsubscribe = [runEvents.on(recorder.onEvent), runEvents.on(renderer.onEvent)]
   if (history) unsubscribe.push(runEvents.on(history.onEvent))
+  if (stored) unsubscribe.push(runEvents.on(stored.recorder.onEvent))
   const restoreConsole = captureConsole()
 
   const controller = new AbortController()
@@ -121,6 +150,7 @@ export async function runFlowCommand(options: RunFlowCommandOptions): Promise<nu
     process.off('SIGTERM', onSigterm)
     restoreConsole()
     for (const off of unsubscribe) off()
+    stored?.close()
   }
   recorder.endedAt = Date.now()
   await renderer.end(recorder, state)

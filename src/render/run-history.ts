@@ -78,7 +78,7 @@ export function errorRecord(error: unknown, depth = 0): ErrorRecord | null {
 }
 
 /** Parameters as JSON can hold them: BigInts as strings, functions and symbols dropped. */
-function toJsonSafe(value: unknown): unknown {
+export function toJsonSafe(value: unknown): unknown {
   try {
     return JSON.parse(JSON.stringify(value, (_key, v: unknown) => (typeof v === 'bigint' ? v.toString() : v)) ?? 'null')
   } catch {

@@ -1,8 +1,9 @@
 import path from 'node:path'
 import type { QueueBackendOptions } from '../queue/backend.ts'
 import { defaultQueueUrl } from '../queue/url.ts'
-import type { ResolvedSettings, ResolveSettingsOptions, SettingSource } from './resolve.ts'
+import type { ResolvedSettings, ResolveSettingsOptions } from './resolve.ts'
 import { formatSource, resolveSettings } from './resolve.ts'
+import { baseFolder, localDirFrom } from './local-dir.ts'
 
 /** The queue a command uses, from the settings (flag > env > config file > default). */
 export interface ResolvedQueueSettings extends Required<QueueBackendOptions> {
@@ -12,14 +13,12 @@ export interface ResolvedQueueSettings extends Required<QueueBackendOptions> {
   readonly source: string
 }
 
-/** The folder a relative path from `source` is relative to: a config file's own folder, else `cwd`. */
-const baseFolder = (source: SettingSource, cwd: string): string => (source.type === 'file' ? path.dirname(source.path) : cwd)
 
 /** The queue settings out of resolved settings; the default SQLite file lives under `localDir`. */
 export function queueSettingsFrom(resolved: ResolvedSettings, cwd: string): ResolvedQueueSettings {
   const { settings } = resolved
   const url = settings['queue.url']
-  const localDir = path.resolve(baseFolder(settings.localDir.source, cwd), String(settings.localDir.value))
+  const localDir = localDirFrom(resolved, cwd)
   return {
     url: url.value === null ? defaultQueueUrl(localDir) : absoluteSqliteUrl(String(url.value), baseFolder(url.source, cwd)),
     source: url.value === null ? `default (localDir from ${formatSource(settings.localDir.source)})` : formatSource(url.source),

@@ -32,6 +32,8 @@ const asInteger = (raw: string): unknown => (/^\s*[+-]?\d+\s*$/.test(raw) ? Numb
 const asString = (raw: string): unknown => raw
 const asNumber = (raw: string): unknown => (/^\s*[+-]?(\d+\.?\d*|\.\d+)\s*$/.test(raw) ? Number(raw) : raw)
 const asLowerCase = (raw: string): unknown => raw.trim().toLowerCase()
+const BOOLEAN_WORDS: Record<string, boolean> = { true: true, false: false, '1': true, '0': false, yes: true, no: false, on: true, off: false }
+const asBoolean = (raw: string): unknown => BOOLEAN_WORDS[raw.trim().toLowerCase()] ?? raw
 
 const positiveInt = z.int().min(1)
 const nullable = <T extends z.ZodType>(schema: T) => schema.nullable()
@@ -175,10 +177,19 @@ export const SETTINGS = [
     default: '.ptr',
     fromString: asString,
   }),
+  setting<boolean, 'history'>({
+    key: 'history',
+    env: ['PREFECT_HISTORY'],
+    description: 'record every flow run and task run of ptr run in <localDir>/history.db, for ptr flow-runs',
+    accepts: 'true or false (also 1/0, yes/no, on/off)',
+    schema: z.boolean(),
+    default: true,
+    fromString: asBoolean,
+  }),
 ] as const satisfies readonly SettingSpec<any>[]
 
 export type SettingKey = (typeof SETTINGS)[number]['key']
-export type SettingValue = string | number | null
+export type SettingValue = string | number | boolean | null
 
 export const SETTING_KEYS: readonly SettingKey[] = SETTINGS.map((s) => s.key)
 

@@ -1,0 +1,153 @@
+import { ExitCode, UsageError } from '../errors.ts'
+import type { HistoryStore } from '../history/store.ts'
+import type { RunReport } from '../render/report-json.ts'
+import { REPORT_SCHEMA_VERSION } from '../render/report-json.ts'
+import type { FlowRunRecord, TaskRunRecord } from '../render/run-history.ts'
+import { historySettingsFrom } from '../settings/history.ts'
+import { resolveSettings } from '../settings/resolve.ts'
+import { parseAge } from './runs-view.ts'
+import { formatTable } from './table.ts'
+
+interface HistoryCommandOptions {
+  config?: string | undefined
+  json?: boolean | undefined
+  stdout?: NodeJS.WritableStream
+}
+
+/** Opens the history the settings name (`<localDir>/history.db`); it must exist already. */
+async function openHistory(config: string | undefined): Promise<HistoryStore> {
+  const settings = await resolveSettings({ cwd: process.cwd(), env: process.env, configPath: config })
+  const { file } = historySettingsFrom(settings, process.cwd())
+  const { existsSync } = await import('node:fs')
+  if (!existsSync(file)) {
+    throw new UsageError(`no run history at ${file}: ptr run records into it (unless PREFECT_HISTORY=false); run a flow first, or set localDir to where the history is`, 'PTR_NO_HISTORY')
+  }
+  const { HistoryStore } = await import('../history/store.ts')
+  return HistoryStore.open(file)
+}
+
+const when = (iso: string | null) => (iso === null ? '-' : iso.replace('T', ' ').slice(0, 19))
+const seconds = (value: number | null) => (value === null ? '-' : `${value.toFixed(value < 10 ? 2 : 1)} s`)
+const stateOf = (record: { state: { type: string; name: string } }) => (record.state.name === record.state.type ? record.state.type : `${record.state.type}/${record.state.name}`)
+const countsText = (counts: Record<string, number>) =>
+  Object.entries(counts)
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([name, n]) => `${n} ${name}`)
+    .join(', ') || '-'
+
+export interface FlowRunsListOptions extends HistoryCommandOptions {
+  flow?: string | undefined
+  state?: string | undefined
+  limit?: string | undefined
+}
+
+/** `ptr flow-runs list`: the newest flow runs in the history (not subflows), optionally by flow and state. */
+export async function flowRunsListCommand(options: FlowRunsListOptions): Promise<number> {
+  const out = options.stdout ?? process.stdout
+  const limit = options.limit === undefined ? 50 : Number(options.limit)
+  if (!(Number.isInteger(limit) && limit >= 1)) throw new UsageError(`--limit must be an integer from 1 and up, got '${options.limit}'`, 'PTR_BAD_OPTION')
+  const store = await openHistory(options.config)
+  try {
+    const runs = store.list({ flowName: options.flow, stateName: options.state, limit })
+    if (options.json) {
+      const rows = runs.map(({ record, counts, taskRuns }) => {
+        const { logs: _logs, stateHistory: _history, ...rest } = record
+        return { ...rest, taskRuns, counts }
+      })
+      out.write(`${JSON.stringify(rows, null, 2)}\n`)
+      return ExitCode.Completed
+    }
+    if (runs.length === 0) {
+      out.write(`no flow runs in ${store.file}${options.flow ? ` of flow ${options.flow}` : ''}${options.state ? ` in state ${options.state}` : ''}\n`)
+      return ExitCode.Completed
+    }
+    const rows = runs.map(({ record, counts }) => [record.id.slice(0, 8), record.flowName, record.name, stateOf(record), when(record.startTime), seconds(record.durationSeconds), countsText(counts)])
+    out.write(formatTable(['ID', 'FLOW', 'NAME', 'STATE', 'STARTED', 'DURATION', 'TASK RUNS'], rows))
+    return ExitCode.Completed
+  } finally {
+    store.close()
+  }
+}
+
+export interface FlowRunsShowOptions extends HistoryCommandOptions {
+  id: string
+}
+
+/** The report (docs/report.schema.json) of a stored flow run, as `ptr run --output json` writes it. */
+function reportOf(flowRuns: FlowRunRecord[], taskRuns: TaskRunRecord[], version: string): RunReport {
+  const counts: Record<string, number> = {}
+  for (const run of taskRuns) if (run.endTime !== null || run.state.name === 'NotReady') counts[run.state.name] = (counts[run.state.name] ?? 0) + 1
+  const root = flowRuns[0] ?? null
+  const start = root?.stateHistory[0] ? Date.parse(root.stateHistory[0].timestamp) : undefined
+  const end = root?.endTime ? Date.parse(root.endTime) : undefined
+  return {
+    schemaVersion: REPORT_SCHEMA_VERSION,
+    tool: { name: 'ptr', version },
+    flowRun: root,
+    flowRuns,
+    taskRuns,
+    counts,
+    wallSeconds: start !== undefined && end !== undefined ? (end - start) / 1000 : 0,
+  }
+}
+
+/** `ptr flow-runs show ID`: a flow run with its subflows and task runs (states, durations, errors, logs). */
+export async function flowRunsShowCommand(options: FlowRunsShowOptions): Promise<number> {
+  const out = options.stdout ?? process.stdout
+  const store = await openHistory(options.config)
+  try {
+    const id = store.resolveId(options.id)
+    const found = store.get(id)!
+    if (options.json) {
+      const { version } = (await import('../../package.json', { with: { type: 'json' } })).default as { version: string }
+      out.write(`${JSON.stringify(reportOf(found.flowRuns, found.taskRuns, version), null, 2)}\n`)
+      return ExitCode.Completed
+    }
+    const [root, ...subflows] = found.flowRuns
+    const lines: string[] = []
+    const describeFlow = (run: FlowRunRecord, indent: string) => {
+      lines.push(`${indent}flow run ${run.name} (${run.flowName}) ${stateOf(run)}`)
+      lines.push(`${indent}  id ${run.id}, runner ${run.taskRunner}, started ${when(run.startTime)}, took ${seconds(run.durationSeconds)}`)
+      if (run.parameters && typeof run.parameters === 'object' && Object.keys(run.parameters).length > 0) lines.push(`${indent}  parameters ${JSON.stringify(run.parameters)}`)
+      if (run.error) lines.push(`${indent}  error ${run.error.name}: ${run.error.message}`)
+    }
+    describeFlow(root!, '')
+    for (const subflow of subflows) describeFlow(subflow, '  ')
+    if (found.taskRuns.length > 0) {
+      lines.push('')
+      const rows = found.taskRuns.map((t) => [t.name, stateOf(t), String(t.attempts), seconds(t.durationSeconds), t.error ? `${t.error.name}: ${t.error.message}`.split('\n')[0]!.slice(0, 120) : ''])
+      lines.push(formatTable(['TASK RUN', 'STATE', 'ATTEMPTS', 'DURATION', 'ERROR'], rows).trimEnd())
+    }
+    const logged = [...found.flowRuns, ...found.taskRuns].filter((r) => r.logs.length > 0)
+    if (logged.length > 0) {
+      lines.push('', 'logs:')
+      for (const run of logged) {
+        for (const log of run.logs) lines.push(`  ${log.timestamp.slice(11, 23)} ${run.name} | ${log.message}`)
+        if (run.logsOmitted > 0) lines.push(`  (${run.logsOmitted} more lines of ${run.name} not kept)`)
+      }
+    }
+    out.write(`${lines.join('\n')}\n`)
+    return ExitCode.Completed
+  } finally {
+    store.close()
+  }
+}
+
+export interface FlowRunsPruneOptions extends HistoryCommandOptions {
+  /** How old a finished flow run must be to go: `30s`, `15m`, `12h`, `7d`. */
+  olderThan: string
+}
+
+/** `ptr flow-runs prune --older-than 7d`: deletes finished flow runs (with their subflows and task runs) that ended that long ago. */
+export async function flowRunsPruneCommand(options: FlowRunsPruneOptions): Promise<number> {
+  const out = options.stdout ?? process.stdout
+  const age = parseAge(options.olderThan)
+  const store = await openHistory(options.config)
+  try {
+    const pruned = store.prune(Date.now() - age)
+    out.write(options.json ? `${JSON.stringify({ pruned })}\n` : `pruned ${pruned} finished flow run${pruned === 1 ? '' : 's'} older than ${options.olderThan} from ${store.file}\n`)
+    return ExitCode.Completed
+  } finally {
+    store.close()
+  }
+}

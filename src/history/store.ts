@@ -1,0 +1,324 @@
+import { mkdirSync } from 'node:fs'
+import { hostname } from 'node:os'
+import path from 'node:path'
+import Database from 'better-sqlite3'
+import { UsageError } from '../errors.ts'
+import type { State } from '../engine/states.ts'
+import type { ErrorRecord, FlowRunRecord, LogRecord, StateRecord, TaskRunRecord } from '../render/run-history.ts'
+
+/**
+ * The local run history: every flow run and task run `ptr run` started on this machine, in one
+ * SQLite file under `localDir` (`.ptr/history.db`), shared by concurrent processes (WAL).
+ * Each run is stored as the record the JSON report has for it (docs/report.schema.json), next to
+ * the columns that lists and filters need.
+ */
+
+const SCHEMA_VERSION = 1
+/** A flow run whose process has not written for this long is stale even if its pid is alive (pid reuse). */
+const STALE_AFTER_MS = 60 * 60 * 1000
+
+/** A flow run as the history keeps it, with what the report records do not say. */
+export interface StoredFlowRun {
+  id: string
+  rootId: string
+  record: FlowRunRecord
+  pid: number
+  host: string
+  /** Epoch ms of the process's last write: how stale runs are found. */
+  heartbeat: number
+  created: number
+  ended: number | null
+}
+
+/** One row to write: the run's current record (the newest write wins). */
+export interface FlowRunWrite {
+  id: string
+  rootId: string
+  record: FlowRunRecord
+  created: number
+}
+/**
+ * A task run as stored: compact, because one is written per run on the engine's hot path; {@link
+ * taskRunRecord} turns it into the report's record.
+ */
+export interface StoredTaskRun {
+  id: string
+  /** name, task name, task key, flow run id */
+  n: string
+  t: string
+  k: string
+  f: string
+  /** states: [type, name, epoch ms, message?] */
+  s: [State['type'], string, number, string?][]
+  /** attempts */
+  a: number
+  /** tags, map id and index, error, logs ([epoch ms, level, message]) and logs omitted, when there are any */
+  g?: string[]
+  m?: string
+  i?: number | undefined
+  e?: ErrorRecord | undefined
+  l?: [number, LogRecord['level'], string][]
+  o?: number
+}
+export interface TaskRunWrite {
+  rootId: string
+  /** The run's place among the task runs of its root flow run. */
+  seq: number
+  row: StoredTaskRun
+  /** Whether the run reached its final state (or NotReady): what a stale sweep leaves alone. */
+  settled: boolean
+}
+
+const iso = (ms: number) => new Date(ms).toISOString()
+
+/** The report's record (docs/report.schema.json) of a stored task run. */
+export function taskRunRecord(row: StoredTaskRun): TaskRunRecord {
+  const stateHistory: StateRecord[] = row.s.map(([type, name, at, message]) => (message === undefined ? { type, name, timestamp: iso(at) } : { type, name, timestamp: iso(at), message }))
+  const last = row.s[row.s.length - 1]!
+  const started = row.s.find((s) => s[0] === 'Running')?.[2]
+  const ended = isFinalType(last[0]) ? last[2] : undefined
+  return {
+    id: row.id,
+    name: row.n,
+    taskName: row.t,
+    taskKey: row.k,
+    flowRunId: row.f,
+    tags: row.g ?? [],
+    mapIndex: row.i ?? null,
+    mapId: row.m ?? null,
+    state: stateHistory[stateHistory.length - 1]!,
+    stateHistory,
+    attempts: row.a,
+    startTime: started === undefined ? null : iso(started),
+    endTime: ended === undefined ? (last[1] === 'NotReady' ? iso(last[2]) : null) : iso(ended),
+    durationSeconds: started === undefined || ended === undefined ? null : (ended - started) / 1000,
+    error: row.e ?? null,
+    logs: (row.l ?? []).map(([at, level, message]) => ({ timestamp: iso(at), level, message })),
+    logsOmitted: row.o ?? 0,
+  }
+}
+
+export interface FlowRunFilter {
+  flowName?: string | undefined
+  stateName?: string | undefined
+  limit?: number | undefined
+}
+
+/** A root flow run as `ptr flow-runs list` shows it. */
+export interface FlowRunSummary {
+  id: string
+  record: FlowRunRecord
+  /** Task runs of the flow run and its subflows, by state name. */
+  counts: Record<string, number>
+  taskRuns: number
+}
+
+const isFinalType = (type: string) => type === 'Completed' || type === 'Failed' || type === 'Crashed' || type === 'Cancelled'
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM'
+  }
+}
+
+export class HistoryStore {
+  readonly file: string
+  readonly #db: Database.Database
+  readonly #host = hostname()
+  readonly #writeFlow: Database.Statement
+  readonly #writeTask: Database.Statement
+  readonly #beat: Database.Statement
+
+  private constructor(file: string, db: Database.Database) {
+    this.file = file
+    this.#db = db
+    this.#writeFlow = db.prepare(
+      `INSERT INTO flow_runs (id, root_id, parent_id, flow_name, state_type, state_name, record, pid, host, heartbeat, created, ended)
+       VALUES (@id, @rootId, @parentId, @flowName, @stateType, @stateName, @record, @pid, @host, @now, @created, @ended)
+       ON CONFLICT (id) DO UPDATE SET state_type = excluded.state_type, state_name = excluded.state_name, record = excluded.record,
+         heartbeat = excluded.heartbeat, ended = excluded.ended`,
+    )
+    // Keyed by (root flow run, place): rows of one run append at the end of the table's tree.
+    this.#writeTask = db.prepare(`INSERT OR REPLACE INTO task_runs (root_id, seq, settled, state_name, row) VALUES (?, ?, ?, ?, ?)`)
+    this.#beat = db.prepare(`UPDATE flow_runs SET heartbeat = ? WHERE root_id = ? AND ended IS NULL`)
+  }
+
+  /** Opens (creating if needed) the history file, and marks the runs of dead `ptr run`s Crashed. */
+  static open(file: string): HistoryStore {
+    let db: Database.Database
+    try {
+      mkdirSync(path.dirname(file), { recursive: true })
+      db = new Database(file, { timeout: 10_000 })
+      db.pragma('journal_mode = WAL')
+      db.pragma('synchronous = NORMAL')
+    } catch (error) {
+      throw new UsageError(
+        `cannot open the run history ${file}: ${(error as Error).message}; fix the folder's permissions, set localDir elsewhere, or turn the history off with PREFECT_HISTORY=false`,
+        'PTR_HISTORY_OPEN',
+      )
+    }
+    const tables = (db.prepare(`SELECT name FROM sqlite_master WHERE type = 'table'`).all() as { name: string }[]).map((t) => t.name)
+    if (tables.length > 0 && !tables.includes('flow_runs')) {
+      db.close()
+      throw new UsageError(`${file} is not a ptr run history (it holds other tables: ${tables.join(', ')}); move it away or set localDir elsewhere`, 'PTR_HISTORY_FOREIGN')
+    }
+    db.exec(`
+      CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
+      CREATE TABLE IF NOT EXISTS flow_runs (
+        id TEXT PRIMARY KEY, root_id TEXT NOT NULL, parent_id TEXT, flow_name TEXT NOT NULL,
+        state_type TEXT NOT NULL, state_name TEXT NOT NULL, record TEXT NOT NULL,
+        pid INTEGER NOT NULL, host TEXT NOT NULL, heartbeat INTEGER NOT NULL, created INTEGER NOT NULL, ended INTEGER);
+      CREATE INDEX IF NOT EXISTS flow_runs_root ON flow_runs (root_id);
+      CREATE INDEX IF NOT EXISTS flow_runs_created ON flow_runs (created);
+      CREATE TABLE IF NOT EXISTS task_runs (
+        root_id TEXT NOT NULL, seq INTEGER NOT NULL, settled INTEGER NOT NULL, state_name TEXT NOT NULL, row TEXT NOT NULL,
+        PRIMARY KEY (root_id, seq)) WITHOUT ROWID;
+      INSERT OR IGNORE INTO meta (k, v) VALUES ('schema', '${SCHEMA_VERSION}');
+    `)
+    const version = Number((db.prepare(`SELECT v FROM meta WHERE k = 'schema'`).get() as { v: string }).v)
+    if (version > SCHEMA_VERSION) {
+      db.close()
+      throw new UsageError(`${file} was written by a newer ptr (history schema ${version}, this one reads ${SCHEMA_VERSION}); upgrade ptr or set localDir elsewhere`, 'PTR_HISTORY_SCHEMA')
+    }
+    const store = new HistoryStore(file, db)
+    store.markStale()
+    return store
+  }
+
+  /** Writes the given rows in one transaction; `rootIds` get a fresh heartbeat. */
+  write(flowRuns: readonly FlowRunWrite[], taskRuns: readonly TaskRunWrite[], rootIds: readonly string[]): void {
+    const now = Date.now()
+    this.#db.transaction(() => {
+      for (const { id, rootId, record, created } of flowRuns) {
+        const ended = isFinalType(record.state.type) ? (record.endTime ? Date.parse(record.endTime) : now) : null
+        this.#writeFlow.run({
+          id,
+          rootId,
+          parentId: record.parentFlowRunId,
+          flowName: record.flowName,
+          stateType: record.state.type,
+          stateName: record.state.name,
+          record: JSON.stringify(record),
+          pid: process.pid,
+          host: this.#host,
+          now,
+          created,
+          ended,
+        })
+      }
+      for (const { rootId, seq, row, settled } of taskRuns) this.#writeTask.run(rootId, seq, settled ? 1 : 0, row.s[row.s.length - 1]![1], JSON.stringify(row))
+      for (const rootId of rootIds) this.#beat.run(now, rootId)
+    })()
+  }
+
+  /**
+   * Flow runs left unfinished by a `ptr run` on this machine that is gone (its pid no longer runs,
+   * or it has not written for an hour) end Crashed, with their unfinished task runs.
+   * @returns the ids of the root flow runs marked.
+   */
+  markStale(now = Date.now()): string[] {
+    const open = this.#db.prepare(`SELECT id, root_id AS rootId, pid, host, heartbeat FROM flow_runs WHERE ended IS NULL`).all() as {
+      id: string
+      rootId: string
+      pid: number
+      host: string
+      heartbeat: number
+    }[]
+    const stale = open.filter((r) => r.host === this.#host && (!pidAlive(r.pid) || now - r.heartbeat > STALE_AFTER_MS))
+    if (stale.length === 0) return []
+    const why = (pid: number) => `the ptr process (pid ${pid}) ended before this run did`
+    const error = (pid: number): ErrorRecord => ({ name: 'CrashedError', message: `${why(pid)}; it was found stale and marked Crashed` })
+    const readFlow = this.#db.prepare(`SELECT record FROM flow_runs WHERE id = ?`)
+    const openTasks = this.#db.prepare(`SELECT seq, row FROM task_runs WHERE root_id = ? AND settled = 0`)
+    const setFlow = this.#db.prepare(`UPDATE flow_runs SET state_type = 'Crashed', state_name = 'Crashed', record = ?, ended = ? WHERE id = ?`)
+    const setTask = this.#db.prepare(`UPDATE task_runs SET settled = 1, state_name = 'Crashed', row = ? WHERE root_id = ? AND seq = ?`)
+    this.#db.transaction(() => {
+      for (const run of stale) {
+        const record = JSON.parse((readFlow.get(run.id) as { record: string }).record) as FlowRunRecord
+        const state: StateRecord = { type: 'Crashed', name: 'Crashed', timestamp: iso(run.heartbeat), message: why(run.pid) }
+        record.state = state
+        record.stateHistory.push(state)
+        record.endTime = state.timestamp
+        record.error = error(run.pid)
+        setFlow.run(JSON.stringify(record), run.heartbeat, run.id)
+        if (run.id !== run.rootId) continue
+        for (const task of openTasks.all(run.id) as { seq: number; row: string }[]) {
+          const row = JSON.parse(task.row) as StoredTaskRun
+          row.s.push(['Crashed', 'Crashed', run.heartbeat, why(run.pid)])
+          row.e = error(run.pid)
+          setTask.run(JSON.stringify(row), run.id, task.seq)
+        }
+      }
+    })()
+    return [...new Set(stale.map((r) => r.rootId))]
+  }
+
+  /** Root flow runs (not subflows), newest first. */
+  list(filter: FlowRunFilter = {}): FlowRunSummary[] {
+    const where = ['parent_id IS NULL']
+    const params: unknown[] = []
+    if (filter.flowName !== undefined) {
+      where.push('flow_name = ?')
+      params.push(filter.flowName)
+    }
+    if (filter.stateName !== undefined) {
+      where.push('(state_name = ? COLLATE NOCASE OR state_type = ? COLLATE NOCASE)')
+      params.push(filter.stateName, filter.stateName)
+    }
+    const rows = this.#db
+      .prepare(`SELECT id, record FROM flow_runs WHERE ${where.join(' AND ')} ORDER BY created DESC, rowid DESC LIMIT ?`)
+      .all(...params, filter.limit ?? 50) as { id: string; record: string }[]
+    const countRuns = this.#db.prepare(`SELECT state_name AS name, count(*) AS n FROM task_runs WHERE root_id = ? GROUP BY state_name`)
+    return rows.map(({ id, record }) => {
+      const counts: Record<string, number> = {}
+      let taskRuns = 0
+      for (const { name, n } of countRuns.all(id) as { name: string; n: number }[]) {
+        counts[name] = n
+        taskRuns += n
+      }
+      return { id, record: JSON.parse(record) as FlowRunRecord, counts, taskRuns }
+    })
+  }
+
+  /** The root flow run whose id is `idOrPrefix` or starts with it (at least 4 characters). */
+  resolveId(idOrPrefix: string): string {
+    const text = idOrPrefix.trim().toLowerCase()
+    if (text.length < 4) throw new UsageError(`flow run id '${idOrPrefix}' is too short; give at least 4 characters of it (ptr flow-runs list shows them)`, 'PTR_BAD_ID')
+    const rows = this.#db.prepare(`SELECT id FROM flow_runs WHERE id >= ? AND id < ? ORDER BY id LIMIT 3`).all(text, `${text}\uffff`) as { id: string }[]
+    if (rows.length === 0) throw new UsageError(`no flow run '${idOrPrefix}' in the history ${this.file}; ptr flow-runs list shows the recorded ones`, 'PTR_NO_SUCH_RUN')
+    if (rows.length > 1) throw new UsageError(`flow run id '${idOrPrefix}' is ambiguous (${rows.map((r) => r.id.slice(0, 13)).join(', ')}, ...); give more of it`, 'PTR_BAD_ID')
+    return rows[0]!.id
+  }
+
+  /** A flow run with its subflow runs (the run itself first) and every task run under it, in creation order. */
+  get(id: string): { flowRuns: FlowRunRecord[]; taskRuns: TaskRunRecord[] } | undefined {
+    const root = (this.#db.prepare(`SELECT root_id AS rootId FROM flow_runs WHERE id = ?`).get(id) as { rootId: string } | undefined)?.rootId
+    if (root === undefined) return undefined
+    const flows = (this.#db.prepare(`SELECT id, record FROM flow_runs WHERE root_id = ? ORDER BY created, rowid`).all(root) as { id: string; record: string }[]).sort(
+      (a, b) => (a.id === id ? -1 : b.id === id ? 1 : 0),
+    )
+    const tasks = this.#db.prepare(`SELECT row FROM task_runs WHERE root_id = ? ORDER BY seq`).all(root) as { row: string }[]
+    return { flowRuns: flows.map((f) => JSON.parse(f.record) as FlowRunRecord), taskRuns: tasks.map((t) => taskRunRecord(JSON.parse(t.row) as StoredTaskRun)) }
+  }
+
+  /** Deletes root flow runs that ended before `before` (epoch ms), with their subflows and task runs. */
+  prune(before: number): number {
+    return this.#db.transaction(() => {
+      const roots = (this.#db.prepare(`SELECT id FROM flow_runs WHERE parent_id IS NULL AND ended IS NOT NULL AND ended < ?`).all(before) as { id: string }[]).map((r) => r.id)
+      const dropTasks = this.#db.prepare(`DELETE FROM task_runs WHERE root_id = ?`)
+      const dropFlows = this.#db.prepare(`DELETE FROM flow_runs WHERE root_id = ?`)
+      for (const id of roots) {
+        dropTasks.run(id)
+        dropFlows.run(id)
+      }
+      return roots.length
+    })()
+  }
+
+  close(): void {
+    if (this.#db.open) this.#db.close()
+  }
+}
