@@ -16,7 +16,7 @@ const N = 20_000
 const WORKERS = 2
 const RAW_WORKER = fileURLToPath(new URL('./raw-worker.cjs', import.meta.url))
 const BIN = fileURLToPath(new URL('../bin/ptr.js', import.meta.url))
-const FLOW = fileURLToPath(new URL('./pool-tasks.ts', import.meta.url))
+const FLOW = fileURLToPath(new URL('./first-result-flow.ts', import.meta.url))
 const PLAIN = fileURLToPath(new URL('./first-result-plain.ts', import.meta.url))
 
 type Kind = 'thread' | 'process'
