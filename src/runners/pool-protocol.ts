@@ -1,8 +1,10 @@
 import type { LogEvent, TaskRunInfo } from '../engine/events.ts'
+import type { ErrorRecord } from '../engine/error-wire.ts'
 import type { State } from '../engine/states.ts'
 /**
  * The wire between a pool runner (main side) and its workers (src/runners/pool-worker.ts).
- * Only plain data crosses: task keys, arguments, results, error records, log lines and the
+ * Only plain data crosses: task keys, arguments, results, error records (src/engine/error-wire.ts),
+ * log lines and the
  * states of runs nested inside a worker's run.
  */
 
@@ -28,20 +30,6 @@ export type RunResult = { readonly ok: true; readonly value: unknown } | { reado
 export type RunOutcome = RunResult & {
   /** How long the run took in the worker, in ms: the runner batches tasks that take under 1 ms. */
   readonly ms: number
-}
-
-/** A thrown value made safe to cross: always an Error's parts, never the thrown object itself. */
-export interface ErrorRecord {
-  readonly name: string
-  readonly message: string
-  readonly stack: string | undefined
-  /** `code` of the error, if it had a string one. */
-  readonly code: string | undefined
-  /** Why ptr (not the task) failed the run in the worker: the task was not found, or its value could not be sent. */
-  readonly ptr?: 'not-found' | 'return-value'
-  /** The thrown value when it was not an Error and could be cloned (a string, number, plain object). */
-  readonly thrown?: unknown
-  readonly hasThrown?: boolean
 }
 
 /** Answer to a probe: can this worker find the task with this key? */

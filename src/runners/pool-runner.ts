@@ -2,7 +2,8 @@ import os from 'node:os'
 import { fileURLToPath } from 'node:url'
 import workerpool from 'workerpool'
 import type { Pool, WorkerPoolOptions } from 'workerpool'
-import { CancelledError, CrashedError, PtrError } from '../errors.ts'
+import { CancelledError, CrashedError, NotCloneableError, PtrError, TaskNotFoundInWorkerError } from '../errors.ts'
+import { fromErrorRecord } from '../engine/error-wire.ts'
 import { runEvents } from '../engine/events.ts'
 import type { TaskRunInfo } from '../engine/events.ts'
 import * as S from '../engine/states.ts'
@@ -12,7 +13,7 @@ import type { TaskRun } from '../engine/task-run.ts'
 import { checkArguments, crossingName } from './crossing.ts'
 import type { Crossing } from './crossing.ts'
 import { METHOD_PROBE, METHOD_RUN, keyModuleUrl } from './pool-protocol.ts'
-import type { ErrorRecord, LogMessage, ProbeAnswer, RunOutcome, RunRequest, StateMessage, StateRecord } from './pool-protocol.ts'
+import type { LogMessage, ProbeAnswer, RunOutcome, RunRequest, StateMessage, StateRecord } from './pool-protocol.ts'
 import { TaskRunner } from '../engine/task-runner.ts'
 
 /** Options shared by the thread and process pool runners. */
@@ -76,19 +77,7 @@ function resolveOptions(className: string, options: PoolTaskRunnerOptions): Reso
   })
 }
 
-/** A task that a worker cannot find: fails its run before any attempt. */
-export class TaskNotFoundInWorkerError extends PtrError {
-  constructor(message: string) {
-    super(message, { code: 'PTR_TASK_NOT_FOUND', retryable: false })
-  }
-}
-
-/** An argument or return value that cannot cross into or out of a worker. */
-export class NotCloneableError extends PtrError {
-  constructor(message: string) {
-    super(message, { code: 'PTR_NOT_CLONEABLE', retryable: false })
-  }
-}
+export { NotCloneableError, TaskNotFoundInWorkerError } from '../errors.ts'
 
 /**
  * What the thread and process runners share: a workerpool pool whose workers import task modules
@@ -331,7 +320,7 @@ export abstract class PoolTaskRunner extends TaskRunner {
 /** Runs nested inside workers' runs that have not settled yet, by id: one info object per run. */
 const nestedRuns = new Map<string, { -readonly [K in keyof TaskRunInfo]: TaskRunInfo[K] }>()
 
-const fromStateRecord = ({ error, ...rest }: StateRecord): State => (error ? { ...rest, error: fromRecord(error) } : rest)
+const fromStateRecord = ({ error, ...rest }: StateRecord): State => (error ? { ...rest, error: fromErrorRecord(error) } : rest)
 
 function onWorkerEvent(payload: unknown): void {
   const message = payload as LogMessage | StateMessage
@@ -349,22 +338,5 @@ const EXEC_OPTIONS = { on: onWorkerEvent }
 
 function unpack(outcome: RunOutcome): unknown {
   if (outcome.ok) return outcome.value
-  throw fromRecord(outcome.error)
-}
-
-/** Rebuilds an Error from a worker's record: same name, message, stack and code. */
-function fromRecord(record: ErrorRecord): Error {
-  const error =
-    record.ptr === 'return-value'
-      ? new NotCloneableError(record.message)
-      : record.ptr === 'not-found'
-        ? new TaskNotFoundInWorkerError(record.message)
-        : new Error(record.message)
-  if (!record.ptr) {
-    if (record.name !== 'Error') Object.defineProperty(error, 'name', { value: record.name, configurable: true, writable: true })
-    if (record.code !== undefined) Object.assign(error, { code: record.code })
-  }
-  if (record.stack) error.stack = record.stack
-  if (record.hasThrown) Object.assign(error, { thrown: record.thrown })
-  return error
+  throw fromErrorRecord(outcome.error)
 }

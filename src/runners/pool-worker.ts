@@ -12,11 +12,13 @@ import { runEvents } from '../engine/events.ts'
 import type { State } from '../engine/states.ts'
 import { lookupTask } from '../engine/registry.ts'
 import type { AnyTask } from '../engine/task-types.ts'
-import { toError } from '../errors.ts'
+import { toErrorRecord } from '../engine/error-wire.ts'
+import type { ErrorRecord } from '../engine/error-wire.ts'
+import { NotCloneableError, TaskNotFoundInWorkerError, toError } from '../errors.ts'
 import { checkReturnValue, crossingName } from './crossing.ts'
 import type { Crossing } from './crossing.ts'
 import { METHOD_PROBE, METHOD_RUN, keyModuleUrl } from './pool-protocol.ts'
-import type { ErrorRecord, LogMessage, ProbeAnswer, RunOutcome, RunRequest, RunResult, StateMessage, StateRecord } from './pool-protocol.ts'
+import type { LogMessage, ProbeAnswer, RunOutcome, RunRequest, RunResult, StateMessage, StateRecord } from './pool-protocol.ts'
 import { inlineRunner } from '../engine/task-runner.ts'
 
 const crossing: Crossing = isMainThread ? 'process' : 'thread'
@@ -36,26 +38,11 @@ async function findTask(key: string): Promise<AnyTask | undefined> {
   return lookupTask(key)
 }
 
-function canClone(value: unknown): boolean {
-  return checkReturnValue(value, crossing) === undefined
-}
+const canClone = (value: unknown): boolean => checkReturnValue(value, crossing) === undefined
+const toRecord = (thrown: unknown): ErrorRecord => toErrorRecord(thrown, canClone)
 
-function toRecord(thrown: unknown, ptr?: ErrorRecord['ptr']): ErrorRecord {
-  const error = toError(thrown)
-  const code = (error as { code?: unknown }).code
-  const record: ErrorRecord = {
-    name: String(error.name),
-    message: String(error.message),
-    stack: typeof error.stack === 'string' ? error.stack : undefined,
-    code: typeof code === 'string' ? code : undefined,
-    ...(ptr ? { ptr } : {}),
-  }
-  if (!(thrown instanceof Error) && thrown !== error && canClone(thrown)) return { ...record, thrown, hasThrown: true }
-  return record
-}
-
-function notFound(key: string, name: string, reason: string): ErrorRecord {
-  return toRecord(new Error(`task '${name}' was not found in ${crossingName(crossing)}: ${reason}`), 'not-found')
+function notFound(name: string, reason: string): ErrorRecord {
+  return toRecord(new TaskNotFoundInWorkerError(`task '${name}' was not found in ${crossingName(crossing)}: ${reason}`))
 }
 
 async function runOne(request: RunRequest): Promise<RunOutcome> {
@@ -69,9 +56,9 @@ async function attempt(request: RunRequest): Promise<RunResult> {
   try {
     task = await findTask(request.key)
   } catch (error) {
-    return { ok: false, error: notFound(request.key, request.taskRun.taskName, `its module failed to load: ${toError(error).message}`) }
+    return { ok: false, error: notFound(request.taskRun.taskName, `its module failed to load: ${toError(error).message}`) }
   }
-  if (!task) return { ok: false, error: notFound(request.key, request.taskRun.taskName, 'its module does not define it at top level') }
+  if (!task) return { ok: false, error: notFound(request.taskRun.taskName, 'its module does not define it at top level') }
   const fn = task.fn
   const context: RunContext = {
     flowRun: request.flowRun,
@@ -89,8 +76,7 @@ async function attempt(request: RunRequest): Promise<RunResult> {
       return {
         ok: false,
         error: toRecord(
-          new Error(`'${request.taskRun.name}': ${problem} from ${crossingName(crossing)}; return plain data (numbers, strings, arrays, plain objects, Map, Set, Date)`),
-          'return-value',
+          new NotCloneableError(`'${request.taskRun.name}': ${problem} from ${crossingName(crossing)}; return plain data (numbers, strings, arrays, plain objects, Map, Set, Date)`),
         ),
       }
     }
