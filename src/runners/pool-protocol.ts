@@ -22,8 +22,9 @@ export interface RunRequest {
 }
 
 /**
- * What a worker sends back for a batch of requests, one outcome per request, in order. The
- * worker runs a batch one request after another (one run per worker at a time). A runner sends
+ * What a worker sends back for requests, one outcome per request: for one request, as the result;
+ * for a batch, each as an OutcomeMessage event as soon as it is known (the result is then empty).
+ * The worker runs a batch one request after another (one run per worker at a time). A runner sends
  * several small runs in one message when their task is known to be quick; see PoolTaskRunner.
  */
 export type RunResult = { readonly ok: true; readonly value: unknown } | { readonly ok: false; readonly error: ErrorRecord }
@@ -31,6 +32,20 @@ export type RunOutcome = RunResult & {
   /** How long the run took in the worker, in ms: the runner batches tasks that take under 1 ms. */
   readonly ms: number
 }
+
+/** One outcome of a batch, sent as an event as soon as its run has ended (see `METHOD_RUN`). */
+export interface OutcomeMessage {
+  readonly type: 'ptr.outcome'
+  /** Its request's index in the batch. */
+  readonly index: number
+  readonly outcome: RunOutcome
+}
+
+/**
+ * How long a run stopped by a timeout or a cancellation has, after its signal aborts inside the
+ * worker, to end (kill what it spawned, close what it opened) before its worker is terminated.
+ */
+export const ABORT_GRACE_MS = 500
 
 /** Answer to a probe: can this worker find the task with this key? */
 export interface ProbeAnswer {

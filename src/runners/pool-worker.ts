@@ -17,8 +17,8 @@ import type { ErrorRecord } from '../engine/error-wire.ts'
 import { NotCloneableError, TaskNotFoundInWorkerError, toError } from '../errors.ts'
 import { checkReturnValue, crossingName } from './crossing.ts'
 import type { Crossing } from './crossing.ts'
-import { METHOD_PROBE, METHOD_RUN, keyModuleUrl } from './pool-protocol.ts'
-import type { LogMessage, ProbeAnswer, RunOutcome, RunRequest, RunResult, StateMessage, StateRecord } from './pool-protocol.ts'
+import { ABORT_GRACE_MS, METHOD_PROBE, METHOD_RUN, keyModuleUrl } from './pool-protocol.ts'
+import type { LogMessage, OutcomeMessage, ProbeAnswer, RunOutcome, RunRequest, RunResult, StateMessage, StateRecord } from './pool-protocol.ts'
 import { inlineRunner } from '../engine/task-runner.ts'
 
 const crossing: Crossing = isMainThread ? 'process' : 'thread'
@@ -60,15 +60,8 @@ async function attempt(request: RunRequest): Promise<RunResult> {
   }
   if (!task) return { ok: false, error: notFound(request.taskRun.taskName, 'its module does not define it at top level') }
   const fn = task.fn
-  const context: RunContext = {
-    flowRun: request.flowRun,
-    taskRun: request.taskRun,
-    // The main side terminates this worker to stop an attempt, so this signal never fires here;
-    // it is there for code that passes it on.
-    signal: new AbortController().signal,
-    // Submits from inside the task run in place, in this worker: never a deadlock (Prefect issue 17060).
-    taskRunner: inlineRunner,
-  }
+  const context = new WorkerRunContext(request)
+  running.add(context)
   try {
     const value = await runWithContext(context, () => fn(...request.args))
     const problem = checkReturnValue(value, crossing)
@@ -83,14 +76,86 @@ async function attempt(request: RunRequest): Promise<RunResult> {
     return { ok: true, value }
   } catch (thrown) {
     return { ok: false, error: toRecord(thrown) }
+  } finally {
+    running.delete(context)
   }
 }
 
-/** Runs a batch one request after another: a worker holds one run at a time. */
-async function run(requests: RunRequest[]): Promise<RunOutcome[]> {
-  const outcomes: RunOutcome[] = []
-  for (const request of requests) outcomes.push(await runOne(request))
-  return outcomes
+/** The context of a run in this worker; its signal is made on first use (most tasks never read it). */
+class WorkerRunContext implements RunContext {
+  readonly flowRun: RunContext['flowRun']
+  readonly taskRun: RunContext['taskRun']
+  // Submits from inside the task run in place, in this worker: never a deadlock (Prefect issue 17060).
+  readonly taskRunner = inlineRunner
+  #controller: AbortController | undefined
+  #reason: Error | undefined
+  constructor(request: RunRequest) {
+    this.flowRun = request.flowRun
+    this.taskRun = request.taskRun
+  }
+  get signal(): AbortSignal {
+    if (!this.#controller) {
+      this.#controller = new AbortController()
+      if (this.#reason) this.#controller.abort(this.#reason)
+    }
+    return this.#controller.signal
+  }
+  abort(reason: Error): void {
+    this.#reason ??= reason
+    this.#controller?.abort(reason)
+  }
+}
+
+/** The runs in progress in this worker: one, or a batch's current one (and runs nested in place). */
+const running = new Set<WorkerRunContext>()
+
+/**
+ * The main side stops an attempt (timeout, cancellation, Ctrl-C) through workerpool's cleanup or
+ * terminate message: abort the signal of every run here first, so what the task passed it to
+ * (child processes, fetch, timers) stops, and give the task ABORT_GRACE_MS to end. True when it did.
+ */
+async function abortRunning(): Promise<boolean> {
+  if (running.size === 0) return true
+  const reason = new DOMException('ptr stopped this run (it timed out or was cancelled)', 'AbortError')
+  const contexts = [...running]
+  for (const context of contexts) context.abort(reason as Error)
+  const ended = () => contexts.every((context) => !running.has(context))
+  const deadline = Date.now() + ABORT_GRACE_MS
+  while (!ended() && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10))
+  return ended()
+}
+
+/**
+ * Registered with workerpool before the first run. When the stopped runs ended within the grace,
+ * the worker answers and workerpool keeps it (and forgets its listeners: registered again on the
+ * next run). When a run is still going, it never answers, and the main side terminates the worker
+ * after its `workerTerminateTimeout`, as it does for a worker whose event loop is blocked.
+ */
+let abortListening = false
+async function onAbort(): Promise<void> {
+  if (await abortRunning()) {
+    abortListening = false
+    return
+  }
+  await new Promise<never>(() => undefined)
+}
+
+/**
+ * Runs requests one after another: a worker holds one run at a time. A batch's outcomes go back as
+ * events, each as soon as it is known, so when a run takes the worker down the main side knows which
+ * runs finished (they keep their results) and which had not started (it sends them again).
+ */
+async function run(this: { worker?: { addAbortListener(listener: () => Promise<void>): void } }, requests: RunRequest[]): Promise<RunOutcome[]> {
+  if (!abortListening && this.worker) {
+    abortListening = true
+    this.worker.addAbortListener(onAbort)
+  }
+  if (requests.length === 1) return [await runOne(requests[0]!)]
+  for (let index = 0; index < requests.length; index++) {
+    const message: OutcomeMessage = { type: 'ptr.outcome', index, outcome: await runOne(requests[index]!) }
+    workerpool.workerEmit(message)
+  }
+  return []
 }
 
 async function probe(key: string, taskName: string): Promise<ProbeAnswer> {
@@ -135,4 +200,9 @@ if (crossing === 'process') {
   watchdog.unref()
 }
 
-workerpool.worker({ [METHOD_RUN]: run, [METHOD_PROBE]: probe })
+workerpool.worker(
+  { [METHOD_RUN]: run, [METHOD_PROBE]: probe },
+  // Also when the pool is terminated (close after Ctrl-C or SIGTERM): abort first, then exit. The
+  // main side ends a worker whose runs outlast the grace well before abortListenerTimeout.
+  { onTerminate: () => abortRunning().then(() => undefined), abortListenerTimeout: 60_000 },
+)
