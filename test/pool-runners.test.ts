@@ -74,6 +74,21 @@ for (const { kind, create } of KINDS) {
       assert.equal(runner.workerStats.total, 2)
     })
 
+    it('a class instance as an argument or return value fails that run before it crosses, naming the class and where it is', async () => {
+      const runner = make()
+      const arg = await runner.submit(T.echo, [{ origin: new P.Point(1, 2) }]).wait()
+      assert.equal(arg.type, 'Failed')
+      assert.match(arg.message ?? '', /task 'echo' \(echo-\d+\): argument 1 cannot be sent \(args\[0\]\.origin is an instance of Point, which would arrive as a plain object, without its methods\)/)
+      const returned = await runner.submit(P.returnPoint, []).wait()
+      assert.equal(returned.type, 'Failed')
+      assert.match(returned.message ?? '', /'return_point-\d+': the return value cannot be sent back \(value\[0\] is an instance of Point, which would arrive/)
+      // Built-in classes that cross keep crossing.
+      const values = [new Date(0), new Map([[1, new Set([2])]]), new Uint8Array([1, 2]), new RangeError('r'), /x/g, Object.create(null)]
+      const echoed = (await runner.submit(T.echo, [values]).result()) as unknown[]
+      assert.ok(echoed[0] instanceof Date && echoed[1] instanceof Map && echoed[2] instanceof Uint8Array && echoed[3] instanceof RangeError)
+      assert.equal(runner.workerStats.total, 2)
+    })
+
     it('process.exit in a task: Crashed with the exit code, the worker replaced, others carry on, retries apply', async () => {
       const runner = make()
       const other = runner.submit(T.sleeper, [300, 'other'])

@@ -22,8 +22,8 @@ export interface RunRequest {
 }
 
 /**
- * What a worker sends back for requests, one outcome per request: for one request, as the result;
- * for a batch, each as an OutcomeMessage event as soon as it is known (the result is then empty).
+ * What a worker sends back for requests, one outcome per request, in order: for a batch, the first
+ * ones as OutcomesMessage events while it runs, the rest as the result.
  * The worker runs a batch one request after another (one run per worker at a time). A runner sends
  * several small runs in one message when their task is known to be quick; see PoolTaskRunner.
  */
@@ -33,13 +33,18 @@ export type RunOutcome = RunResult & {
   readonly ms: number
 }
 
-/** One outcome of a batch, sent as an event as soon as its run has ended (see `METHOD_RUN`). */
-export interface OutcomeMessage {
-  readonly type: 'ptr.outcome'
-  /** Its request's index in the batch. */
-  readonly index: number
-  readonly outcome: RunOutcome
+/**
+ * Outcomes of a batch's next runs, in order, sent as an event while the batch goes on (see
+ * `METHOD_RUN`); `exiting` when the worker is exiting (a run called process.exit).
+ */
+export interface OutcomesMessage {
+  readonly type: 'ptr.outcomes'
+  readonly outcomes: RunOutcome[]
+  readonly exiting: boolean
 }
+
+/** How often, at most, a worker sends the outcomes of the batch it is running (ms). */
+export const OUTCOMES_EVERY_MS = 5
 
 /**
  * How long a run stopped by a timeout or a cancellation has, after its signal aborts inside the

@@ -13,7 +13,7 @@ import type { TaskRun } from '../engine/task-run.ts'
 import { checkArguments, crossingName } from './crossing.ts'
 import type { Crossing } from './crossing.ts'
 import { ABORT_GRACE_MS, METHOD_PROBE, METHOD_RUN, keyModuleUrl } from './pool-protocol.ts'
-import type { LogMessage, OutcomeMessage, ProbeAnswer, RunOutcome, RunRequest, StateMessage, StateRecord } from './pool-protocol.ts'
+import type { LogMessage, OutcomesMessage, ProbeAnswer, RunOutcome, RunRequest, StateMessage, StateRecord } from './pool-protocol.ts'
 import { TaskRunner } from '../engine/task-runner.ts'
 
 /** Options shared by the thread and process pool runners. */
@@ -251,14 +251,17 @@ export abstract class PoolTaskRunner extends TaskRunner {
   /**
    * Sends a batch to one worker and settles each run from its outcome. If the worker dies, the runs
    * that finished keep their results, only the run it died in is Crashed (and never batched again),
-   * and the runs that had not started are sent again.
+   * and the runs that had not started are sent again. When the worker could not say which run it
+   * died in (killed, out of memory), the runs without an outcome are sent again one by one.
    */
   #runBatch({ runs, requests, settle }: Batch): void {
-    const outcomes: (RunOutcome | undefined)[] = new Array(runs.length)
+    const outcomes: RunOutcome[] = []
+    let exiting = false
     const on = (payload: unknown) => {
-      const message = payload as OutcomeMessage
-      if (message?.type === 'ptr.outcome') outcomes[message.index] = message.outcome
-      else onWorkerEvent(payload)
+      const message = payload as OutcomesMessage
+      if (message?.type !== 'ptr.outcomes') return onWorkerEvent(payload)
+      for (const outcome of message.outcomes) outcomes.push(outcome)
+      if (message.exiting) exiting = true
     }
     const finish = (i: number) => {
       try {
@@ -269,35 +272,45 @@ export abstract class PoolTaskRunner extends TaskRunner {
     }
     const holder = runs[0]!
     void this.#dispatch(holder, requests, undefined, { on }).then(
-      (result) => {
-        // A batch of one comes back as the result; larger ones came as events.
-        result.forEach((outcome, i) => (outcomes[i] ??= outcome))
+      (rest) => {
+        for (const outcome of rest) outcomes.push(outcome)
         this.#noteRunTimes(holder.task.key, outcomes)
         for (let i = 0; i < runs.length; i++) finish(i)
       },
       (error: unknown) => {
-        const crashedAt = outcomes.findIndex((outcome) => outcome === undefined)
-        if (!(error instanceof WorkerDied) || crashedAt === -1) {
-          for (let i = 0; i < runs.length; i++) outcomes[i] ? finish(i) : settle[i]!.reject(error)
+        const crashedAt = outcomes.length
+        if (!(error instanceof WorkerDied) || crashedAt >= runs.length) {
+          for (let i = 0; i < runs.length; i++) (i < crashedAt ? finish(i) : settle[i]!.reject(error))
           return
         }
-        const rest: Batch = { runs: [], requests: [], settle: [], sent: true }
-        for (let i = crashedAt + 1; i < runs.length; i++) {
+        // The worker said which run it died in (it was exiting), or only one run had no outcome.
+        const known = exiting || crashedAt === runs.length - 1
+        const again: Batch[] = []
+        for (let i = known ? crashedAt + 1 : crashedAt; i < runs.length; i++) {
           if (S.isSettled(runs[i]!.state)) continue
-          rest.runs.push(runs[i]!)
-          rest.requests.push(requests[i]!)
-          rest.settle.push(settle[i]!)
+          if (known) {
+            again[0] ??= { runs: [], requests: [], settle: [], sent: true }
+            again[0].runs.push(runs[i]!)
+            again[0].requests.push(requests[i]!)
+            again[0].settle.push(settle[i]!)
+          } else {
+            again.push({ runs: [runs[i]!], requests: [requests[i]!], settle: [settle[i]!], sent: true })
+          }
         }
         // The runs sent again go on holding the batch's slot (the first run's, which ends here).
-        if (rest.runs.length > 0 && holder.holdsSlot) {
+        if (again.length > 0 && holder.holdsSlot && !again.some((batch) => batch.runs[0] === holder)) {
           holder.holdsSlot = false
-          rest.runs[0]!.holdsSlot = true
+          again[0]!.runs[0]!.holdsSlot = true
         }
         for (let i = 0; i < crashedAt; i++) finish(i)
-        const victim = runs[crashedAt]!
-        this.#crashedOnce.add(victim)
-        settle[crashedAt]!.reject(this.#crashed(victim, error))
-        if (rest.runs.length > 0) this.#runBatch(rest)
+        if (known) {
+          const victim = runs[crashedAt]!
+          this.#crashedOnce.add(victim)
+          settle[crashedAt]!.reject(this.#crashed(victim, error))
+        } else {
+          for (const batch of again) this.#crashedOnce.add(batch.runs[0]!)
+        }
+        for (const batch of again) this.#runBatch(batch)
       },
     )
   }
@@ -306,9 +319,9 @@ export abstract class PoolTaskRunner extends TaskRunner {
     return new CrashedError(`the ${this.name} worker running '${run.name}' ${died.reason}`)
   }
 
-  #noteRunTimes(key: string, outcomes: readonly (RunOutcome | undefined)[]): void {
+  #noteRunTimes(key: string, outcomes: readonly RunOutcome[]): void {
     let average = this.#runMs.get(key)
-    for (const outcome of outcomes) if (outcome) average = average === undefined ? outcome.ms : average * 0.8 + outcome.ms * 0.2
+    for (const outcome of outcomes) average = average === undefined ? outcome.ms : average * 0.8 + outcome.ms * 0.2
     if (average !== undefined) this.#runMs.set(key, average)
   }
 

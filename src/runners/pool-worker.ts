@@ -17,8 +17,8 @@ import type { ErrorRecord } from '../engine/error-wire.ts'
 import { NotCloneableError, TaskNotFoundInWorkerError, toError } from '../errors.ts'
 import { checkReturnValue, crossingName } from './crossing.ts'
 import type { Crossing } from './crossing.ts'
-import { ABORT_GRACE_MS, METHOD_PROBE, METHOD_RUN, keyModuleUrl } from './pool-protocol.ts'
-import type { LogMessage, OutcomeMessage, ProbeAnswer, RunOutcome, RunRequest, RunResult, StateMessage, StateRecord } from './pool-protocol.ts'
+import { ABORT_GRACE_MS, METHOD_PROBE, METHOD_RUN, OUTCOMES_EVERY_MS, keyModuleUrl } from './pool-protocol.ts'
+import type { LogMessage, OutcomesMessage, ProbeAnswer, RunOutcome, RunRequest, RunResult, StateMessage, StateRecord } from './pool-protocol.ts'
 import { inlineRunner } from '../engine/task-runner.ts'
 
 const crossing: Crossing = isMainThread ? 'process' : 'thread'
@@ -140,10 +140,27 @@ async function onAbort(): Promise<void> {
   await new Promise<never>(() => undefined)
 }
 
+/** Outcomes of the batch in progress that the main side has not been sent yet. */
+let unsent: RunOutcome[] | undefined
+let sentAt = 0
+
+function sendOutcomes(exiting: boolean): void {
+  if (!unsent || (unsent.length === 0 && !exiting)) return
+  const message: OutcomesMessage = { type: 'ptr.outcomes', outcomes: unsent, exiting }
+  unsent = []
+  sentAt = performance.now()
+  workerpool.workerEmit(message)
+}
+
+// A run that calls process.exit (or throws where nothing catches it) ends the worker: say which runs
+// of the batch had finished first, so the main side crashes only the run in progress.
+process.on('exit', () => sendOutcomes(true))
+
 /**
- * Runs requests one after another: a worker holds one run at a time. A batch's outcomes go back as
- * events, each as soon as it is known, so when a run takes the worker down the main side knows which
- * runs finished (they keep their results) and which had not started (it sends them again).
+ * Runs requests one after another: a worker holds one run at a time. A batch's outcomes go back
+ * as they come, at most OUTCOMES_EVERY_MS apart (one message for many quick runs), and before the
+ * worker exits; the rest with the result. So when a run takes the worker down, the main side knows
+ * which runs finished (they keep their results) and which had not started (it sends them again).
  */
 async function run(this: { worker?: { addAbortListener(listener: () => Promise<void>): void } }, requests: RunRequest[]): Promise<RunOutcome[]> {
   if (!abortListening && this.worker) {
@@ -151,11 +168,17 @@ async function run(this: { worker?: { addAbortListener(listener: () => Promise<v
     this.worker.addAbortListener(onAbort)
   }
   if (requests.length === 1) return [await runOne(requests[0]!)]
-  for (let index = 0; index < requests.length; index++) {
-    const message: OutcomeMessage = { type: 'ptr.outcome', index, outcome: await runOne(requests[index]!) }
-    workerpool.workerEmit(message)
+  unsent = []
+  sentAt = performance.now()
+  try {
+    for (const request of requests) {
+      unsent.push(await runOne(request))
+      if (performance.now() - sentAt >= OUTCOMES_EVERY_MS) sendOutcomes(false)
+    }
+    return unsent
+  } finally {
+    unsent = undefined
   }
-  return []
 }
 
 async function probe(key: string, taskName: string): Promise<ProbeAnswer> {
