@@ -1,4 +1,5 @@
 import v8 from 'node:v8'
+import { findClassInstance } from '../runners/crossing.ts'
 import { fromErrorRecord, toErrorRecord } from '../engine/error-wire.ts'
 import type { ErrorRecord } from '../engine/error-wire.ts'
 import { CancelledError, CrashedError, PtrError, TaskRunTimeoutError, toError } from '../errors.ts'
@@ -6,17 +7,23 @@ import type { StoredError } from './backend.ts'
 
 /**
  * Arguments and results cross the queue as v8-serialized data (Date, Map, Set, BigInt, typed
- * arrays and Errors survive; functions and symbols are refused). Never code to evaluate.
+ * arrays and Errors survive; functions, symbols and class instances are refused: an instance would
+ * arrive without its prototype). Never code to evaluate. `path` names `value` in the message.
  */
-export function encodeValue(value: unknown, what: string): Uint8Array {
-  try {
-    return v8.serialize(value)
-  } catch (error) {
-    throw new PtrError(`${what} cannot be stored on the queue: ${toError(error).message}; pass plain data (no functions, symbols or class instances with private state)`, {
-      code: 'PTR_NOT_SERIALIZABLE',
-      exitCode: 2,
-    })
+export function encodeValue(value: unknown, what: string, path = 'value'): Uint8Array {
+  const instance = findClassInstance(value, path)
+  let problem: string | undefined = instance
+  if (!problem) {
+    try {
+      return v8.serialize(value)
+    } catch (error) {
+      problem = toError(error).message
+    }
   }
+  throw new PtrError(`${what} cannot be stored on the queue: ${problem}; pass plain data (numbers, strings, arrays, plain objects, Map, Set, Date)`, {
+    code: 'PTR_NOT_SERIALIZABLE',
+    exitCode: 2,
+  })
 }
 
 export function decodeValue(bytes: Uint8Array): unknown {
