@@ -305,6 +305,15 @@ describe('process pool runner: killed workers and a killed ptr', () => {
     assert.equal((await other.result()).label, 'other')
   })
 
+  it("a worker process out of memory: V8's report stays off the terminal, the crash is one line, console.error still reaches the run's log", async () => {
+    const result = await runPtr(['run', 'test/fixtures/oom-flow.ts'])
+    assert.equal(result.code, 1, result.stderr + result.stdout)
+    const output = result.stdout + result.stderr
+    assert.doesNotMatch(output, /FATAL ERROR|Native stack trace|JavaScript heap out of memory|Workerpool/)
+    assert.match(output, /the process worker running 'hog-0' ran out of memory \(maxOldGenerationSizeMb 48\)/)
+    assert.match(result.stdout, /hog-0 \| hogging now/)
+  })
+
   it('Ctrl-C during ptr run --runner process: exit 130 and no worker process survives', async () => {
     let out = ''
     let workers: number[] = []

@@ -50,6 +50,8 @@ const TERMINATE_TIMEOUT_MS = ABORT_GRACE_MS + 250
  * a worker in batches: one message for many runs, because a round trip costs far more than they do.
  */
 const QUICK_TASK_MS = 1
+/** How much of the start and of the end of a process worker's stderr is kept to explain its crash (characters). */
+const STDERR_KEPT = 4096
 /** Most runs in one batch. */
 const MAX_BATCH = 64
 
@@ -110,6 +112,10 @@ export abstract class PoolTaskRunner extends TaskRunner {
     this.options = resolved
   }
 
+  /** Whether workers' stdout and stderr come to the main side as events (process workers). */
+  protected get capturesStdStreams(): boolean {
+    return false
+  }
   /** How values cross into this runner's workers. */
   protected abstract get crossing(): Crossing
   /** The workerpool options that make this kind of pool. */
@@ -329,7 +335,22 @@ export abstract class PoolTaskRunner extends TaskRunner {
   #dispatch(run: TaskRun, requests: RunRequest[], signal: AbortSignal | undefined, execOptions: ExecOptions, again = false): Promise<RunOutcome[]> {
     const pool = this.#pool
     if (!pool) return Promise.reject(new WorkerDied(`could not start: the ${this.name} pool is closed`))
-    const job = pool.exec(METHOD_RUN, [requests], execOptions) as Job<RunOutcome[]>
+    // A process worker's stderr is piped here (see ProcessPoolTaskRunner), off the terminal: what it holds
+    // only says why the worker died. console.error reaches the run's log as a log event instead.
+    let stderr = ''
+    const on = this.capturesStdStreams
+      ? (payload: unknown) => {
+          const stream = payload as { stdout?: unknown; stderr?: unknown }
+          if (typeof stream?.stderr === 'string') {
+            stderr += stream.stderr
+            // Its first lines say what happened (V8's FATAL ERROR line), its last ones where.
+            if (stderr.length > 2 * STDERR_KEPT) stderr = stderr.slice(0, STDERR_KEPT) + stderr.slice(-STDERR_KEPT)
+          }
+          else if (typeof stream?.stdout === 'string') process.stdout.write(stream.stdout)
+          else execOptions.on(payload)
+        }
+      : execOptions.on
+    const job = pool.exec(METHOD_RUN, [requests], { on }) as Job<RunOutcome[]>
     // Stopping an attempt (timeout, cancellation) aborts its signal in the worker, which then has
     // ABORT_GRACE_MS to end before the worker is terminated; the pool starts a new one.
     // (A block body: an EventTarget listener that returns a rejected thenable raises it as uncaught.)
@@ -355,7 +376,7 @@ export abstract class PoolTaskRunner extends TaskRunner {
         if (requests.length === 1 && S.isSettled(run.state)) throw run.cancelError ?? new CancelledError('cancelled')
         // The worker had died while idle: these attempts never started, so send them again once.
         if (!again && (error as Error)?.message === 'Worker is terminated') return this.#dispatch(run, requests, signal, execOptions, true)
-        throw new WorkerDied(this.describeCrash(error))
+        throw new WorkerDied(this.describeCrash(error, stderr))
       },
     ) as unknown as Promise<RunOutcome[]>
   }
@@ -364,12 +385,12 @@ export abstract class PoolTaskRunner extends TaskRunner {
    * Why a worker died, from what workerpool reports, as the end of a sentence: `exited with code 3`,
    * `was killed by SIGKILL`, `ran out of memory (maxOldGenerationSizeMb 64)`.
    */
-  protected describeCrash(error: unknown): string {
+  protected describeCrash(error: unknown, stderr = ''): string {
     const err = error as { message?: string; cause?: { code?: string; message?: string } } | undefined
     const message = err?.message ?? String(error)
     const limit = this.options.maxOldGenerationSizeMb
     const oom = `ran out of memory${limit ? ` (maxOldGenerationSizeMb ${limit})` : ''}`
-    if (err?.cause?.code === 'ERR_WORKER_OUT_OF_MEMORY') return oom
+    if (err?.cause?.code === 'ERR_WORKER_OUT_OF_MEMORY' || /heap out of memory|Reached heap limit/.test(stderr)) return oom
     const exitCode = /exitCode: `([^`]*)`/.exec(message)?.[1]
     const signalCode = /signalCode: `([^`]*)`/.exec(message)?.[1]
     if (signalCode && signalCode !== 'null' && signalCode !== 'undefined') {
