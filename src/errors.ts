@@ -87,6 +87,20 @@ export class CrashedError extends PtrError {
   }
 }
 
+/** A task that a pool worker cannot find: fails its run before any attempt. */
+export class TaskNotFoundInWorkerError extends PtrError {
+  constructor(message: string) {
+    super(message, { code: 'PTR_TASK_NOT_FOUND', retryable: false })
+  }
+}
+
+/** An argument or return value that cannot cross into or out of a pool worker. */
+export class NotCloneableError extends PtrError {
+  constructor(message: string) {
+    super(message, { code: 'PTR_NOT_CLONEABLE', retryable: false })
+  }
+}
+
 /** `future.result({ timeout })` ran out of time before the run finished. */
 export class FlowRunTimeoutError extends PtrError {
   constructor(message: string) {

@@ -74,12 +74,29 @@ for (const { kind, create } of KINDS) {
       assert.equal(runner.workerStats.total, 2)
     })
 
+    it('a class instance as an argument or return value fails that run before it crosses, naming the class and where it is', async () => {
+      const runner = make()
+      const arg = await runner.submit(T.echo, [{ origin: new P.Point(1, 2) }]).wait()
+      assert.equal(arg.type, 'Failed')
+      assert.match(arg.message ?? '', /task 'echo' \(echo-\d+\): argument 1 cannot be sent \(args\[0\]\.origin is an instance of Point, which would arrive as a plain object, without its methods\)/)
+      const returned = await runner.submit(P.returnPoint, []).wait()
+      assert.equal(returned.type, 'Failed')
+      assert.match(returned.message ?? '', /'return_point-\d+': the return value cannot be sent back \(value\[0\] is an instance of Point, which would arrive/)
+      // Built-in classes that cross keep crossing.
+      const values = [new Date(0), new Map([[1, new Set([2])]]), new Uint8Array([1, 2]), new RangeError('r'), /x/g, Object.create(null)]
+      const echoed = (await runner.submit(T.echo, [values]).result()) as unknown[]
+      assert.ok(echoed[0] instanceof Date && echoed[1] instanceof Map && echoed[2] instanceof Uint8Array && echoed[3] instanceof RangeError)
+      assert.equal(runner.workerStats.total, 2)
+    })
+
     it('process.exit in a task: Crashed with the exit code, the worker replaced, others carry on, retries apply', async () => {
       const runner = make()
       const other = runner.submit(T.sleeper, [300, 'other'])
       const exited = await runner.submit(P.exitWith, [3]).wait()
       assert.equal(exited.type, 'Crashed')
-      assert.match(exited.message ?? '', /'exit_with-\d+' crashed: its worker (thread|process) exited with code 3/)
+      // One line in ptr's words: no workerpool internals, nothing else in the summary's "caused by".
+      assert.match(exited.message ?? '', new RegExp(`^the ${kind} worker running 'exit_with-\\d+' exited with code 3$`))
+      assert.equal(exited.error?.cause, undefined)
       assert.equal((await other.result()).label, 'other')
       const { names, stop } = recordStates()
       const retried = runner.submit(P.exitOnce, [])
@@ -89,11 +106,41 @@ for (const { kind, create } of KINDS) {
       assert.equal(await runner.submit(T.add, [1, 1]).result(), 2)
     })
 
+    it('a run that exits its worker in a batch of quick runs: only it is Crashed, finished runs keep their results, the rest are re-sent', async () => {
+      const runner = make()
+      const range = (n: number) => Array.from({ length: n }, (_, i) => i)
+      // Measured quick first, so the runs below travel in batches.
+      await runner.map(P.quickOrExit, [range(300), unmapped(-1)]).result()
+      const { logs, stop: stopLogs } = collectLogs()
+      const { names, states, stop } = recordStates()
+      const futures = runner.map(P.quickOrExit.withOptions({ retries: 1 }), [range(3000), unmapped(1500)])
+      const ended = await Promise.all(futures.map((f) => f.wait()))
+      stop()
+      stopLogs()
+      const crashed = futures[1500]!
+      assert.deepEqual(names(crashed.taskRunId), ['Pending', 'Running', 'AwaitingRetry', 'Retrying', 'Crashed'])
+      for (const state of states(crashed.taskRunId).filter((s) => s.type === 'Crashed' || s.name === 'AwaitingRetry')) {
+        assert.match(state.message ?? '', new RegExp(`^the ${kind} worker running 'quick_or_exit-\\d+' exited with code 5$`))
+      }
+      const ran = new Map<string, number>()
+      for (const line of logs) if (line.message.startsWith('ran ')) ran.set(line.taskRunId!, (ran.get(line.taskRunId!) ?? 0) + 1)
+      ended.forEach((state, i) => {
+        if (i === 1500) return
+        const id = futures[i]!.taskRunId
+        assert.deepEqual(names(id), ['Pending', 'Running', 'Completed'], `run ${i}`)
+        assert.equal(state.result, i * 2)
+        // Finished runs kept their results, unstarted ones ran once when re-sent: none ran twice.
+        assert.equal(ran.get(id), 1, `run ${i} ran ${ran.get(id)} times`)
+      })
+      assert.equal(ran.get(crashed.taskRunId), 2)
+    })
+
     it('a task past its memory limit: Crashed, out of memory; the pool goes on', async () => {
       const runner = make({ maxOldGenerationSizeMb: 48 })
       const state = await runner.submit(P.hog, []).wait()
       assert.equal(state.type, 'Crashed')
-      assert.match(state.message ?? '', /'hog-\d+' crashed: its worker (thread|process) ran out of memory \(maxOldGenerationSizeMb: 48\)/)
+      assert.match(state.message ?? '', new RegExp(`^the ${kind} worker running 'hog-\\d+' ran out of memory \\(maxOldGenerationSizeMb 48\\)$`))
+      assert.equal(state.error?.cause, undefined)
       assert.equal(await runner.submit(T.add, [1, 1]).result(), 2)
     })
 
@@ -122,6 +169,25 @@ for (const { kind, create } of KINDS) {
       assert.match(state.message ?? '', /'busy-\d+' timed out after 0.3 s/)
       // With one worker, this run can only complete on the replacement worker.
       assert.equal(await runner.submit(T.add, [2, 3]).result({ timeout: 20 }), 5)
+    })
+
+    it('on timeout and on cancelAll() the signal aborts inside the worker first: a child spawned with it is gone', async () => {
+      const runner = make()
+      const { logs, stop } = collectLogs()
+      const sleepPid = async (taskRunId: string) => {
+        const text = () => logs.filter((l) => l.taskRunId === taskRunId).map((l) => l.message).join('\n')
+        await waitForOutput(text, /sleep pid \d+/)
+        return Number(/sleep pid (\d+)/.exec(text())![1])
+      }
+      const timed = runner.submit(P.spawnSleep.withOptions({ timeoutSeconds: 2 }), [])
+      const timedPid = await sleepPid(timed.taskRunId)
+      assert.equal((await timed.wait()).name, 'TimedOut')
+      const cancelled = runner.submit(P.spawnSleep, [])
+      const cancelledPid = await sleepPid(cancelled.taskRunId)
+      runner.cancelAll('test cancels')
+      assert.equal((await cancelled.wait()).type, 'Cancelled')
+      stop()
+      assert.deepEqual(await waitForExit([timedPid, cancelledPid], 5_000), [], 'a sleep spawned with the run signal outlived its run')
     })
 
     it('logs from workers land on their own run, also many runs at once', async () => {
@@ -235,8 +301,17 @@ describe('process pool runner: killed workers and a killed ptr', () => {
     stop()
     stopStates()
     const crash = states(victim.taskRunId).find((s) => s.name === 'AwaitingRetry')
-    assert.match(crash?.message ?? '', /crashed: its worker process was killed by SIGKILL/)
+    assert.match(crash?.message ?? '', /^the process worker running 'pid_then_sleep-\d+' was killed by SIGKILL$/)
     assert.equal((await other.result()).label, 'other')
+  })
+
+  it("a worker process out of memory: V8's report stays off the terminal, the crash is one line, console.error still reaches the run's log", async () => {
+    const result = await runPtr(['run', 'test/fixtures/oom-flow.ts'])
+    assert.equal(result.code, 1, result.stderr + result.stdout)
+    const output = result.stdout + result.stderr
+    assert.doesNotMatch(output, /FATAL ERROR|Native stack trace|JavaScript heap out of memory|Workerpool/)
+    assert.match(output, /the process worker running 'hog-0' ran out of memory \(maxOldGenerationSizeMb 48\)/)
+    assert.match(result.stdout, /hog-0 \| hogging now/)
   })
 
   it('Ctrl-C during ptr run --runner process: exit 130 and no worker process survives', async () => {

@@ -1,44 +1,48 @@
 import v8 from 'node:v8'
+import { findClassInstance } from '../runners/crossing.ts'
+import { fromErrorRecord, toErrorRecord } from '../engine/error-wire.ts'
+import type { ErrorRecord } from '../engine/error-wire.ts'
 import { CancelledError, CrashedError, PtrError, TaskRunTimeoutError, toError } from '../errors.ts'
 import type { StoredError } from './backend.ts'
 
 /**
  * Arguments and results cross the queue as v8-serialized data (Date, Map, Set, BigInt, typed
- * arrays and Errors survive; functions and symbols are refused). Never code to evaluate.
+ * arrays and Errors survive; functions, symbols and class instances are refused: an instance would
+ * arrive without its prototype). Never code to evaluate. `path` names `value` in the message.
  */
-export function encodeValue(value: unknown, what: string): Uint8Array {
-  try {
-    return v8.serialize(value)
-  } catch (error) {
-    throw new PtrError(`${what} cannot be stored on the queue: ${toError(error).message}; pass plain data (no functions, symbols or class instances with private state)`, {
-      code: 'PTR_NOT_SERIALIZABLE',
-      exitCode: 2,
-    })
+export function encodeValue(value: unknown, what: string, path = 'value'): Uint8Array {
+  const instance = findClassInstance(value, path)
+  let problem: string | undefined = instance
+  if (!problem) {
+    try {
+      return v8.serialize(value)
+    } catch (error) {
+      problem = toError(error).message
+    }
   }
+  throw new PtrError(`${what} cannot be stored on the queue: ${problem}; pass plain data (numbers, strings, arrays, plain objects, Map, Set, Date)`, {
+    code: 'PTR_NOT_SERIALIZABLE',
+    exitCode: 2,
+  })
 }
 
 export function decodeValue(bytes: Uint8Array): unknown {
   return v8.deserialize(bytes)
 }
 
+/** An error as the queue stores it (JSON): its class, stack, cause and own data kept; see src/engine/error-wire.ts. */
 export function storeError(thrown: unknown): StoredError {
-  const error = toError(thrown)
-  const code = (error as { code?: unknown }).code
-  return { name: error.name, message: error.message, stack: error.stack, code: typeof code === 'string' ? code : undefined }
+  return toErrorRecord(thrown)
 }
 
 /** Rebuilds the error a run ended with, as the class the engine expects for its state. */
 export function loadError(stored: StoredError | undefined, state: string, stateName: string, runId: string): Error {
+  const rebuilt = stored ? fromErrorRecord(stored as ErrorRecord) : undefined
   const message = stored?.message ?? `task run ${runId} ended ${stateName}`
-  let error: Error
-  if (state === 'Crashed') error = new CrashedError(message)
-  else if (state === 'Cancelled') error = new CancelledError(message)
-  else if (stateName === 'TimedOut') error = new TaskRunTimeoutError(message)
-  else {
-    error = new Error(message)
-    if (stored?.name) error.name = stored.name
-    if (stored?.code) Object.assign(error, { code: stored.code })
-  }
-  if (stored?.stack) Object.assign(error, { remoteStack: stored.stack })
+  // Errors a backend wrote itself (a lost lease, a cancellation) carry no class: the state gives it.
+  const expected = state === 'Crashed' ? CrashedError : state === 'Cancelled' ? CancelledError : stateName === 'TimedOut' ? TaskRunTimeoutError : undefined
+  if (rebuilt && (!expected || rebuilt instanceof expected)) return rebuilt
+  const error = expected ? new expected(message) : new Error(message)
+  if (stored?.stack) error.stack = stored.stack
   return error
 }

@@ -19,14 +19,17 @@ export function delayRun(task: AnyTask, args: readonly unknown[]): PrefectDistri
   let upstreams: Upstream[] | undefined
   for (const arg of args) if (typeof arg === 'object' && arg !== null) collectUpstreams(arg, (upstreams ??= []))
   for (const future of task.callOptions.waitFor ?? []) (upstreams ??= []).push({ future, allowFailure: false })
-  const enqueue = (values: readonly unknown[], bytes = encodeValue(values, `an argument of '${task.name}'`)) =>
+  const enqueue = (values: readonly unknown[], bytes = encodeValue(values, `an argument of '${task.name}'`, 'args')) =>
     defaultQueue().then((queue) => queue.enqueue([{ id, task: task.name, name, args: bytes, retries: task.options.retries ?? 0 }]))
   let enqueued: Promise<void>
   if (!upstreams) {
     // Encode now, so an argument that cannot cross throws from delay() itself.
-    const bytes = encodeValue(args, `an argument of '${task.name}'`)
+    const bytes = encodeValue(args, `an argument of '${task.name}'`, 'args')
     enqueued = enqueue(args, bytes)
   } else {
+    // Check the rest of the arguments now (futures stand in as undefined), so a value that cannot
+    // be stored throws from delay() itself, not once the upstreams have ended.
+    encodeValue(substituteResults(args), `an argument of '${task.name}'`, 'args')
     const list = upstreams
     enqueued = Promise.all(list.map((u) => u.future.wait())).then(() => {
       const blocked = list.find(({ future, allowFailure }) => !(future.state.type === 'Completed' || (allowFailure && future.state.type === 'Failed')))

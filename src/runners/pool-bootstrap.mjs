@@ -6,3 +6,7 @@ import { register as registerCjs } from 'tsx/cjs/api'
 
 registerEsm()
 registerCjs()
+
+// Stacks of errors thrown in a worker name the user's .ts files and lines, as the main process
+// shows them (tsx's register() turns this on too; this says so where a reader looks for it).
+process.setSourceMapsEnabled(true)

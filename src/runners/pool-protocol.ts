@@ -1,8 +1,10 @@
 import type { LogEvent, TaskRunInfo } from '../engine/events.ts'
+import type { ErrorRecord } from '../engine/error-wire.ts'
 import type { State } from '../engine/states.ts'
 /**
  * The wire between a pool runner (main side) and its workers (src/runners/pool-worker.ts).
- * Only plain data crosses: task keys, arguments, results, error records, log lines and the
+ * Only plain data crosses: task keys, arguments, results, error records (src/engine/error-wire.ts),
+ * log lines and the
  * states of runs nested inside a worker's run.
  */
 
@@ -20,8 +22,9 @@ export interface RunRequest {
 }
 
 /**
- * What a worker sends back for a batch of requests, one outcome per request, in order. The
- * worker runs a batch one request after another (one run per worker at a time). A runner sends
+ * What a worker sends back for requests, one outcome per request, in order: for a batch, the first
+ * ones as OutcomesMessage events while it runs, the rest as the result.
+ * The worker runs a batch one request after another (one run per worker at a time). A runner sends
  * several small runs in one message when their task is known to be quick; see PoolTaskRunner.
  */
 export type RunResult = { readonly ok: true; readonly value: unknown } | { readonly ok: false; readonly error: ErrorRecord }
@@ -30,19 +33,24 @@ export type RunOutcome = RunResult & {
   readonly ms: number
 }
 
-/** A thrown value made safe to cross: always an Error's parts, never the thrown object itself. */
-export interface ErrorRecord {
-  readonly name: string
-  readonly message: string
-  readonly stack: string | undefined
-  /** `code` of the error, if it had a string one. */
-  readonly code: string | undefined
-  /** Why ptr (not the task) failed the run in the worker: the task was not found, or its value could not be sent. */
-  readonly ptr?: 'not-found' | 'return-value'
-  /** The thrown value when it was not an Error and could be cloned (a string, number, plain object). */
-  readonly thrown?: unknown
-  readonly hasThrown?: boolean
+/**
+ * Outcomes of a batch's next runs, in order, sent as an event while the batch goes on (see
+ * `METHOD_RUN`); `exiting` when the worker is exiting (a run called process.exit).
+ */
+export interface OutcomesMessage {
+  readonly type: 'ptr.outcomes'
+  readonly outcomes: RunOutcome[]
+  readonly exiting: boolean
 }
+
+/** How often, at most, a worker sends the outcomes of the batch it is running (ms). */
+export const OUTCOMES_EVERY_MS = 5
+
+/**
+ * How long a run stopped by a timeout or a cancellation has, after its signal aborts inside the
+ * worker, to end (kill what it spawned, close what it opened) before its worker is terminated.
+ */
+export const ABORT_GRACE_MS = 500
 
 /** Answer to a probe: can this worker find the task with this key? */
 export interface ProbeAnswer {

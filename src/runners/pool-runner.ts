@@ -2,7 +2,8 @@ import os from 'node:os'
 import { fileURLToPath } from 'node:url'
 import workerpool from 'workerpool'
 import type { Pool, WorkerPoolOptions } from 'workerpool'
-import { CancelledError, CrashedError, PtrError } from '../errors.ts'
+import { CancelledError, CrashedError, NotCloneableError, PtrError, TaskNotFoundInWorkerError } from '../errors.ts'
+import { fromErrorRecord } from '../engine/error-wire.ts'
 import { runEvents } from '../engine/events.ts'
 import type { TaskRunInfo } from '../engine/events.ts'
 import * as S from '../engine/states.ts'
@@ -11,8 +12,8 @@ import type { State } from '../engine/states.ts'
 import type { TaskRun } from '../engine/task-run.ts'
 import { checkArguments, crossingName } from './crossing.ts'
 import type { Crossing } from './crossing.ts'
-import { METHOD_PROBE, METHOD_RUN, keyModuleUrl } from './pool-protocol.ts'
-import type { ErrorRecord, LogMessage, ProbeAnswer, RunOutcome, RunRequest, StateMessage, StateRecord } from './pool-protocol.ts'
+import { ABORT_GRACE_MS, METHOD_PROBE, METHOD_RUN, keyModuleUrl } from './pool-protocol.ts'
+import type { LogMessage, OutcomesMessage, ProbeAnswer, RunOutcome, RunRequest, StateMessage, StateRecord } from './pool-protocol.ts'
 import { TaskRunner } from '../engine/task-runner.ts'
 
 /** Options shared by the thread and process pool runners. */
@@ -41,13 +42,18 @@ export interface ResolvedPoolTaskRunnerOptions {
 const WORKER_SCRIPT = fileURLToPath(new URL(`./pool-worker${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url))
 /** Registers tsx in each worker; an absolute URL, so it never resolves from the user's cwd. */
 export const BOOTSTRAP_URL = new URL('./pool-bootstrap.mjs', import.meta.url).href
-/** How long a worker told to stop may take before it is killed. */
-const TERMINATE_TIMEOUT_MS = 200
+/**
+ * How long a worker told to stop may take before it is killed: past the grace a stopped run has
+ * after its signal aborts in the worker (a worker whose event loop is blocked never answers).
+ */
+const TERMINATE_TIMEOUT_MS = ABORT_GRACE_MS + 250
 /**
  * Runs of a task that takes under this long (moving average, measured in the workers) travel to
  * a worker in batches: one message for many runs, because a round trip costs far more than they do.
  */
 const QUICK_TASK_MS = 1
+/** How much of the start and of the end of a process worker's stderr is kept to explain its crash (characters). */
+const STDERR_KEPT = 4096
 /** Most runs in one batch. */
 const MAX_BATCH = 64
 
@@ -78,19 +84,7 @@ function resolveOptions(className: string, options: PoolTaskRunnerOptions): Reso
   })
 }
 
-/** A task that a worker cannot find: fails its run before any attempt. */
-export class TaskNotFoundInWorkerError extends PtrError {
-  constructor(message: string) {
-    super(message, { code: 'PTR_TASK_NOT_FOUND', retryable: false })
-  }
-}
-
-/** An argument or return value that cannot cross into or out of a worker. */
-export class NotCloneableError extends PtrError {
-  constructor(message: string) {
-    super(message, { code: 'PTR_NOT_CLONEABLE', retryable: false })
-  }
-}
+export { NotCloneableError, TaskNotFoundInWorkerError } from '../errors.ts'
 
 /**
  * What the thread and process runners share: a workerpool pool whose workers import task modules
@@ -111,6 +105,8 @@ export abstract class PoolTaskRunner extends TaskRunner {
   #runMs = new Map<string, number>()
   /** Runs taken from the queue to join a batch, until they reach execute(). */
   #joining = new Map<TaskRun, Batch>()
+  /** Runs whose worker died under them once: they always travel alone. */
+  #crashedOnce = new WeakSet<TaskRun>()
 
   protected constructor(className: string, options: PoolTaskRunnerOptions) {
     const resolved = resolveOptions(className, options)
@@ -118,6 +114,10 @@ export abstract class PoolTaskRunner extends TaskRunner {
     this.options = resolved
   }
 
+  /** Whether workers' stdout and stderr come to the main side as events (process workers). */
+  protected get capturesStdStreams(): boolean {
+    return false
+  }
   /** How values cross into this runner's workers. */
   protected abstract get crossing(): Crossing
   /** @internal the workerpool options that make this kind of pool (kept out of the published types: workerpool's own need the DOM lib). */
@@ -215,9 +215,12 @@ export abstract class PoolTaskRunner extends TaskRunner {
     if (batch && !batch.sent) return this.#join(batch, run, request)
     const { key, options } = run.task
     const quick = (this.#runMs.get(key) ?? Number.POSITIVE_INFINITY) < QUICK_TASK_MS
-    if (quick && options.timeoutSeconds === undefined) {
+    if (quick && options.timeoutSeconds === undefined && !this.#crashedOnce.has(run)) {
       // Take waiting runs of the same task along, to the same worker, in one message.
-      const joiners = this.takeWaiting((other) => other.task.key === key && other.task.options.timeoutSeconds === undefined, MAX_BATCH - 1)
+      const joiners = this.takeWaiting(
+        (other) => other.task.key === key && other.task.options.timeoutSeconds === undefined && !this.#crashedOnce.has(other),
+        MAX_BATCH - 1,
+      )
       if (joiners.length > 0) {
         const started: Batch = { requests: [], runs: [], settle: [], sent: false }
         for (const joiner of joiners) this.#joining.set(joiner, started)
@@ -230,7 +233,12 @@ export abstract class PoolTaskRunner extends TaskRunner {
     // The engine creates an attempt's AbortSignal lazily; only runs with a deadline need one here
     // (cancellation reaches every job through onCancelAll).
     const signal = options.timeoutSeconds === undefined ? undefined : run.signal
-    return this.#dispatch(run, [request], signal, false).then((outcomes) => unpack(outcomes[0]!))
+    return this.#dispatch(run, [request], signal, EXEC_OPTIONS).then(
+      (outcomes) => unpack(outcomes[0]!),
+      (error: unknown) => {
+        throw error instanceof WorkerDied ? this.#crashed(run, error) : error
+      },
+    )
   }
 
   #join(batch: Batch, run: TaskRun, request: RunRequest): Promise<unknown> {
@@ -245,39 +253,108 @@ export abstract class PoolTaskRunner extends TaskRunner {
     batch.sent = true
     // Joiners cancelled before they reached execute() never join.
     for (const joiner of joiners) if (this.#joining.get(joiner) === batch) this.#joining.delete(joiner)
-    this.#dispatch(batch.runs[0]!, batch.requests, undefined, false).then(
-      (outcomes) =>
-        outcomes.forEach((outcome, i) => {
-          const { resolve, reject } = batch.settle[i]!
-          try {
-            resolve(unpack(outcome))
-          } catch (error) {
-            reject(error)
-          }
-        }),
+    this.#runBatch(batch)
+  }
+
+  /**
+   * Sends a batch to one worker and settles each run from its outcome. If the worker dies, the runs
+   * that finished keep their results, only the run it died in is Crashed (and never batched again),
+   * and the runs that had not started are sent again. When the worker could not say which run it
+   * died in (killed, out of memory), the runs without an outcome are sent again one by one.
+   */
+  #runBatch({ runs, requests, settle }: Batch): void {
+    const outcomes: RunOutcome[] = []
+    let exiting = false
+    const on = (payload: unknown) => {
+      const message = payload as OutcomesMessage
+      if (message?.type !== 'ptr.outcomes') return onWorkerEvent(payload)
+      for (const outcome of message.outcomes) outcomes.push(outcome)
+      if (message.exiting) exiting = true
+    }
+    const finish = (i: number) => {
+      try {
+        settle[i]!.resolve(unpack(outcomes[i]!))
+      } catch (error) {
+        settle[i]!.reject(error)
+      }
+    }
+    const holder = runs[0]!
+    void this.#dispatch(holder, requests, undefined, { on }).then(
+      (rest) => {
+        for (const outcome of rest) outcomes.push(outcome)
+        this.#noteRunTimes(holder.task.key, outcomes)
+        for (let i = 0; i < runs.length; i++) finish(i)
+      },
       (error: unknown) => {
-        const why = error instanceof CrashedError ? error.message.replace(/^'[^']*' crashed: /, '') : String(error)
-        batch.runs.forEach((run, i) => {
-          batch.settle[i]!.reject(
-            error instanceof CrashedError ? new CrashedError(`'${run.name}' crashed (in a batch of ${batch.runs.length} sent to one worker): ${why}`, error.cause) : error,
-          )
-        })
+        const crashedAt = outcomes.length
+        if (!(error instanceof WorkerDied) || crashedAt >= runs.length) {
+          for (let i = 0; i < runs.length; i++) (i < crashedAt ? finish(i) : settle[i]!.reject(error))
+          return
+        }
+        // The worker said which run it died in (it was exiting), or only one run had no outcome.
+        const known = exiting || crashedAt === runs.length - 1
+        const again: Batch[] = []
+        for (let i = known ? crashedAt + 1 : crashedAt; i < runs.length; i++) {
+          if (S.isSettled(runs[i]!.state)) continue
+          if (known) {
+            again[0] ??= { runs: [], requests: [], settle: [], sent: true }
+            again[0].runs.push(runs[i]!)
+            again[0].requests.push(requests[i]!)
+            again[0].settle.push(settle[i]!)
+          } else {
+            again.push({ runs: [runs[i]!], requests: [requests[i]!], settle: [settle[i]!], sent: true })
+          }
+        }
+        // The runs sent again go on holding the batch's slot (the first run's, which ends here).
+        if (again.length > 0 && holder.holdsSlot && !again.some((batch) => batch.runs[0] === holder)) {
+          holder.holdsSlot = false
+          again[0]!.runs[0]!.holdsSlot = true
+        }
+        for (let i = 0; i < crashedAt; i++) finish(i)
+        if (known) {
+          const victim = runs[crashedAt]!
+          this.#crashedOnce.add(victim)
+          settle[crashedAt]!.reject(this.#crashed(victim, error))
+        } else {
+          for (const batch of again) this.#crashedOnce.add(batch.runs[0]!)
+        }
+        for (const batch of again) this.#runBatch(batch)
       },
     )
   }
 
+  #crashed(run: TaskRun, died: WorkerDied): CrashedError {
+    return new CrashedError(`the ${this.name} worker running '${run.name}' ${died.reason}`)
+  }
+
   #noteRunTimes(key: string, outcomes: readonly RunOutcome[]): void {
     let average = this.#runMs.get(key)
-    for (const { ms } of outcomes) average = average === undefined ? ms : average * 0.8 + ms * 0.2
+    for (const outcome of outcomes) average = average === undefined ? outcome.ms : average * 0.8 + outcome.ms * 0.2
     if (average !== undefined) this.#runMs.set(key, average)
   }
 
-  #dispatch(run: TaskRun, requests: RunRequest[], signal: AbortSignal | undefined, again: boolean): Promise<RunOutcome[]> {
+  /** Sends requests to a worker; rejects with WorkerDied when the worker died under them. */
+  #dispatch(run: TaskRun, requests: RunRequest[], signal: AbortSignal | undefined, execOptions: ExecOptions, again = false): Promise<RunOutcome[]> {
     const pool = this.#pool
-    if (!pool) return Promise.reject(new CrashedError(`'${run.name}' could not start: the ${this.name} pool is closed`))
-    // Log lines carry their own run ids, so one shared event handler serves every job.
-    const job = pool.exec(METHOD_RUN, [requests], EXEC_OPTIONS) as Job<RunOutcome[]>
-    // Stopping an attempt (timeout, cancellation) terminates its worker; the pool starts a new one.
+    if (!pool) return Promise.reject(new WorkerDied(`could not start: the ${this.name} pool is closed`))
+    // A process worker's stderr is piped here (see ProcessPoolTaskRunner), off the terminal: what it holds
+    // only says why the worker died. console.error reaches the run's log as a log event instead.
+    let stderr = ''
+    const on = this.capturesStdStreams
+      ? (payload: unknown) => {
+          const stream = payload as { stdout?: unknown; stderr?: unknown }
+          if (typeof stream?.stderr === 'string') {
+            stderr += stream.stderr
+            // Its first lines say what happened (V8's FATAL ERROR line), its last ones where.
+            if (stderr.length > 2 * STDERR_KEPT) stderr = stderr.slice(0, STDERR_KEPT) + stderr.slice(-STDERR_KEPT)
+          }
+          else if (typeof stream?.stdout === 'string') process.stdout.write(stream.stdout)
+          else execOptions.on(payload)
+        }
+      : execOptions.on
+    const job = pool.exec(METHOD_RUN, [requests], { on }) as Job<RunOutcome[]>
+    // Stopping an attempt (timeout, cancellation) aborts its signal in the worker, which then has
+    // ABORT_GRACE_MS to end before the worker is terminated; the pool starts a new one.
     // (A block body: an EventTarget listener that returns a rejected thenable raises it as uncaught.)
     const onAbort = signal
       ? () => {
@@ -291,49 +368,57 @@ export abstract class PoolTaskRunner extends TaskRunner {
       (outcomes) => {
         if (onAbort) signal!.removeEventListener('abort', onAbort)
         this.#inflight.delete(job)
-        this.#noteRunTimes(run.task.key, outcomes)
+        if (requests.length === 1) this.#noteRunTimes(run.task.key, outcomes)
         return outcomes
       },
       (error: unknown): Promise<RunOutcome[]> => {
         if (onAbort) signal!.removeEventListener('abort', onAbort)
         this.#inflight.delete(job)
         if (signal?.aborted) throw signal.reason
-        if (S.isSettled(run.state)) throw run.cancelError ?? new CancelledError('cancelled')
-        // The worker had died while idle: this attempt never started, so send it again once.
-        if (!again && (error as Error)?.message === 'Worker is terminated') return this.#dispatch(run, requests, signal, true)
-        throw new CrashedError(`'${run.name}' crashed: ${this.describeCrash(error)}`, error)
+        if (requests.length === 1 && S.isSettled(run.state)) throw run.cancelError ?? new CancelledError('cancelled')
+        // The worker had died while idle: these attempts never started, so send them again once.
+        if (!again && (error as Error)?.message === 'Worker is terminated') return this.#dispatch(run, requests, signal, execOptions, true)
+        throw new WorkerDied(this.describeCrash(error, stderr))
       },
     ) as unknown as Promise<RunOutcome[]>
   }
 
-  /** Says why a worker died, from what workerpool reports: exit code, signal, out of memory. */
-  protected describeCrash(error: unknown): string {
+  /**
+   * Why a worker died, from what workerpool reports, as the end of a sentence: `exited with code 3`,
+   * `was killed by SIGKILL`, `ran out of memory (maxOldGenerationSizeMb 64)`.
+   */
+  protected describeCrash(error: unknown, stderr = ''): string {
     const err = error as { message?: string; cause?: { code?: string; message?: string } } | undefined
     const message = err?.message ?? String(error)
-    const kind = this.name === 'thread' ? 'worker thread' : 'worker process'
     const limit = this.options.maxOldGenerationSizeMb
-    const oom = `its ${kind} ran out of memory${limit ? ` (maxOldGenerationSizeMb: ${limit})` : ''}`
-    if (err?.cause?.code === 'ERR_WORKER_OUT_OF_MEMORY') return oom
+    const oom = `ran out of memory${limit ? ` (maxOldGenerationSizeMb ${limit})` : ''}`
+    if (err?.cause?.code === 'ERR_WORKER_OUT_OF_MEMORY' || /heap out of memory|Reached heap limit/.test(stderr)) return oom
     const exitCode = /exitCode: `([^`]*)`/.exec(message)?.[1]
     const signalCode = /signalCode: `([^`]*)`/.exec(message)?.[1]
     if (signalCode && signalCode !== 'null' && signalCode !== 'undefined') {
       // V8 aborts the process when the heap limit is reached.
-      if (signalCode === 'SIGABRT') return `${oom} (it aborted with SIGABRT)`
-      return `its ${kind} was killed by ${signalCode}`
+      if (signalCode === 'SIGABRT') return oom
+      return `was killed by ${signalCode}`
     }
-    if (exitCode && exitCode !== 'null' && exitCode !== 'undefined') {
-      if (exitCode === '134') return `${oom} (it exited with code 134)`
-      return `its ${kind} exited with code ${exitCode} (process.exit() in the task, or an uncaught error)`
-    }
-    if (message.startsWith('Workerpool Worker error: ')) return `its ${kind} failed: ${message.slice('Workerpool Worker error: '.length)}`
-    return `its ${kind} stopped: ${message.split('\n')[0]}`
+    if (exitCode && exitCode !== 'null' && exitCode !== 'undefined') return exitCode === '134' ? oom : `exited with code ${exitCode}`
+    if (message.startsWith('Workerpool Worker error: ')) return `failed: ${message.slice('Workerpool Worker error: '.length).split('\n')[0]}`
+    return `stopped: ${message.split('\n')[0]}`
   }
 }
+
+/** A worker died under a job; `reason` ends a sentence that names the run. */
+class WorkerDied extends Error {
+  constructor(readonly reason: string) {
+    super(reason)
+  }
+}
+
+type ExecOptions = { on: (payload: unknown) => void }
 
 /** Runs nested inside workers' runs that have not settled yet, by id: one info object per run. */
 const nestedRuns = new Map<string, { -readonly [K in keyof TaskRunInfo]: TaskRunInfo[K] }>()
 
-const fromStateRecord = ({ error, ...rest }: StateRecord): State => (error ? { ...rest, error: fromRecord(error) } : rest)
+const fromStateRecord = ({ error, ...rest }: StateRecord): State => (error ? { ...rest, error: fromErrorRecord(error) } : rest)
 
 function onWorkerEvent(payload: unknown): void {
   const message = payload as LogMessage | StateMessage
@@ -347,26 +432,9 @@ function onWorkerEvent(payload: unknown): void {
     runEvents.emit({ kind: 'task-run-state', taskRun, state, previous: message.previous && fromStateRecord(message.previous) })
   }
 }
-const EXEC_OPTIONS = { on: onWorkerEvent }
+const EXEC_OPTIONS: ExecOptions = { on: onWorkerEvent }
 
 function unpack(outcome: RunOutcome): unknown {
   if (outcome.ok) return outcome.value
-  throw fromRecord(outcome.error)
-}
-
-/** Rebuilds an Error from a worker's record: same name, message, stack and code. */
-function fromRecord(record: ErrorRecord): Error {
-  const error =
-    record.ptr === 'return-value'
-      ? new NotCloneableError(record.message)
-      : record.ptr === 'not-found'
-        ? new TaskNotFoundInWorkerError(record.message)
-        : new Error(record.message)
-  if (!record.ptr) {
-    if (record.name !== 'Error') Object.defineProperty(error, 'name', { value: record.name, configurable: true, writable: true })
-    if (record.code !== undefined) Object.assign(error, { code: record.code })
-  }
-  if (record.stack) error.stack = record.stack
-  if (record.hasThrown) Object.assign(error, { thrown: record.thrown })
-  return error
+  throw fromErrorRecord(outcome.error)
 }

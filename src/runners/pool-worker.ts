@@ -12,11 +12,13 @@ import { runEvents } from '../engine/events.ts'
 import type { State } from '../engine/states.ts'
 import { lookupTask } from '../engine/registry.ts'
 import type { AnyTask } from '../engine/task-types.ts'
-import { toError } from '../errors.ts'
+import { toErrorRecord } from '../engine/error-wire.ts'
+import type { ErrorRecord } from '../engine/error-wire.ts'
+import { NotCloneableError, TaskNotFoundInWorkerError, toError } from '../errors.ts'
 import { checkReturnValue, crossingName } from './crossing.ts'
 import type { Crossing } from './crossing.ts'
-import { METHOD_PROBE, METHOD_RUN, keyModuleUrl } from './pool-protocol.ts'
-import type { ErrorRecord, LogMessage, ProbeAnswer, RunOutcome, RunRequest, RunResult, StateMessage, StateRecord } from './pool-protocol.ts'
+import { ABORT_GRACE_MS, METHOD_PROBE, METHOD_RUN, OUTCOMES_EVERY_MS, keyModuleUrl } from './pool-protocol.ts'
+import type { LogMessage, OutcomesMessage, ProbeAnswer, RunOutcome, RunRequest, RunResult, StateMessage, StateRecord } from './pool-protocol.ts'
 import { inlineRunner } from '../engine/task-runner.ts'
 
 const crossing: Crossing = isMainThread ? 'process' : 'thread'
@@ -36,26 +38,11 @@ async function findTask(key: string): Promise<AnyTask | undefined> {
   return lookupTask(key)
 }
 
-function canClone(value: unknown): boolean {
-  return checkReturnValue(value, crossing) === undefined
-}
+const canClone = (value: unknown): boolean => checkReturnValue(value, crossing) === undefined
+const toRecord = (thrown: unknown): ErrorRecord => toErrorRecord(thrown, canClone)
 
-function toRecord(thrown: unknown, ptr?: ErrorRecord['ptr']): ErrorRecord {
-  const error = toError(thrown)
-  const code = (error as { code?: unknown }).code
-  const record: ErrorRecord = {
-    name: String(error.name),
-    message: String(error.message),
-    stack: typeof error.stack === 'string' ? error.stack : undefined,
-    code: typeof code === 'string' ? code : undefined,
-    ...(ptr ? { ptr } : {}),
-  }
-  if (!(thrown instanceof Error) && thrown !== error && canClone(thrown)) return { ...record, thrown, hasThrown: true }
-  return record
-}
-
-function notFound(key: string, name: string, reason: string): ErrorRecord {
-  return toRecord(new Error(`task '${name}' was not found in ${crossingName(crossing)}: ${reason}`), 'not-found')
+function notFound(name: string, reason: string): ErrorRecord {
+  return toRecord(new TaskNotFoundInWorkerError(`task '${name}' was not found in ${crossingName(crossing)}: ${reason}`))
 }
 
 async function runOne(request: RunRequest): Promise<RunOutcome> {
@@ -69,19 +56,12 @@ async function attempt(request: RunRequest): Promise<RunResult> {
   try {
     task = await findTask(request.key)
   } catch (error) {
-    return { ok: false, error: notFound(request.key, request.taskRun.taskName, `its module failed to load: ${toError(error).message}`) }
+    return { ok: false, error: notFound(request.taskRun.taskName, `its module failed to load: ${toError(error).message}`) }
   }
-  if (!task) return { ok: false, error: notFound(request.key, request.taskRun.taskName, 'its module does not define it at top level') }
+  if (!task) return { ok: false, error: notFound(request.taskRun.taskName, 'its module does not define it at top level') }
   const fn = task.fn
-  const context: RunContext = {
-    flowRun: request.flowRun,
-    taskRun: request.taskRun,
-    // The main side terminates this worker to stop an attempt, so this signal never fires here;
-    // it is there for code that passes it on.
-    signal: new AbortController().signal,
-    // Submits from inside the task run in place, in this worker: never a deadlock (Prefect issue 17060).
-    taskRunner: inlineRunner,
-  }
+  const context = new WorkerRunContext(request)
+  running.add(context)
   try {
     const value = await runWithContext(context, () => fn(...request.args))
     const problem = checkReturnValue(value, crossing)
@@ -89,22 +69,116 @@ async function attempt(request: RunRequest): Promise<RunResult> {
       return {
         ok: false,
         error: toRecord(
-          new Error(`'${request.taskRun.name}': ${problem} from ${crossingName(crossing)}; return plain data (numbers, strings, arrays, plain objects, Map, Set, Date)`),
-          'return-value',
+          new NotCloneableError(`'${request.taskRun.name}': ${problem} from ${crossingName(crossing)}; return plain data (numbers, strings, arrays, plain objects, Map, Set, Date)`),
         ),
       }
     }
     return { ok: true, value }
   } catch (thrown) {
     return { ok: false, error: toRecord(thrown) }
+  } finally {
+    running.delete(context)
   }
 }
 
-/** Runs a batch one request after another: a worker holds one run at a time. */
-async function run(requests: RunRequest[]): Promise<RunOutcome[]> {
-  const outcomes: RunOutcome[] = []
-  for (const request of requests) outcomes.push(await runOne(request))
-  return outcomes
+/** The context of a run in this worker; its signal is made on first use (most tasks never read it). */
+class WorkerRunContext implements RunContext {
+  readonly flowRun: RunContext['flowRun']
+  readonly taskRun: RunContext['taskRun']
+  // Submits from inside the task run in place, in this worker: never a deadlock (Prefect issue 17060).
+  readonly taskRunner = inlineRunner
+  #controller: AbortController | undefined
+  #reason: Error | undefined
+  constructor(request: RunRequest) {
+    this.flowRun = request.flowRun
+    this.taskRun = request.taskRun
+  }
+  get signal(): AbortSignal {
+    if (!this.#controller) {
+      this.#controller = new AbortController()
+      if (this.#reason) this.#controller.abort(this.#reason)
+    }
+    return this.#controller.signal
+  }
+  abort(reason: Error): void {
+    this.#reason ??= reason
+    this.#controller?.abort(reason)
+  }
+}
+
+/** The runs in progress in this worker: one, or a batch's current one (and runs nested in place). */
+const running = new Set<WorkerRunContext>()
+
+/**
+ * The main side stops an attempt (timeout, cancellation, Ctrl-C) through workerpool's cleanup or
+ * terminate message: abort the signal of every run here first, so what the task passed it to
+ * (child processes, fetch, timers) stops, and give the task ABORT_GRACE_MS to end. True when it did.
+ */
+async function abortRunning(): Promise<boolean> {
+  if (running.size === 0) return true
+  const reason = new DOMException('ptr stopped this run (it timed out or was cancelled)', 'AbortError')
+  const contexts = [...running]
+  for (const context of contexts) context.abort(reason as Error)
+  const ended = () => contexts.every((context) => !running.has(context))
+  const deadline = Date.now() + ABORT_GRACE_MS
+  while (!ended() && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10))
+  return ended()
+}
+
+/**
+ * Registered with workerpool before the first run. When the stopped runs ended within the grace,
+ * the worker answers and workerpool keeps it (and forgets its listeners: registered again on the
+ * next run). When a run is still going, it never answers, and the main side terminates the worker
+ * after its `workerTerminateTimeout`, as it does for a worker whose event loop is blocked.
+ */
+let abortListening = false
+async function onAbort(): Promise<void> {
+  if (await abortRunning()) {
+    abortListening = false
+    return
+  }
+  await new Promise<never>(() => undefined)
+}
+
+/** Outcomes of the batch in progress that the main side has not been sent yet. */
+let unsent: RunOutcome[] | undefined
+let sentAt = 0
+
+function sendOutcomes(exiting: boolean): void {
+  if (!unsent || (unsent.length === 0 && !exiting)) return
+  const message: OutcomesMessage = { type: 'ptr.outcomes', outcomes: unsent, exiting }
+  unsent = []
+  sentAt = performance.now()
+  workerpool.workerEmit(message)
+}
+
+// A run that calls process.exit (or throws where nothing catches it) ends the worker: say which runs
+// of the batch had finished first, so the main side crashes only the run in progress.
+process.on('exit', () => sendOutcomes(true))
+
+/**
+ * Runs requests one after another: a worker holds one run at a time. A batch's outcomes go back
+ * as they come, at most OUTCOMES_EVERY_MS apart (one message for many quick runs), and before the
+ * worker exits; the rest with the result. So when a run takes the worker down, the main side knows
+ * which runs finished (they keep their results) and which had not started (it sends them again).
+ */
+async function run(this: { worker?: { addAbortListener(listener: () => Promise<void>): void } }, requests: RunRequest[]): Promise<RunOutcome[]> {
+  if (!abortListening && this.worker) {
+    abortListening = true
+    this.worker.addAbortListener(onAbort)
+  }
+  if (requests.length === 1) return [await runOne(requests[0]!)]
+  unsent = []
+  sentAt = performance.now()
+  try {
+    for (const request of requests) {
+      unsent.push(await runOne(request))
+      if (performance.now() - sentAt >= OUTCOMES_EVERY_MS) sendOutcomes(false)
+    }
+    return unsent
+  } finally {
+    unsent = undefined
+  }
 }
 
 async function probe(key: string, taskName: string): Promise<ProbeAnswer> {
@@ -149,4 +223,9 @@ if (crossing === 'process') {
   watchdog.unref()
 }
 
-workerpool.worker({ [METHOD_RUN]: run, [METHOD_PROBE]: probe })
+workerpool.worker(
+  { [METHOD_RUN]: run, [METHOD_PROBE]: probe },
+  // Also when the pool is terminated (close after Ctrl-C or SIGTERM): abort first, then exit. The
+  // main side ends a worker whose runs outlast the grace well before abortListenerTimeout.
+  { onTerminate: () => abortRunning().then(() => undefined), abortListenerTimeout: 60_000 },
+)

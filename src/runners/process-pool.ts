@@ -26,11 +26,18 @@ export class ProcessPoolTaskRunner extends PoolTaskRunner {
     return 'process'
   }
 
+  protected override get capturesStdStreams(): boolean {
+    return true
+  }
+
   /** @internal */
   protected poolOptions(bootstrap: string): WorkerPoolOptions {
     const { maxOldGenerationSizeMb } = this.options
     return {
       workerType: 'process',
+      // Pipes the child's stdout and stderr to the pool runner (workerpool overrides forkOpts.stdio):
+      // V8's report of a heap out of memory must not tear the live view.
+      emitStdStreams: true,
       forkOpts: {
         // Without 'advanced', workerpool sends JSON: Date, Map, Set, BigInt and Errors would not survive.
         serialization: 'advanced',
