@@ -79,6 +79,11 @@ export async function serveCommand(options: ServeCommandOptions): Promise<number
     log: out.line,
   })
 
+  // A second signal ends the worker at once: in-flight runs are handed back, waiting at most this
+  // long for the queue (it may be the thing that is down), and nothing else is waited for.
+  const HAND_BACK_MS = 2_000
+  const bounded = (stopping: Promise<void>) =>
+    Promise.race([stopping.catch(() => undefined), new Promise<void>((resolve) => setTimeout(resolve, HAND_BACK_MS).unref())])
   let signalled = 0
   let stopped!: () => void
   const stoppedPromise = new Promise<void>((resolve) => (stopped = resolve))
@@ -86,11 +91,12 @@ export async function serveCommand(options: ServeCommandOptions): Promise<number
     signalled++
     if (signalled === 1) {
       process.stderr.write(`ptr: ${signal} received: no new runs; waiting for ${worker.status().inFlight} in flight (press Ctrl-C again to hand them back now)\n`)
-      void worker.stop().then(stopped)
+      void worker.stop().then(stopped, stopped)
+    } else if (signalled === 2) {
+      process.stderr.write(`ptr: ${signal} again: handing in-flight runs back to the queue and exiting\n`)
+      void bounded(worker.stop({ graceSeconds: 0 })).then(stopped)
     } else {
-      process.stderr.write(`ptr: ${signal} again: handing in-flight runs back to the queue\n`)
-      void worker.stop({ graceSeconds: 0 })
-      void worker.stop().then(stopped)
+      stopped()
     }
   }
   process.on('SIGINT', onSignal)
@@ -109,7 +115,7 @@ export async function serveCommand(options: ServeCommandOptions): Promise<number
   } finally {
     process.off('SIGINT', onSignal)
     process.off('SIGTERM', onSignal)
-    await worker.stop({ graceSeconds: 0 })
+    if (signalled < 2) await worker.stop({ graceSeconds: 0 })
     out.flush()
   }
 }

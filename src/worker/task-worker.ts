@@ -122,6 +122,8 @@ export class TaskWorker {
   #server: Server | undefined
   #restoreConsole: (() => void) | undefined
   #idle: (() => void) | undefined
+  /** Ends the grace period now (a second stop() with `graceSeconds: 0`). */
+  #endGrace: (() => void) | undefined
   #stopping: Promise<void> | undefined
 
   constructor(tasks: readonly AnyTask[], options: TaskWorkerOptions = {}) {
@@ -222,6 +224,8 @@ export class TaskWorker {
    * queue (they run again elsewhere), then frees everything. Idempotent.
    */
   stop(options: { graceSeconds?: number } = {}): Promise<void> {
+    // Already stopping: a shorter grace (0: hand back now) still applies.
+    if (this.#stopping && options.graceSeconds === 0) this.#endGrace?.()
     this.#stopping ??= this.#stop(options.graceSeconds ?? this.#options.graceSeconds ?? 10)
     return this.#stopping
   }
@@ -233,9 +237,13 @@ export class TaskWorker {
       let timer: NodeJS.Timeout | undefined
       await Promise.race([
         new Promise<void>((resolve) => (this.#idle = resolve)),
-        new Promise<void>((resolve) => (timer = setTimeout(resolve, graceSeconds * 1000))),
+        new Promise<void>((resolve) => {
+          this.#endGrace = resolve
+          timer = setTimeout(resolve, graceSeconds * 1000)
+        }),
       ])
       clearTimeout(timer)
+      this.#endGrace = undefined
     }
     const left = [...this.#inFlight.values()]
     await Promise.all([
@@ -252,8 +260,14 @@ export class TaskWorker {
     clearInterval(this.#renewTimer)
     this.#restoreConsole?.()
     setLogSink(undefined)
-    await new Promise<void>((resolve) => (this.#server ? this.#server.close(() => resolve()) : resolve()))
-    this.#server?.closeAllConnections()
+    // close() alone waits for every open connection, and a client that sent half a request (or
+    // keeps an idle keep-alive connection) would hold the worker forever: end them all.
+    const server = this.#server
+    if (server) {
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()))
+      server.closeAllConnections()
+      await closed
+    }
     if (this.#ownsBackend) {
       setDefaultQueue(undefined)
       await this.#backend?.close()
@@ -447,7 +461,8 @@ export class TaskWorker {
   }
 
   async #startStatusServer(port: number, host: string): Promise<void> {
-    const server = createServer((request, response) => {
+    // Half-sent requests time out (checked every second), so a silent client cannot hold a connection.
+    const server = createServer({ headersTimeout: 5_000, requestTimeout: 10_000, connectionsCheckingInterval: 1_000 }, (request, response) => {
       const path = (request.url ?? '/').split('?')[0]
       const send = (code: number, body: unknown) => {
         response.writeHead(code, { 'content-type': 'application/json' })
