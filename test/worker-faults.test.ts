@@ -86,4 +86,40 @@ describe('worker faults (real processes, SQLite queue)', () => {
     const record = (await queue.get(future.taskRunId))!
     assert.equal(record.state, 'Scheduled', 'handed back to the queue')
   })
+
+  it('Ctrl-C of ptr run --runner prefect with no worker: the runs end Cancelled on the queue too, and a worker started later runs none', async () => {
+    const result = await runPtr(['run', 'test/fixtures/queue-cancel-flow.ts', '--runner', 'prefect'], {
+      env,
+      onSpawn: (child) => {
+        void (async () => {
+          while ((await queue.list({ task: 'q_work' })).length < 3) await sleep(20)
+          child.kill('SIGINT')
+        })()
+      },
+    })
+    assert.equal(result.code, 130, `${result.stdout}\n${result.stderr}`)
+    assert.match(result.stdout, /3 Cancelled/)
+    const runs = await queue.list({ task: 'q_work' })
+    assert.deepEqual(runs.map((r) => r.state), ['Cancelled', 'Cancelled', 'Cancelled'])
+    const w = await startWorker([TASKS], env)
+    await sleep(500)
+    assert.doesNotMatch(w.output(), /q_work-\d+ Running/)
+  })
+
+  it('Ctrl-C while the runs are still being queued: every run that reached the queue ends Cancelled', async () => {
+    const result = await runPtr(['run', 'test/fixtures/queue-cancel-flow.ts', '--runner', 'prefect'], {
+      env,
+      onSpawn: (child) => {
+        let out = ''
+        child.stdout!.on('data', (chunk: Buffer) => {
+          out += chunk.toString()
+          // The first run shown Scheduled: its enqueue may still be in flight.
+          if (/Scheduled/.test(out) && !child.killed) child.kill('SIGINT')
+        })
+      },
+    })
+    assert.equal(result.code, 130, `${result.stdout}\n${result.stderr}`)
+    const runs = await queue.list({ task: 'q_work' })
+    assert.ok(runs.every((r) => r.state === 'Cancelled'), runs.map((r) => r.state).join(', '))
+  })
 })

@@ -158,11 +158,17 @@ return out
 const FINISH = ENDED + `
 local p, now, id, token, kind = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4], ARGV[5]
 local key = p .. 'run:' .. id
-local f = redis.call('HMGET', key, 'state', 'token', 'worker', 'task', 'member')
+local f = redis.call('HMGET', key, 'state', 'token', 'worker', 'task', 'member', 'cancel', 'cancelError', 'cancelReason')
 if f[1] ~= 'Running' or f[2] ~= token then return 0 end
 redis.call('ZREM', p .. 'leases', id)
-redis.call('HDEL', key, 'leaseUntil', 'cancel')
+redis.call('HDEL', key, 'leaseUntil', 'cancel', 'cancelError', 'cancelReason')
 local entry = { at = now, worker = f[3] }
+if kind == 'requeue' and f[6] == '1' then
+  -- Asked to cancel: handing it back or retrying it ends it Cancelled, so nobody runs it again.
+  kind = 'end'
+  ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10] = 'Cancelled', 'Cancelled', f[7], 0, f[8]
+  redis.call('HDEL', key, 'token')
+end
 if kind == 'complete' then
   redis.call('HSET', key, 'state', 'Completed', 'stateName', 'Completed', 'result', ARGV[6], 'endedAt', now)
   entry.state = 'Completed'
@@ -206,7 +212,7 @@ if f[1] == 'Scheduled' then
   redis.call('RPUSH', p .. 'hist:' .. id, cjson.encode({ at = now, state = 'Cancelled', name = 'Cancelled', message = ARGV[4] }))
   ended(p, id, 'Cancelled', 'Cancelled', now, ARGV[5], nil)
 elseif f[1] == 'Running' then
-  redis.call('HSET', key, 'cancel', '1')
+  redis.call('HSET', key, 'cancel', '1', 'cancelError', ARGV[5], 'cancelReason', ARGV[4])
 end
 return f[1] or ''
 `
@@ -219,13 +225,18 @@ local n = 0
 for _, id in ipairs(ids) do
   redis.call('ZREM', p .. 'leases', id)
   local key = p .. 'run:' .. id
-  local f = redis.call('HMGET', key, 'state', 'worker', 'task', 'member')
+  local f = redis.call('HMGET', key, 'state', 'worker', 'task', 'member', 'cancel', 'cancelError', 'cancelReason')
   if f[1] == 'Running' then
     n = n + 1
     local lost = redis.call('HINCRBY', key, 'lost', 1)
     local worker = f[2] or '?'
-    redis.call('HDEL', key, 'token', 'leaseUntil', 'cancel')
-    if lost >= maxLost then
+    redis.call('HDEL', key, 'token', 'leaseUntil', 'cancel', 'cancelError', 'cancelReason')
+    if f[5] == '1' then
+      -- Asked to cancel and its worker is gone: it ends Cancelled, never runs again.
+      redis.call('HSET', key, 'state', 'Cancelled', 'stateName', 'Cancelled', 'endedAt', now, 'error', f[6])
+      redis.call('RPUSH', p .. 'hist:' .. id, cjson.encode({ at = now, state = 'Cancelled', name = 'Cancelled', worker = f[2], message = f[7] }))
+      ended(p, id, 'Cancelled', 'Cancelled', now, f[6], nil)
+    elseif lost >= maxLost then
       local message = 'run lost its worker ' .. lost .. ' times (last: ' .. worker .. ', lease expired); the task may be killing its workers'
       local err = cjson.encode({ name = 'CrashedError', code = 'PTR_CRASHED', message = message })
       redis.call('HSET', key, 'state', 'Crashed', 'stateName', 'Crashed', 'endedAt', now, 'error', err)

@@ -21,7 +21,8 @@ import type { RunOutcome, WaitOptions } from './backend.ts'
 import { isFinalQueueState } from './backend.ts'
 import { RunWaiters } from './waiters.ts'
 
-const SCHEMA_VERSION = 1
+/** 1: the first; 2: runs.cancel_reason. */
+const SCHEMA_VERSION = 2
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS runs (
@@ -41,6 +42,7 @@ CREATE TABLE IF NOT EXISTS runs (
   token TEXT,
   lease_until INTEGER,
   cancel_requested INTEGER NOT NULL DEFAULT 0,
+  cancel_reason TEXT,
   created_at INTEGER NOT NULL,
   available_at INTEGER NOT NULL,
   started_at INTEGER,
@@ -178,6 +180,20 @@ export class SqliteQueueBackend implements QueueBackend {
       }
       if (version < SCHEMA_VERSION) {
         this.#db.transaction(() => {
+          // Read again under the write lock: another process may have migrated it meanwhile.
+          const now = this.#db.pragma('user_version', { simple: true }) as number
+          if (now === SCHEMA_VERSION) return
+          if (now === 0) {
+            // A new queue starts from an empty file: tables of something else mean the wrong file.
+            const tables = (this.#db.prepare(`SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name`).pluck().all() as string[])
+            if (tables.length > 0) {
+              throw new UsageError(
+                `queue file ${file} is not a ptr queue: it holds other tables (${tables.slice(0, 3).join(', ')}${tables.length > 3 ? ', ...' : ''}); point --queue at another file, or move this one away`,
+                'PTR_BAD_QUEUE_FILE',
+              )
+            }
+          }
+          if (now === 1) this.#db.exec(`ALTER TABLE runs ADD COLUMN cancel_reason TEXT`)
           this.#db.exec(SCHEMA)
           this.#db.pragma(`user_version = ${SCHEMA_VERSION}`)
         }).immediate()
@@ -236,7 +252,20 @@ export class SqliteQueueBackend implements QueueBackend {
         `UPDATE runs SET state = 'Cancelled', state_name = 'Cancelled', error = @error, ended_at = @now, seq = @seq, ${HISTORY('NULL')}
          WHERE id = @id AND state = 'Scheduled'`,
       ),
-      requestCancel: db.prepare(`UPDATE runs SET cancel_requested = 1 WHERE id = @id AND state = 'Running'`),
+      requestCancel: db.prepare(`UPDATE runs SET cancel_requested = 1, cancel_reason = @error WHERE id = @id AND state = 'Running'`),
+      // A run asked to cancel ends Cancelled instead of going back to the queue (handed back, retried, or its lease expired).
+      endCancelRequested: db.prepare(
+        `UPDATE runs SET state = 'Cancelled', state_name = 'Cancelled', error = cancel_reason, ended_at = @now, lease_until = NULL, token = NULL, seq = @seq,
+           history = json_insert(history, '$[#]', json_object('at', @now, 'state', 'Cancelled', 'name', 'Cancelled', 'worker', worker,
+             'message', json_extract(cancel_reason, '$.message')))
+         WHERE id = @id AND token = @token AND state = 'Running' AND cancel_requested = 1`,
+      ),
+      cancelExpired: db.prepare(
+        `UPDATE runs SET state = 'Cancelled', state_name = 'Cancelled', error = cancel_reason, ended_at = @now, lease_until = NULL, token = NULL, seq = @seq,
+           history = json_insert(history, '$[#]', json_object('at', @now, 'state', 'Cancelled', 'name', 'Cancelled', 'worker', worker,
+             'message', json_extract(cancel_reason, '$.message')))
+         WHERE state = 'Running' AND lease_until < @now AND cancel_requested = 1 RETURNING id`,
+      ),
       anyExpired: db.prepare(`SELECT 1 FROM runs WHERE state = 'Running' AND lease_until < @now LIMIT 1`),
       crashExpired: db.prepare(
         `UPDATE runs SET state = 'Crashed', state_name = 'Crashed', ended_at = @now, lease_until = NULL, token = NULL, seq = @seq, lost = lost + 1,
@@ -443,6 +472,7 @@ export class SqliteQueueBackend implements QueueBackend {
   #requeue(lease: Lease, name: string, error: StoredError | undefined, message: string, delayMs: number, failed: number): Promise<boolean> {
     return this.#write(() => {
       const now = Date.now()
+      if (this.#stmts.endCancelRequested.run({ id: lease.runId, token: lease.token, now, seq: this.#seq() }).changes > 0) return true
       const info = this.#stmts.requeue.run({
         id: lease.runId,
         token: lease.token,
@@ -470,7 +500,7 @@ export class SqliteQueueBackend implements QueueBackend {
     await this.#write(() => {
       const error = JSON.stringify({ name: 'CancelledError', message: reason, code: 'PTR_CANCELLED' })
       const info = this.#stmts.cancelScheduled.run({ id: runId, error, now: Date.now(), seq: this.#seq(), entry_state: 'Cancelled', entry_name: 'Cancelled', message: reason })
-      if (info.changes === 0) this.#stmts.requestCancel.run({ id: runId })
+      if (info.changes === 0) this.#stmts.requestCancel.run({ id: runId, error })
     })
     return this.get(runId)
   }
@@ -480,7 +510,8 @@ export class SqliteQueueBackend implements QueueBackend {
     if (!this.#stmts.anyExpired.get({ now: Date.now() })) return Promise.resolve(0)
     return this.#write(() => {
       const now = Date.now()
-      const crashed = this.#stmts.crashExpired.all({ now, seq: this.#seq(), max_lost: this.maxLostLeases }).length
+      const cancelled = this.#stmts.cancelExpired.all({ now, seq: this.#seq() }).length
+      const crashed = cancelled + this.#stmts.crashExpired.all({ now, seq: this.#seq(), max_lost: this.maxLostLeases }).length
       return crashed + this.#stmts.requeueExpired.all({ now }).length
     })
   }
