@@ -171,6 +171,43 @@ describe('Redis queue URL errors: one clear line, exit 2, no password', { skip: 
     }
   })
 
+  it('a password in the query (?password=): it connects, and the password shows nowhere (serving line, /status, config view)', async () => {
+    const url = `redis://127.0.0.1:${redis.port}/0?password=${PASSWORD}`
+    const w = await startWorker([TASKS, '--queue', url, '--status-port', '0'], {})
+    try {
+      const status = await (await fetch(w.statusUrl())).text()
+      const view = await runPtr(['config', 'view', '--show-sources'], { env: { PREFECT_QUEUE_URL: url } })
+      assert.equal(view.code, 0, view.stderr)
+      for (const text of [w.output(), status, view.stdout + view.stderr]) {
+        assert.doesNotMatch(text, /s3cret/)
+        assert.match(text, /password=\*\*\*/)
+      }
+    } finally {
+      await killWorkers()
+    }
+  })
+
+  for (const [label, path, message] of [
+    ['a database out of range (/99)', '/99', /^ptr: the Redis queue redis:\/\/:\*\*\*@127\.0\.0\.1:\d+\/99 \(from .*\) names database 99, which this server does not have .*use a database from 0 to 15/],
+    ['a database that is not a number (/abc)', '/abc', /^ptr: queue URL 'redis:\/\/:\*\*\*@127\.0\.0\.1:\d+\/abc' \(from .*\) names database 'abc'; write redis:\/\/\[user:password@\]host:port\/db with db a number/],
+  ] as const) {
+    it(label, async () => {
+      const result = await runPtr(['worker', 'serve', TASKS, '--queue', `redis://:${PASSWORD}@127.0.0.1:${redis.port}${path}`])
+      assert.equal(result.code, 2, result.stderr)
+      assert.equal(result.stderr.trim().split('\n').length, 1, result.stderr)
+      assert.match(result.stderr.trim(), message)
+      assert.doesNotMatch(result.stderr + result.stdout, /s3cret/)
+    })
+  }
+
+  it('a port that is not a number: exit 2, not an internal error', async () => {
+    const result = await runPtr(['worker', 'serve', TASKS, '--queue', `redis://:${PASSWORD}@127.0.0.1:notaport/0`])
+    assert.equal(result.code, 2, result.stderr)
+    assert.equal(result.stderr.trim().split('\n').length, 1, result.stderr)
+    assert.match(result.stderr.trim(), /^ptr: queue URL 'redis:\/\/:\*\*\*@127\.0\.0\.1:notaport\/0' \(from .*\) has port 'notaport'; write redis:\/\/\[user:password@\]host:port\/db with port a number/)
+    assert.doesNotMatch(result.stderr + result.stdout, /s3cret/)
+  })
+
   it('an unreachable host', async () => {
     const port = await freePort()
     const result = await runPtr(['worker', 'serve', TASKS], { env: { PREFECT_QUEUE_URL: `redis://user:${PASSWORD}@127.0.0.1:${port}/0` } })

@@ -4,10 +4,12 @@
  * SQLite files. Real worker processes, real files.
  */
 import assert from 'node:assert/strict'
-import { chmodSync, rmSync } from 'node:fs'
+import { execFileSync } from 'node:child_process'
+import { rmSync } from 'node:fs'
 import { connect } from 'node:net'
 import type { Socket } from 'node:net'
 import path from 'node:path'
+import Database from 'better-sqlite3'
 import { after, afterEach, beforeEach, describe, it } from 'node:test'
 import { setDefaultQueue } from '../src/queue/open.ts'
 import { SqliteQueueBackend } from '../src/queue/sqlite.ts'
@@ -121,5 +123,68 @@ describe('worker faults (real processes, SQLite queue)', () => {
     assert.equal(result.code, 130, `${result.stdout}\n${result.stderr}`)
     const runs = await queue.list({ task: 'q_work' })
     assert.ok(runs.every((r) => r.state === 'Cancelled'), runs.map((r) => r.state).join(', '))
+  })
+
+  it('the queue file deleted under a serving worker: /health says so, the worker exits 2 with one line naming the file', async () => {
+    const w = await startWorker([TASKS, '--status-port', '0'], env)
+    const health = w.statusUrl().replace('/status', '/health')
+    assert.equal((await fetch(health)).status, 200)
+    rmSync(file)
+    let answer: Response | undefined
+    for (let i = 0; i < 100 && w.child.exitCode === null; i++) {
+      answer = await fetch(health).catch(() => undefined)
+      if (answer && answer.status !== 200) break
+      await sleep(100)
+    }
+    assert.ok(answer && answer.status !== 200, 'health turned non-200 (or the worker had already exited)')
+    assert.match(await answer.text(), /deleted/)
+    assert.deepEqual(await exitOf(w, 20_000), { code: 2, signal: null })
+    const lines = w.output().split('\n').filter((l) => l.startsWith('ptr: '))
+    assert.equal(lines.length, 1, w.output())
+    assert.ok(lines[0]!.includes(file) && /deleted/.test(lines[0]!), lines[0])
+    assert.doesNotMatch(w.output(), /SqliteError|internal error|trying again/)
+  })
+
+  it('the queue file deleted: a handle that had it open refuses writes (nothing is acknowledged into the deleted copy), a new one says what happened', async () => {
+    const before = Q.qadd.delay(1, 2)
+    await before.wait(0.05)
+    assert.equal((await queue.get(before.taskRunId))?.state, 'Scheduled')
+    rmSync(file)
+    await assert.rejects(queue.enqueue([{ id: 'after-delete', task: 'q_add', name: 'q_add-1', args: new Uint8Array([1]) }]), (e: Error) => e.message.includes(file) && /deleted/.test(e.message))
+    assert.throws(() => new SqliteQueueBackend(file), (e: Error) => e.message.includes(file) && /deleted/.test(e.message) && (e as { exitCode?: number }).exitCode === 2)
+  })
+
+  it('a read-only queue file: the worker exits 2 at once with one line naming the file', async (t) => {
+    await queue.enqueue([{ id: 'ro-1', task: 'q_add', name: 'q_add-1', args: new Uint8Array([1]) }])
+    await queue.close()
+    // Root ignores file modes; the immutable attribute stops root too.
+    try {
+      execFileSync('chattr', ['+i', file], { stdio: 'ignore' })
+    } catch {
+      return t.skip('chattr +i is not possible here')
+    }
+    try {
+      const result = await runPtr(['worker', 'serve', TASKS], { env, timeoutMs: 30_000 })
+      assert.equal(result.code, 2, `${result.stdout}\n${result.stderr}`)
+      assert.equal(result.stderr.trim().split('\n').length, 1, result.stderr)
+      assert.ok(result.stderr.includes(file) && /read-only/.test(result.stderr), result.stderr)
+    } finally {
+      execFileSync('chattr', ['-i', file])
+      queue = new SqliteQueueBackend(file)
+    }
+  })
+
+  it('an SQLite file that holds other tables is not adopted as a queue: exit 2, one line naming the file', async () => {
+    const foreign = path.join(dir, 'app.db')
+    const db = new Database(foreign)
+    db.exec('CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT)')
+    db.close()
+    const result = await runPtr(['worker', 'serve', TASKS, '--queue', `sqlite:${foreign}`], { env })
+    assert.equal(result.code, 2, `${result.stdout}\n${result.stderr}`)
+    assert.equal(result.stderr.trim().split('\n').length, 1, result.stderr)
+    assert.ok(result.stderr.includes(foreign) && /not a ptr queue.*users/.test(result.stderr), result.stderr)
+    const check = new Database(foreign, { readonly: true })
+    assert.deepEqual(check.prepare(`SELECT name FROM sqlite_master WHERE type = 'table'`).pluck().all(), ['users'], 'left as it was')
+    check.close()
   })
 })

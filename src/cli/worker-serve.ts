@@ -108,7 +108,12 @@ export async function serveCommand(options: ServeCommandOptions): Promise<number
       `worker ${worker.id} serving ${worker.tasks.length} task${worker.tasks.length === 1 ? '' : 's'} (${worker.tasks.join(', ')}) from ${worker.queueUrl}, limit ${worker.limit}` +
         (status ? `, status on http://${status.host}:${status.port}/status` : ''),
     )
-    await stoppedPromise
+    // The queue failing for good (its file deleted or read-only) ends the worker with exit 2 and one line.
+    const fault = await Promise.race([stoppedPromise.then(() => undefined), worker.failed])
+    if (fault) {
+      await bounded(worker.stop({ graceSeconds: 0 }))
+      throw fault
+    }
     const s = worker.status()
     out.line(`worker ${worker.id} stopped: ${s.completed} completed, ${s.failed} failed, ${s.retried} retried`)
     return ExitCode.Completed

@@ -10,6 +10,7 @@ import type {
   NewRun,
   QueueBackend,
   QueueBackendOptions,
+  QueueHealth,
   QueueRunState,
   RenewOutcome,
   RunOutcome,
@@ -357,6 +358,8 @@ export interface RedisQueueBackendOptions extends QueueBackendOptions {
   connectTimeoutSeconds?: number
   /** Where connection-loss notes go (once per outage). @default stderr */
   log?: (line: string) => void
+  /** The database the URL names, checked to exist on the server. @default the URL's, as ioredis reads it */
+  db?: number
 }
 
 /**
@@ -415,6 +418,24 @@ export class RedisQueueBackend implements QueueBackend {
       redis.disconnect()
       // connect() rejects with "Connection is closed."; the cause came as an 'error' event.
       throw describeConnectError(url, firstError ?? error)
+    }
+    // ioredis selects the URL's database on connect and, if the server has no such database,
+    // goes on in database 0 without a word: select it again and look.
+    const db = options.db ?? redis.options.db ?? 0
+    try {
+      await redis.select(db)
+    } catch (error) {
+      const databases = await redis
+        .config('GET', 'databases')
+        .then((reply) => Number((reply as string[])[1]))
+        .catch(() => undefined)
+      redis.disconnect()
+      const range = databases && databases > 0 ? `use a database from 0 to ${databases - 1} (its \`databases\` setting)` : 'use a database the server has (0 unless it is set up otherwise)'
+      throw new UsageError(
+        `the Redis queue ${redactUrl(url)}${options.source ? ` (from ${options.source})` : ''} names database ${db}, which this server does not have (${(error as Error).message}); ${range}`,
+        'PTR_BAD_QUEUE_URL',
+        error,
+      )
     }
     connected = true
     return new RedisQueueBackend(redis, url, options)
@@ -753,6 +774,18 @@ export class RedisQueueBackend implements QueueBackend {
       total += n
       if (n < 1000) return total
     }
+  }
+
+  health(): QueueHealth {
+    if (this.#closed) return { ok: false, reason: `queue ${this.url} is closed` }
+    return this.#down || this.#redis.status !== 'ready'
+      ? { ok: false, reason: `the Redis queue ${this.url} is unreachable; ptr reconnects by itself once it is back` }
+      : { ok: true }
+  }
+
+  /** Losing Redis is never final (ptr reconnects), so this never fires. */
+  onFault(_listener: (error: Error) => void): () => void {
+    return () => undefined
   }
 
   async close(): Promise<void> {

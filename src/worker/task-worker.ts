@@ -125,6 +125,16 @@ export class TaskWorker {
   /** Ends the grace period now (a second stop() with `graceSeconds: 0`). */
   #endGrace: (() => void) | undefined
   #stopping: Promise<void> | undefined
+  #stopFault: (() => void) | undefined
+  #fault: Error | undefined
+  #onFault!: (error: Error) => void
+  /**
+   * Resolves with the error if the queue becomes unusable for good (an SQLite file deleted,
+   * replaced or read-only): the worker then stops at once, handing back what it can. Never rejects.
+   */
+  readonly failed: Promise<Error> = new Promise((resolve) => (this.#onFault = resolve))
+  /** When the last "claim failed" line was written, and what it said: a queue that keeps failing is said once, not five times a second. */
+  #claimFailure = { at: 0, message: '' }
 
   constructor(tasks: readonly AnyTask[], options: TaskWorkerOptions = {}) {
     const limit = options.limit ?? 10
@@ -210,6 +220,11 @@ export class TaskWorker {
       setDefaultQueue(url, this.#backend, { ...timings, source })
     }
     const backend = this.#backend
+    this.#stopFault = backend.onFault((error) => {
+      this.#fault ??= error
+      this.#onFault(error)
+      void this.stop({ graceSeconds: 0 })
+    })
     if (this.#options.statusPort !== undefined) await this.#startStatusServer(this.#options.statusPort, this.#options.statusHost ?? '127.0.0.1')
     setLogSink(this.#logSink)
     this.#restoreConsole = captureConsole()
@@ -233,6 +248,7 @@ export class TaskWorker {
   async #stop(graceSeconds: number): Promise<void> {
     this.#state = 'stopping'
     this.#stopWatching?.()
+    this.#stopFault?.()
     if (this.#inFlight.size > 0) {
       let timer: NodeJS.Timeout | undefined
       await Promise.race([
@@ -302,7 +318,13 @@ export class TaskWorker {
       },
       (error: unknown) => {
         this.#reserved -= free
-        this.#line(`claim failed: ${toError(error).message}; trying again`)
+        if (this.#fault || this.#state !== 'serving') return
+        const message = toError(error).message
+        const now = Date.now()
+        if (message !== this.#claimFailure.message || now - this.#claimFailure.at > 30_000) {
+          this.#claimFailure = { at: now, message }
+          this.#line(`claim failed: ${message}; trying again`)
+        }
         setTimeout(() => this.#claim(), 200)
       },
     )
@@ -470,7 +492,11 @@ export class TaskWorker {
       }
       if (request.method !== 'GET') return send(405, { error: 'use GET' })
       if (path === '/status') return send(200, this.status())
-      if (path === '/health') return send(this.#state === 'serving' ? 200 : 503, { ok: this.#state === 'serving', state: this.#state })
+      if (path === '/health') {
+        const queue = this.#backend?.health() ?? { ok: false, reason: 'no queue yet' }
+        if (!queue.ok) return send(503, { ok: false, state: this.#state, reason: queue.reason })
+        return send(this.#state === 'serving' ? 200 : 503, { ok: this.#state === 'serving', state: this.#state })
+      }
       return send(404, { error: 'not found; try /status or /health' })
     })
     await new Promise<void>((resolve, reject) => {
