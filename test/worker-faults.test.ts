@@ -17,6 +17,8 @@ import { runPtr, tempDir, waitForOutput } from './helpers/cli.ts'
 import type { WorkerProcess } from './helpers/workers.ts'
 import { childProcesses, killWorkers, startWorker } from './helpers/workers.ts'
 import * as Q from './fixtures/queue-tasks.ts'
+import { bodies, stubborn } from './fixtures/queue-stubborn.ts'
+import { TaskWorker } from '../src/worker/task-worker.ts'
 
 const TASKS = 'test/fixtures/queue-tasks.ts'
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
@@ -188,3 +190,34 @@ describe('worker faults (real processes, SQLite queue)', () => {
     check.close()
   })
 })
+
+describe('worker limit when leases are lost', () => {
+  it('a run whose lease was lost keeps its slot until its task returns: claims never exceed the limit', async () => {
+    const { dir, cleanup } = tempDir('ptr-faults-')
+    const file = path.join(dir, 'q.db')
+    const queue = new SqliteQueueBackend(file, { leaseMs: 1000 })
+    setDefaultQueue(`sqlite:${file}`, queue)
+    const worker = new TaskWorker([stubborn], { queue, limit: 2 })
+    await worker.start()
+    try {
+      const futures = Array.from({ length: 4 }, () => stubborn.delay(1500))
+      while (bodies.now < 2) await sleep(10)
+      // Both leases expire at once (as after a long outage) and another worker puts them back on the queue.
+      const db = new Database(file)
+      const recovered = db
+        .prepare(`UPDATE runs SET state = 'Scheduled', token = NULL, lease_until = NULL, lost = lost + 1, available_at = 0 WHERE state = 'Running'`)
+        .run().changes
+      db.close()
+      assert.equal(recovered, 2)
+      const results = await Promise.all(futures.map((f) => f.result({ timeout: 30 })))
+      assert.equal(results.filter((attempt) => attempt === 2).length, 2, 'the two recovered runs ran again')
+      assert.equal(bodies.max, 2, 'never more task bodies at once than the limit')
+    } finally {
+      await worker.stop()
+      setDefaultQueue(undefined)
+      await queue.close()
+      cleanup()
+    }
+  })
+})
+

@@ -79,6 +79,9 @@ interface Slot {
   /** Set once the lease is gone (lost or handed back): nothing more is written for this attempt. */
   abandoned: boolean
   done: Promise<void>
+  /** Settles when the task function itself returns or throws (an attempt may end before: timeout, lost lease, cancel). */
+  body: Promise<void>
+  bodyDone: boolean
 }
 
 const time = (ms = Date.now()) => new Date(ms).toISOString().slice(11, 23)
@@ -118,6 +121,12 @@ export class TaskWorker {
   #renewTimer: NodeJS.Timeout | undefined
   /** Slots asked for by claims still in flight. */
   #reserved = 0
+  /**
+   * Attempts that ended (timed out, lease lost, cancelled) while their task function, which
+   * ignored its signal, still runs here: they keep their slot until it returns, so `limit`
+   * bounds what really runs.
+   */
+  #lingering = 0
   #claimAgain = false
   #server: Server | undefined
   #restoreConsole: (() => void) | undefined
@@ -188,7 +197,7 @@ export class TaskWorker {
       state: this.#state,
       startedAt: this.#startedAt === undefined ? undefined : new Date(this.#startedAt).toISOString(),
       limit: this.limit,
-      inFlight: this.#inFlight.size,
+      inFlight: this.#inFlight.size + this.#lingering,
       running: [...this.#inFlight.values()].map((s) => ({
         id: s.run.runId,
         name: s.run.name,
@@ -302,7 +311,7 @@ export class TaskWorker {
    */
   #claim(): void {
     if (this.#state !== 'serving') return
-    const free = this.limit - this.#inFlight.size - this.#reserved
+    const free = this.limit - this.#inFlight.size - this.#lingering - this.#reserved
     if (free <= 0) {
       // Work may have arrived after the claims in flight looked: look again when they return.
       if (this.#reserved > 0) this.#claimAgain = true
@@ -350,13 +359,20 @@ export class TaskWorker {
   }
 
   #execute(run: ClaimedRun): void {
-    const slot: Slot = { run, startedAt: Date.now(), logs: [], abandoned: false, done: Promise.resolve() }
+    const slot: Slot = { run, startedAt: Date.now(), logs: [], abandoned: false, done: Promise.resolve(), body: Promise.resolve(), bodyDone: true }
     this.#inFlight.set(run.runId, slot)
     this.#line(`${run.name} ${run.attempt > 1 ? `Retrying (attempt ${run.attempt})` : 'Running'}`)
     slot.done = this.#attempt(slot).then((outcome) => {
       // The slot is free once the task has returned: the claim for the next run goes out in the
       // same write as this run's report (one round trip), and the report finishes in the background.
       this.#inFlight.delete(run.runId)
+      if (!slot.bodyDone) {
+        this.#lingering++
+        void slot.body.then(() => {
+          this.#lingering--
+          this.#claim()
+        })
+      }
       const report = this.#report(slot, outcome).catch((error: unknown) => this.#line(`${run.name}: could not record how it ended: ${toError(error).message}`))
       this.#reports.add(report)
       void report.finally(() => this.#reports.delete(report))
@@ -448,11 +464,18 @@ export class TaskWorker {
     const attempt = new Promise((resolve, reject) => {
       if (slot.stopReason) return reject(slot.stopReason)
       slot.onStop = reject
+      let body: Promise<unknown>
       try {
-        Promise.resolve(runWithContext(context, task.fn, ...args)).then(resolve, reject)
+        body = Promise.resolve(runWithContext(context, task.fn, ...args))
       } catch (error) {
-        reject(error)
+        body = Promise.reject(error)
       }
+      slot.bodyDone = false
+      slot.body = body.then(
+        () => void (slot.bodyDone = true),
+        () => void (slot.bodyDone = true),
+      )
+      body.then(resolve, reject)
     })
     return withTimeLimit(attempt, timeoutSeconds, () => {
       const error = new TaskRunTimeoutError(`'${run.name}' timed out after ${timeoutSeconds} s`)
