@@ -149,6 +149,42 @@ describe('task workers on Redis (real processes)', { skip: redisSkipReason() }, 
   })
 })
 
+describe('Redis outage longer than the lease (real processes)', { skip: redisSkipReason() }, () => {
+  let redis: TestRedis
+  let queue: RedisQueueBackend
+  before(async () => {
+    redis = await startRedis({ persistent: true })
+    queue = await RedisQueueBackend.connect(redis.url, { log: () => undefined })
+    setDefaultQueue(redis.url, queue)
+  })
+  after(async () => {
+    await killWorkers()
+    setDefaultQueue(undefined)
+    await queue.close()
+    await redis.stop()
+  })
+
+  it('/health answers 503 saying the queue is unreachable; runs in flight are not run twice, nor more than --limit at once', async () => {
+    const env = { PREFECT_QUEUE_URL: redis.url }
+    const workers = await Promise.all([0, 1].map(() => startWorker([TASKS, '--limit', '2', '--lease', '1', '--status-port', '0'], env)))
+    const futures = Array.from({ length: 6 }, (_, i) => Q.work.delay(i, 3000))
+    const starts = () => workers.map((w) => w.output().match(/q_work-\d+ (Running|Retrying)/g)?.length ?? 0)
+    await waitFor(async () => starts().reduce((a, b) => a + b) === 4)
+    await redis.kill('SIGKILL')
+    const health = workers[0]!.statusUrl().replace('/status', '/health')
+    const down = await fetch(health)
+    assert.equal(down.status, 503)
+    assert.match(await down.text(), /unreachable/)
+    await sleep(2500)
+    await redis.restart()
+    const results = await Promise.all(futures.map((f) => f.result({ timeout: 60 })))
+    assert.deepEqual(results.map((r) => r.i), [0, 1, 2, 3, 4, 5])
+    assert.equal((await fetch(health)).status, 200)
+    assert.deepEqual(starts().reduce((a, b) => a + b), 6, `each run started once:\n${workers.map((w) => w.output()).join('\n')}`)
+    for (const w of workers) assert.ok(maxOverlap(results.filter((r) => r.pid === w.pid)) <= 2)
+  })
+})
+
 describe('Redis queue URL errors: one clear line, exit 2, no password', { skip: redisSkipReason() }, () => {
   let redis: TestRedis
   before(async () => {

@@ -388,8 +388,12 @@ export class RedisQueueBackend implements QueueBackend {
    */
   #own = new Map<string, RunOutcome | number | undefined>()
   static readonly OWN_LIMIT = 20_000
+  /** The longest wait between reconnect attempts. */
+  static readonly RECONNECT_MAX_MS = 2000
   #sweeper: NodeJS.Timeout | undefined
   #down = false
+  /** When the connection last came back after an outage (epoch ms). */
+  #backAt = 0
   #closed = false
 
   private constructor(redis: ScriptedRedis, url: string, options: RedisQueueBackendOptions) {
@@ -451,7 +455,7 @@ export class RedisQueueBackend implements QueueBackend {
       // Commands wait across reconnects instead of failing after a few retries.
       maxRetriesPerRequest: null,
       // Before the first connection: fail at once (one clear line). After: retry forever, backing off to 2 s.
-      retryStrategy: (times) => (connected() ? Math.min(50 * 2 ** Math.min(times, 6), 2000) : null),
+      retryStrategy: (times) => (connected() ? Math.min(50 * 2 ** Math.min(times, 6), RedisQueueBackend.RECONNECT_MAX_MS) : null),
       // An AUTH failure is final; any other error keeps reconnecting.
       reconnectOnError: () => false,
     }
@@ -466,6 +470,7 @@ export class RedisQueueBackend implements QueueBackend {
   #back(): void {
     if (!this.#down || this.#closed) return
     this.#down = false
+    this.#backAt = Date.now()
     this.#log(`ptr: reconnected to the Redis queue ${this.url}`)
   }
 
@@ -664,6 +669,9 @@ export class RedisQueueBackend implements QueueBackend {
 
   async renew(leases: readonly Lease[]): Promise<RenewOutcome[]> {
     if (leases.length === 0) return []
+    // Not queued while Redis is away: the lease end is computed now, and would be stale when sent.
+    // The holder keeps its runs and renews at its next turn after the reconnect.
+    if (this.#down) throw new Error(`the Redis queue ${this.url} is unreachable`)
     return (await this.#redis.ptrRenew(PREFIX, Date.now(), this.leaseMs, ...leases.flatMap((l) => [l.runId, l.token]))) as RenewOutcome[]
   }
 
@@ -701,7 +709,11 @@ export class RedisQueueBackend implements QueueBackend {
   }
 
   async recoverExpired(): Promise<number> {
-    if (this.#closed) return 0
+    if (this.#closed || this.#down) return 0
+    // After an outage every lease looks expired, also those of workers that are fine and only
+    // could not renew. Give them one lease (plus the reconnect backoff, up to 2 s) to renew first;
+    // only runs whose worker did not come back are recovered.
+    if (this.#backAt > 0 && Date.now() - this.#backAt < this.leaseMs + RedisQueueBackend.RECONNECT_MAX_MS) return 0
     let total = 0
     for (;;) {
       const n = (await this.#redis.ptrRecover(PREFIX, Date.now(), this.maxLostLeases)) as number
