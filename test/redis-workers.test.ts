@@ -165,6 +165,23 @@ describe('Redis outage longer than the lease (real processes)', { skip: redisSki
     await redis.stop()
   })
 
+  it('Ctrl-C of ptr run --runner prefect with no worker: the runs end Cancelled on the Redis queue too', async () => {
+    const result = await runPtr(['run', 'test/fixtures/queue-cancel-flow.ts', '--runner', 'prefect'], {
+      env: { PREFECT_QUEUE_URL: redis.url },
+      onSpawn: (child) => {
+        void (async () => {
+          while ((await queue.list({ task: 'q_work' })).length < 3) await sleep(20)
+          child.kill('SIGINT')
+        })()
+      },
+    })
+    assert.equal(result.code, 130, `${result.stdout}\n${result.stderr}`)
+    assert.match(result.stdout, /3 Cancelled/)
+    const runs = await queue.list({ task: 'q_work' })
+    assert.deepEqual(runs.map((r) => r.state), ['Cancelled', 'Cancelled', 'Cancelled'])
+    assert.deepEqual(await queue.claim('w', ['q_work'], 10), [], 'nothing left for a worker to run')
+  })
+
   it('/health answers 503 saying the queue is unreachable; runs in flight are not run twice, nor more than --limit at once', async () => {
     const env = { PREFECT_QUEUE_URL: redis.url }
     const workers = await Promise.all([0, 1].map(() => startWorker([TASKS, '--limit', '2', '--lease', '1', '--status-port', '0'], env)))
