@@ -82,8 +82,10 @@ export async function serveCommand(options: ServeCommandOptions): Promise<number
   // A second signal ends the worker at once: in-flight runs are handed back, waiting at most this
   // long for the queue (it may be the thing that is down), and nothing else is waited for.
   const HAND_BACK_MS = 2_000
-  const bounded = (stopping: Promise<void>) =>
-    Promise.race([stopping.catch(() => undefined), new Promise<void>((resolve) => setTimeout(resolve, HAND_BACK_MS).unref())])
+  const bounded = (stopping: Promise<void>) => {
+    let timer: NodeJS.Timeout | undefined
+    return Promise.race([stopping.catch(() => undefined), new Promise<void>((resolve) => (timer = setTimeout(resolve, HAND_BACK_MS)))]).finally(() => clearTimeout(timer))
+  }
   let signalled = 0
   let stopped!: () => void
   const stoppedPromise = new Promise<void>((resolve) => (stopped = resolve))

@@ -2,7 +2,7 @@ import { existsSync, mkdirSync, statSync, watch } from 'node:fs'
 import type { FSWatcher } from 'node:fs'
 import path from 'node:path'
 import Database from 'better-sqlite3'
-import { PtrError, UsageError } from '../errors.ts'
+import { UsageError } from '../errors.ts'
 import type {
   ClaimedRun,
   HistoryEntry,
