@@ -11,6 +11,9 @@ export interface PrefectTaskRunnerOptions {
   queue?: string
 }
 
+/** How long a cancel may take to reach the queue before ptr says it could not. */
+const CANCEL_WAIT_MS = 5_000
+
 /**
  * Sends every `submit()` and `map()` of a flow to the task-worker queue; `ptr worker serve`
  * processes run them. Futures in arguments and `waitFor` are resolved here, before a run is queued.
@@ -107,13 +110,20 @@ export class PrefectTaskRunner extends TaskRunner {
       } catch {
         return // never reached the queue: nothing to cancel
       }
+      // An unreachable queue (Redis retries forever) must not hold ptr's exit.
+      let timer: NodeJS.Timeout | undefined
+      const late = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`no answer within ${CANCEL_WAIT_MS / 1000} s`)), CANCEL_WAIT_MS)
+      })
       try {
-        const record = await backend.cancel(runId, reason)
+        const record = await Promise.race([backend.cancel(runId, reason), late])
         if (record?.state === 'Running') await backend.waitForEnd(runId, { signal: AbortSignal.timeout(backend.leaseMs) }).catch(() => undefined)
       } catch (error) {
         process.stderr.write(
           `ptr: could not cancel run ${runId} on the queue ${backend.url} (${(error as Error)?.message ?? String(error)}); a worker may still run it\n`,
         )
+      } finally {
+        clearTimeout(timer)
       }
     })()
     this.#cancelling.add(cancelling)
