@@ -237,6 +237,26 @@ for (const factory of QUEUES_UNDER_TEST) {
       assert.equal(await a.cancelled(held!, storeError(new Error('again'))), false, 'only while the lease is held')
     })
 
+    it('a run asked to cancel is never run again: its expired lease, a release or a retry end it Cancelled', async () => {
+      const task = t('cancel-held')
+      const runs = [newRun(task), newRun(task), newRun(task)]
+      await a.enqueue(runs)
+      const held = await a.claim('w1', [task], 3)
+      assert.equal(held.length, 3)
+      for (const run of runs) await b.cancel(run.id, 'cancelled by SIGINT')
+      // The first holder dies (its lease expires), the second hands its run back, the third retries.
+      assert.equal(await a.release(held[1]!, 'worker stopping'), true)
+      assert.equal(await a.retry(held[2]!, storeError(new Error('boom')), 0), true)
+      await sleep(LEASE + 50)
+      await b.recoverExpired()
+      for (const run of runs) {
+        const record = (await b.get(run.id))!
+        assert.deepEqual([record.state, record.error?.message], ['Cancelled', 'cancelled by SIGINT'], `run ${runs.indexOf(run)}`)
+        assert.equal((await b.waitForEnd(run.id)).state, 'Cancelled')
+      }
+      assert.deepEqual(await b.claim('w2', [task], 3), [], 'no worker runs a cancelled run')
+    })
+
     it('watchWork fires soon after another handle enqueues', async () => {
       const task = t('watch')
       let fired = 0

@@ -79,6 +79,13 @@ export async function serveCommand(options: ServeCommandOptions): Promise<number
     log: out.line,
   })
 
+  // A second signal ends the worker at once: in-flight runs are handed back, waiting at most this
+  // long for the queue (it may be the thing that is down), and nothing else is waited for.
+  const HAND_BACK_MS = 2_000
+  const bounded = (stopping: Promise<void>) => {
+    let timer: NodeJS.Timeout | undefined
+    return Promise.race([stopping.catch(() => undefined), new Promise<void>((resolve) => (timer = setTimeout(resolve, HAND_BACK_MS)))]).finally(() => clearTimeout(timer))
+  }
   let signalled = 0
   let stopped!: () => void
   const stoppedPromise = new Promise<void>((resolve) => (stopped = resolve))
@@ -86,11 +93,12 @@ export async function serveCommand(options: ServeCommandOptions): Promise<number
     signalled++
     if (signalled === 1) {
       process.stderr.write(`ptr: ${signal} received: no new runs; waiting for ${worker.status().inFlight} in flight (press Ctrl-C again to hand them back now)\n`)
-      void worker.stop().then(stopped)
+      void worker.stop().then(stopped, stopped)
+    } else if (signalled === 2) {
+      process.stderr.write(`ptr: ${signal} again: handing in-flight runs back to the queue and exiting\n`)
+      void bounded(worker.stop({ graceSeconds: 0 })).then(stopped)
     } else {
-      process.stderr.write(`ptr: ${signal} again: handing in-flight runs back to the queue\n`)
-      void worker.stop({ graceSeconds: 0 })
-      void worker.stop().then(stopped)
+      stopped()
     }
   }
   process.on('SIGINT', onSignal)
@@ -102,14 +110,19 @@ export async function serveCommand(options: ServeCommandOptions): Promise<number
       `worker ${worker.id} serving ${worker.tasks.length} task${worker.tasks.length === 1 ? '' : 's'} (${worker.tasks.join(', ')}) from ${worker.queueUrl}, limit ${worker.limit}` +
         (status ? `, status on http://${status.host}:${status.port}/status` : ''),
     )
-    await stoppedPromise
+    // The queue failing for good (its file deleted or read-only) ends the worker with exit 2 and one line.
+    const fault = await Promise.race([stoppedPromise.then(() => undefined), worker.failed])
+    if (fault) {
+      await bounded(worker.stop({ graceSeconds: 0 }))
+      throw fault
+    }
     const s = worker.status()
     out.line(`worker ${worker.id} stopped: ${s.completed} completed, ${s.failed} failed, ${s.retried} retried`)
     return ExitCode.Completed
   } finally {
     process.off('SIGINT', onSignal)
     process.off('SIGTERM', onSignal)
-    await worker.stop({ graceSeconds: 0 })
+    if (signalled < 2) await worker.stop({ graceSeconds: 0 })
     out.flush()
   }
 }

@@ -170,8 +170,21 @@ export interface QueueBackend {
   logs(runId: string): Promise<LogLine[]>
   /** Deletes final runs (and their logs) that ended before `endedBefore` (epoch ms). */
   prune(endedBefore: number): Promise<number>
+  /**
+   * Whether the queue can be used right now, for a worker's `/health`: not while Redis is
+   * unreachable, nor once an SQLite file was deleted, replaced or turned read-only.
+   */
+  health(): QueueHealth
+  /**
+   * Calls `listener` once if the queue becomes unusable for good (SQLite: its file deleted,
+   * replaced, read-only or failing); every call fails with that error from then on. A task
+   * worker stops on it. Returns the function that stops listening.
+   */
+  onFault(listener: (error: Error) => void): () => void
   close(): Promise<void>
 }
+
+export type QueueHealth = { ok: true } | { ok: false; reason: string }
 
 export interface WaitOptions {
   /** Stops waiting (the promise rejects with the signal's reason); the run itself goes on. */

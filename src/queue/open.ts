@@ -13,7 +13,7 @@ export async function openQueue(url: string, options: QueueBackendOptions & { so
     return new SqliteQueueBackend(parsed.path, { ...options, url: redactUrl(url) })
   }
   const { RedisQueueBackend } = await import('./redis.ts')
-  return RedisQueueBackend.connect(parsed.url, options)
+  return RedisQueueBackend.connect(parsed.url, { ...options, db: parsed.db })
 }
 
 const DEFAULT_QUEUE = Symbol.for('ptr.defaultQueue')

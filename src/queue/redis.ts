@@ -10,6 +10,7 @@ import type {
   NewRun,
   QueueBackend,
   QueueBackendOptions,
+  QueueHealth,
   QueueRunState,
   RenewOutcome,
   RunOutcome,
@@ -158,11 +159,17 @@ return out
 const FINISH = ENDED + `
 local p, now, id, token, kind = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4], ARGV[5]
 local key = p .. 'run:' .. id
-local f = redis.call('HMGET', key, 'state', 'token', 'worker', 'task', 'member')
+local f = redis.call('HMGET', key, 'state', 'token', 'worker', 'task', 'member', 'cancel', 'cancelError', 'cancelReason')
 if f[1] ~= 'Running' or f[2] ~= token then return 0 end
 redis.call('ZREM', p .. 'leases', id)
-redis.call('HDEL', key, 'leaseUntil', 'cancel')
+redis.call('HDEL', key, 'leaseUntil', 'cancel', 'cancelError', 'cancelReason')
 local entry = { at = now, worker = f[3] }
+if kind == 'requeue' and f[6] == '1' then
+  -- Asked to cancel: handing it back or retrying it ends it Cancelled, so nobody runs it again.
+  kind = 'end'
+  ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10] = 'Cancelled', 'Cancelled', f[7], 0, f[8]
+  redis.call('HDEL', key, 'token')
+end
 if kind == 'complete' then
   redis.call('HSET', key, 'state', 'Completed', 'stateName', 'Completed', 'result', ARGV[6], 'endedAt', now)
   entry.state = 'Completed'
@@ -206,7 +213,7 @@ if f[1] == 'Scheduled' then
   redis.call('RPUSH', p .. 'hist:' .. id, cjson.encode({ at = now, state = 'Cancelled', name = 'Cancelled', message = ARGV[4] }))
   ended(p, id, 'Cancelled', 'Cancelled', now, ARGV[5], nil)
 elseif f[1] == 'Running' then
-  redis.call('HSET', key, 'cancel', '1')
+  redis.call('HSET', key, 'cancel', '1', 'cancelError', ARGV[5], 'cancelReason', ARGV[4])
 end
 return f[1] or ''
 `
@@ -219,13 +226,18 @@ local n = 0
 for _, id in ipairs(ids) do
   redis.call('ZREM', p .. 'leases', id)
   local key = p .. 'run:' .. id
-  local f = redis.call('HMGET', key, 'state', 'worker', 'task', 'member')
+  local f = redis.call('HMGET', key, 'state', 'worker', 'task', 'member', 'cancel', 'cancelError', 'cancelReason')
   if f[1] == 'Running' then
     n = n + 1
     local lost = redis.call('HINCRBY', key, 'lost', 1)
     local worker = f[2] or '?'
-    redis.call('HDEL', key, 'token', 'leaseUntil', 'cancel')
-    if lost >= maxLost then
+    redis.call('HDEL', key, 'token', 'leaseUntil', 'cancel', 'cancelError', 'cancelReason')
+    if f[5] == '1' then
+      -- Asked to cancel and its worker is gone: it ends Cancelled, never runs again.
+      redis.call('HSET', key, 'state', 'Cancelled', 'stateName', 'Cancelled', 'endedAt', now, 'error', f[6])
+      redis.call('RPUSH', p .. 'hist:' .. id, cjson.encode({ at = now, state = 'Cancelled', name = 'Cancelled', worker = f[2], message = f[7] }))
+      ended(p, id, 'Cancelled', 'Cancelled', now, f[6], nil)
+    elseif lost >= maxLost then
       local message = 'run lost its worker ' .. lost .. ' times (last: ' .. worker .. ', lease expired); the task may be killing its workers'
       local err = cjson.encode({ name = 'CrashedError', code = 'PTR_CRASHED', message = message })
       redis.call('HSET', key, 'state', 'Crashed', 'stateName', 'Crashed', 'endedAt', now, 'error', err)
@@ -346,6 +358,8 @@ export interface RedisQueueBackendOptions extends QueueBackendOptions {
   connectTimeoutSeconds?: number
   /** Where connection-loss notes go (once per outage). @default stderr */
   log?: (line: string) => void
+  /** The database the URL names, checked to exist on the server. @default the URL's, as ioredis reads it */
+  db?: number
 }
 
 /**
@@ -374,8 +388,12 @@ export class RedisQueueBackend implements QueueBackend {
    */
   #own = new Map<string, RunOutcome | number | undefined>()
   static readonly OWN_LIMIT = 20_000
+  /** The longest wait between reconnect attempts. */
+  static readonly RECONNECT_MAX_MS = 2000
   #sweeper: NodeJS.Timeout | undefined
   #down = false
+  /** When the connection last came back after an outage (epoch ms). */
+  #backAt = 0
   #closed = false
 
   private constructor(redis: ScriptedRedis, url: string, options: RedisQueueBackendOptions) {
@@ -405,6 +423,24 @@ export class RedisQueueBackend implements QueueBackend {
       // connect() rejects with "Connection is closed."; the cause came as an 'error' event.
       throw describeConnectError(url, firstError ?? error)
     }
+    // ioredis selects the URL's database on connect and, if the server has no such database,
+    // goes on in database 0 without a word: select it again and look.
+    const db = options.db ?? redis.options.db ?? 0
+    try {
+      await redis.select(db)
+    } catch (error) {
+      const databases = await redis
+        .config('GET', 'databases')
+        .then((reply) => Number((reply as string[])[1]))
+        .catch(() => undefined)
+      redis.disconnect()
+      const range = databases && databases > 0 ? `use a database from 0 to ${databases - 1} (its \`databases\` setting)` : 'use a database the server has (0 unless it is set up otherwise)'
+      throw new UsageError(
+        `the Redis queue ${redactUrl(url)}${options.source ? ` (from ${options.source})` : ''} names database ${db}, which this server does not have (${(error as Error).message}); ${range}`,
+        'PTR_BAD_QUEUE_URL',
+        error,
+      )
+    }
     connected = true
     return new RedisQueueBackend(redis, url, options)
   }
@@ -419,7 +455,7 @@ export class RedisQueueBackend implements QueueBackend {
       // Commands wait across reconnects instead of failing after a few retries.
       maxRetriesPerRequest: null,
       // Before the first connection: fail at once (one clear line). After: retry forever, backing off to 2 s.
-      retryStrategy: (times) => (connected() ? Math.min(50 * 2 ** Math.min(times, 6), 2000) : null),
+      retryStrategy: (times) => (connected() ? Math.min(50 * 2 ** Math.min(times, 6), RedisQueueBackend.RECONNECT_MAX_MS) : null),
       // An AUTH failure is final; any other error keeps reconnecting.
       reconnectOnError: () => false,
     }
@@ -434,6 +470,7 @@ export class RedisQueueBackend implements QueueBackend {
   #back(): void {
     if (!this.#down || this.#closed) return
     this.#down = false
+    this.#backAt = Date.now()
     this.#log(`ptr: reconnected to the Redis queue ${this.url}`)
   }
 
@@ -632,6 +669,9 @@ export class RedisQueueBackend implements QueueBackend {
 
   async renew(leases: readonly Lease[]): Promise<RenewOutcome[]> {
     if (leases.length === 0) return []
+    // Not queued while Redis is away: the lease end is computed now, and would be stale when sent.
+    // The holder keeps its runs and renews at its next turn after the reconnect.
+    if (this.#down) throw new Error(`the Redis queue ${this.url} is unreachable`)
     return (await this.#redis.ptrRenew(PREFIX, Date.now(), this.leaseMs, ...leases.flatMap((l) => [l.runId, l.token]))) as RenewOutcome[]
   }
 
@@ -669,7 +709,11 @@ export class RedisQueueBackend implements QueueBackend {
   }
 
   async recoverExpired(): Promise<number> {
-    if (this.#closed) return 0
+    if (this.#closed || this.#down) return 0
+    // After an outage every lease looks expired, also those of workers that are fine and only
+    // could not renew. Give them one lease (plus the reconnect backoff, up to 2 s) to renew first;
+    // only runs whose worker did not come back are recovered.
+    if (this.#backAt > 0 && Date.now() - this.#backAt < this.leaseMs + RedisQueueBackend.RECONNECT_MAX_MS) return 0
     let total = 0
     for (;;) {
       const n = (await this.#redis.ptrRecover(PREFIX, Date.now(), this.maxLostLeases)) as number
@@ -742,6 +786,18 @@ export class RedisQueueBackend implements QueueBackend {
       total += n
       if (n < 1000) return total
     }
+  }
+
+  health(): QueueHealth {
+    if (this.#closed) return { ok: false, reason: `queue ${this.url} is closed` }
+    return this.#down || this.#redis.status !== 'ready'
+      ? { ok: false, reason: `the Redis queue ${this.url} is unreachable; ptr reconnects by itself once it is back` }
+      : { ok: true }
+  }
+
+  /** Losing Redis is never final (ptr reconnects), so this never fires. */
+  onFault(_listener: (error: Error) => void): () => void {
+    return () => undefined
   }
 
   async close(): Promise<void> {

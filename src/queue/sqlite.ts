@@ -1,4 +1,4 @@
-import { mkdirSync, watch } from 'node:fs'
+import { existsSync, mkdirSync, statSync, watch } from 'node:fs'
 import type { FSWatcher } from 'node:fs'
 import path from 'node:path'
 import Database from 'better-sqlite3'
@@ -12,6 +12,7 @@ import type {
   NewRun,
   QueueBackend,
   QueueBackendOptions,
+  QueueHealth,
   QueueRunState,
   RenewOutcome,
   RunRecord,
@@ -21,7 +22,8 @@ import type { RunOutcome, WaitOptions } from './backend.ts'
 import { isFinalQueueState } from './backend.ts'
 import { RunWaiters } from './waiters.ts'
 
-const SCHEMA_VERSION = 1
+/** 1: the first; 2: runs.cancel_reason. */
+const SCHEMA_VERSION = 2
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS runs (
@@ -41,6 +43,7 @@ CREATE TABLE IF NOT EXISTS runs (
   token TEXT,
   lease_until INTEGER,
   cancel_requested INTEGER NOT NULL DEFAULT 0,
+  cancel_reason TEXT,
   created_at INTEGER NOT NULL,
   available_at INTEGER NOT NULL,
   started_at INTEGER,
@@ -124,11 +127,24 @@ function toRecord(row: Row): RunRecord {
 function describeOpenError(file: string, error: unknown): UsageError {
   const code = (error as { code?: string }).code ?? ''
   const message = error instanceof Error ? error.message : String(error)
+  if (code.startsWith('SQLITE_READONLY')) return readOnlyError(file, error)
   if (code === 'SQLITE_NOTADB' || code === 'SQLITE_CORRUPT') {
     return new UsageError(`queue file ${file} is not a ptr queue (${message}); point --queue at another file, or move this one away`, 'PTR_BAD_QUEUE_FILE', error)
   }
   return new UsageError(`cannot open queue file ${file}: ${message}; check that the path is a file you can read and write`, 'PTR_BAD_QUEUE_FILE', error)
 }
+
+const readOnlyError = (file: string, cause?: unknown) =>
+  new UsageError(`queue file ${file} is read-only; make it (and its folder) writable for this user, or point --queue at another file`, 'PTR_QUEUE_FILE_READONLY', cause)
+
+const deletedError = (file: string) =>
+  new UsageError(
+    `queue file ${file} was deleted or replaced while ptr had it open; stop every worker and submitter of this queue (runs written to the deleted file are gone), then start them again on a fresh file`,
+    'PTR_QUEUE_FILE_GONE',
+  )
+
+/** SQLite errors after which the file cannot be used any more (as opposed to a busy lock or a bad statement). */
+const FILE_FAULT = /^SQLITE_(READONLY|IOERR|CANTOPEN|CORRUPT|NOTADB|FULL)/
 
 /**
  * The embedded queue: one SQLite file in WAL mode, shared by every worker and submitter process on
@@ -157,6 +173,12 @@ export class SqliteQueueBackend implements QueueBackend {
   #changeScheduled = false
   #recheck = 0
   #closed = false
+  /** The file's identity when opened: a different one (or none) at the path means it was deleted or replaced. */
+  #identity: { dev: number; ino: number } | undefined
+  #fileCheck: NodeJS.Timeout | undefined
+  /** Set once the file cannot be used any more; every call then fails with it. */
+  #fault: UsageError | undefined
+  #faultListeners = new Set<(error: Error) => void>()
 
   constructor(file: string, options: QueueBackendOptions & { url?: string } = {}) {
     this.file = file
@@ -164,9 +186,15 @@ export class SqliteQueueBackend implements QueueBackend {
     this.leaseMs = options.leaseMs ?? 10_000
     this.maxLostLeases = options.maxLostLeases ?? 3
     try {
-      if (file !== ':memory:') mkdirSync(path.dirname(file), { recursive: true })
+      if (file !== ':memory:') {
+        mkdirSync(path.dirname(file), { recursive: true })
+        // The log of a deleted queue, still used by a process that has the deleted file open: a
+        // new file beside it would mix with that log (disk I/O errors, lost runs).
+        if (!existsSync(file) && existsSync(`${file}-wal`)) throw deletedError(file)
+      }
       this.#db = new Database(file, { timeout: 10_000 })
     } catch (error) {
+      if (error instanceof UsageError) throw error
       throw describeOpenError(file, error)
     }
     try {
@@ -178,11 +206,31 @@ export class SqliteQueueBackend implements QueueBackend {
       }
       if (version < SCHEMA_VERSION) {
         this.#db.transaction(() => {
+          // Read again under the write lock: another process may have migrated it meanwhile.
+          const now = this.#db.pragma('user_version', { simple: true }) as number
+          if (now === SCHEMA_VERSION) return
+          if (now === 0) {
+            // A new queue starts from an empty file: tables of something else mean the wrong file.
+            const tables = (this.#db.prepare(`SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name`).pluck().all() as string[])
+            if (tables.length > 0) {
+              throw new UsageError(
+                `queue file ${file} is not a ptr queue: it holds other tables (${tables.slice(0, 3).join(', ')}${tables.length > 3 ? ', ...' : ''}); point --queue at another file, or move this one away`,
+                'PTR_BAD_QUEUE_FILE',
+              )
+            }
+          }
+          if (now === 1) this.#db.exec(`ALTER TABLE runs ADD COLUMN cancel_reason TEXT`)
           this.#db.exec(SCHEMA)
           this.#db.pragma(`user_version = ${SCHEMA_VERSION}`)
         }).immediate()
       }
       this.#stmts = this.prepare()
+      // SQLite opens a file it may not write read-only without a word: find out now, not at the first claim.
+      this.#db.transaction(() => this.#db.prepare(`UPDATE meta SET v = v WHERE k = 'seq'`).run()).immediate()
+      if (file !== ':memory:') {
+        const { dev, ino } = statSync(file)
+        this.#identity = { dev, ino }
+      }
     } catch (error) {
       this.#db.close()
       if (error instanceof UsageError) throw error
@@ -236,7 +284,20 @@ export class SqliteQueueBackend implements QueueBackend {
         `UPDATE runs SET state = 'Cancelled', state_name = 'Cancelled', error = @error, ended_at = @now, seq = @seq, ${HISTORY('NULL')}
          WHERE id = @id AND state = 'Scheduled'`,
       ),
-      requestCancel: db.prepare(`UPDATE runs SET cancel_requested = 1 WHERE id = @id AND state = 'Running'`),
+      requestCancel: db.prepare(`UPDATE runs SET cancel_requested = 1, cancel_reason = @error WHERE id = @id AND state = 'Running'`),
+      // A run asked to cancel ends Cancelled instead of going back to the queue (handed back, retried, or its lease expired).
+      endCancelRequested: db.prepare(
+        `UPDATE runs SET state = 'Cancelled', state_name = 'Cancelled', error = cancel_reason, ended_at = @now, lease_until = NULL, token = NULL, seq = @seq,
+           history = json_insert(history, '$[#]', json_object('at', @now, 'state', 'Cancelled', 'name', 'Cancelled', 'worker', worker,
+             'message', json_extract(cancel_reason, '$.message')))
+         WHERE id = @id AND token = @token AND state = 'Running' AND cancel_requested = 1`,
+      ),
+      cancelExpired: db.prepare(
+        `UPDATE runs SET state = 'Cancelled', state_name = 'Cancelled', error = cancel_reason, ended_at = @now, lease_until = NULL, token = NULL, seq = @seq,
+           history = json_insert(history, '$[#]', json_object('at', @now, 'state', 'Cancelled', 'name', 'Cancelled', 'worker', worker,
+             'message', json_extract(cancel_reason, '$.message')))
+         WHERE state = 'Running' AND lease_until < @now AND cancel_requested = 1 RETURNING id`,
+      ),
       anyExpired: db.prepare(`SELECT 1 FROM runs WHERE state = 'Running' AND lease_until < @now LIMIT 1`),
       crashExpired: db.prepare(
         `UPDATE runs SET state = 'Crashed', state_name = 'Crashed', ended_at = @now, lease_until = NULL, token = NULL, seq = @seq, lost = lost + 1,
@@ -268,6 +329,7 @@ export class SqliteQueueBackend implements QueueBackend {
 
   #write<T>(op: () => T): Promise<T> {
     if (this.#closed) return Promise.reject(new Error(`queue ${this.url} is closed`))
+    if (this.#fault) return Promise.reject(this.#fault)
     return new Promise<T>((resolve, reject) => {
       this.#pending.push({ op, resolve: resolve as (v: unknown) => void, reject })
       if (!this.#flushScheduled) {
@@ -297,15 +359,22 @@ export class SqliteQueueBackend implements QueueBackend {
         })
         .immediate()
     } catch (error) {
-      for (const { reject } of batch) reject(error)
+      const fault = this.#faultFrom(error)
+      for (const { reject } of batch) reject(fault ?? error)
       return
     } finally {
       this.#txSeq = undefined
     }
+    // Committed, but to the file at the path? If it was deleted, these writes went to a copy
+    // nobody else will read: they are not acknowledged.
+    if (this.#verifyFile()) {
+      for (const { reject } of batch) reject(this.#fault)
+      return
+    }
     batch.forEach(({ resolve, reject }, i) => {
       const outcome = outcomes[i]!
       if (outcome.ok) resolve(outcome.value)
-      else reject(outcome.value)
+      else reject(this.#faultFrom(outcome.value) ?? outcome.value)
     })
     this.#changed(true)
   }
@@ -337,7 +406,7 @@ export class SqliteQueueBackend implements QueueBackend {
     const now = Date.now()
     const taskList = JSON.stringify(tasks)
     // A read first: most wake-ups find nothing, and a read takes no write lock.
-    if (!this.#stmts.anyDue.get({ now, tasks: taskList })) return []
+    if (!this.#read(() => this.#stmts.anyDue.get({ now, tasks: taskList }))) return []
     // In the write batch: after writes asked for before it (a worker's last report, so a run's end
     // is recorded no later than the next start), and with a change number, so whoever waits for
     // the claimed runs hears they started.
@@ -365,7 +434,9 @@ export class SqliteQueueBackend implements QueueBackend {
     // Runs scheduled for later (retry delays) need a timer: no write happens when they fall due.
     const listener = () => {
       clearTimeout(timer)
-      const due = this.#closed ? undefined : this.nextDue(tasks)
+      if (this.#fault) return
+      let due: number | undefined
+      if (!this.#closed) this.#quietly(() => (due = this.nextDue(tasks)))
       if (due !== undefined && due > Date.now()) timer = setTimeout(listener, Math.min(due - Date.now(), 1000) + 1)
       onWork()
     }
@@ -443,6 +514,7 @@ export class SqliteQueueBackend implements QueueBackend {
   #requeue(lease: Lease, name: string, error: StoredError | undefined, message: string, delayMs: number, failed: number): Promise<boolean> {
     return this.#write(() => {
       const now = Date.now()
+      if (this.#stmts.endCancelRequested.run({ id: lease.runId, token: lease.token, now, seq: this.#seq() }).changes > 0) return true
       const info = this.#stmts.requeue.run({
         id: lease.runId,
         token: lease.token,
@@ -470,17 +542,22 @@ export class SqliteQueueBackend implements QueueBackend {
     await this.#write(() => {
       const error = JSON.stringify({ name: 'CancelledError', message: reason, code: 'PTR_CANCELLED' })
       const info = this.#stmts.cancelScheduled.run({ id: runId, error, now: Date.now(), seq: this.#seq(), entry_state: 'Cancelled', entry_name: 'Cancelled', message: reason })
-      if (info.changes === 0) this.#stmts.requestCancel.run({ id: runId })
+      if (info.changes === 0) this.#stmts.requestCancel.run({ id: runId, error })
     })
     return this.get(runId)
   }
 
   recoverExpired(): Promise<number> {
     if (this.#closed) return Promise.resolve(0)
-    if (!this.#stmts.anyExpired.get({ now: Date.now() })) return Promise.resolve(0)
+    try {
+      if (!this.#read(() => this.#stmts.anyExpired.get({ now: Date.now() }))) return Promise.resolve(0)
+    } catch (error) {
+      return Promise.reject(error)
+    }
     return this.#write(() => {
       const now = Date.now()
-      const crashed = this.#stmts.crashExpired.all({ now, seq: this.#seq(), max_lost: this.maxLostLeases }).length
+      const cancelled = this.#stmts.cancelExpired.all({ now, seq: this.#seq() }).length
+      const crashed = cancelled + this.#stmts.crashExpired.all({ now, seq: this.#seq(), max_lost: this.maxLostLeases }).length
       return crashed + this.#stmts.requeueExpired.all({ now }).length
     })
   }
@@ -492,7 +569,7 @@ export class SqliteQueueBackend implements QueueBackend {
   }
 
   getSync(runId: string): RunRecord | undefined {
-    const row = this.#stmts.get.get(runId) as Row | undefined
+    const row = this.#read(() => this.#stmts.get.get(runId)) as Row | undefined
     return row && toRecord(row)
   }
 
@@ -508,7 +585,7 @@ export class SqliteQueueBackend implements QueueBackend {
   }
 
   async list(filter: ListFilter = {}): Promise<RunRecord[]> {
-    const rows = this.#stmts.list.all({ state: filter.state ?? null, task: filter.task ?? null, limit: filter.limit ?? 100 }) as Row[]
+    const rows = this.#read(() => this.#stmts.list.all({ state: filter.state ?? null, task: filter.task ?? null, limit: filter.limit ?? 100 })) as Row[]
     return rows.map(toRecord)
   }
 
@@ -520,7 +597,7 @@ export class SqliteQueueBackend implements QueueBackend {
   }
 
   async logs(runId: string): Promise<LogLine[]> {
-    return this.#stmts.logs.all(runId) as LogLine[]
+    return this.#read(() => this.#stmts.logs.all(runId)) as LogLine[]
   }
 
   prune(endedBefore: number): Promise<number> {
@@ -539,6 +616,81 @@ export class SqliteQueueBackend implements QueueBackend {
     this.#stopWatching()
     this.#waiters.rejectAll(new Error(`queue ${this.url} was closed while waiting for a run`))
     this.#db.close()
+  }
+
+  // ---- the file itself: deleted, replaced, read-only ----
+
+  /** Whether the queue can be used (a worker's /health). */
+  health(): QueueHealth {
+    if (!this.#fault && !this.#closed) this.#verifyFile()
+    return this.#fault ? { ok: false, reason: this.#fault.message } : { ok: true }
+  }
+
+  onFault(listener: (error: Error) => void): () => void {
+    if (this.#fault) {
+      const fault = this.#fault
+      queueMicrotask(() => listener(fault))
+      return () => undefined
+    }
+    this.#faultListeners.add(listener)
+    return () => this.#faultListeners.delete(listener)
+  }
+
+  /** Checks that the path still names the file opened; sets the fault if not. Returns whether the queue is faulted. */
+  #verifyFile(): boolean {
+    if (this.#fault) return true
+    if (!this.#identity) return false
+    let now: { dev: number; ino: number } | undefined
+    try {
+      now = statSync(this.file)
+    } catch {
+      now = undefined
+    }
+    if (!now || now.dev !== this.#identity.dev || now.ino !== this.#identity.ino) this.#setFault(deletedError(this.file))
+    return this.#fault !== undefined
+  }
+
+  /** The fault an SQLite error means, if it means the file is unusable (set as the queue's fault). */
+  #faultFrom(error: unknown): UsageError | undefined {
+    if (this.#fault) return this.#fault
+    const code = String((error as { code?: unknown })?.code ?? '')
+    if (this.#verifyFile() || !FILE_FAULT.test(code)) return this.#fault
+    this.#setFault(
+      code.startsWith('SQLITE_READONLY')
+        ? readOnlyError(this.file, error)
+        : new UsageError(`queue file ${this.file} cannot be used: ${(error as Error).message}; check the disk and the file, then restart the workers`, 'PTR_QUEUE_FILE_FAILED', error),
+    )
+    return this.#fault
+  }
+
+  #setFault(fault: UsageError): void {
+    if (this.#fault) return
+    this.#fault = fault
+    this.#stopWatching()
+    clearInterval(this.#sweeper)
+    this.#sweeper = undefined
+    this.#waiters.rejectAll(fault)
+    for (const listener of this.#faultListeners) listener(fault)
+    this.#faultListeners.clear()
+  }
+
+  /** Runs a read; an error that means the file is unusable becomes the queue's fault. */
+  #read<T>(read: () => T): T {
+    if (this.#fault) throw this.#fault
+    try {
+      return read()
+    } catch (error) {
+      throw this.#faultFrom(error) ?? error
+    }
+  }
+
+  /** For reads on timers: nobody to reject, so a fault is set (and heard by onFault) and other errors are dropped. */
+  #quietly(run: () => void): void {
+    try {
+      this.#read(run)
+    } catch {
+      // Set as the fault (if it is one) by #read.
+    }
   }
 
   // ---- noticing changes ----
@@ -561,6 +713,11 @@ export class SqliteQueueBackend implements QueueBackend {
       }
     }
     this.#fallback ??= setInterval(() => this.#scheduleChange(), 100)
+    // A deleted or replaced file makes no error by itself: look at the path now and then.
+    if (this.#identity && !this.#fileCheck) {
+      this.#fileCheck = setInterval(() => this.#verifyFile(), 1000)
+      this.#fileCheck.unref()
+    }
     // Stay alive while someone waits; an idle client must not hold the process open.
     this.#watcher?.ref()
     this.#fallback.ref()
@@ -575,6 +732,8 @@ export class SqliteQueueBackend implements QueueBackend {
     this.#watcher = undefined
     clearInterval(this.#fallback)
     this.#fallback = undefined
+    clearInterval(this.#fileCheck)
+    this.#fileCheck = undefined
   }
 
   /**
@@ -590,8 +749,10 @@ export class SqliteQueueBackend implements QueueBackend {
 
   #check(): void {
     this.#changeScheduled = false
-    if (this.#closed) return
-    const version = this.#readDataVersion()
+    if (this.#closed || this.#fault) return
+    let version = this.#dataVersion
+    this.#quietly(() => (version = this.#readDataVersion()))
+    if (this.#fault) return
     // Our own commits do not move data_version; those are handled right after the flush.
     if (version === this.#dataVersion) {
       if (this.#recheck > 0 && !this.#changeScheduled) {
@@ -605,8 +766,12 @@ export class SqliteQueueBackend implements QueueBackend {
     this.#changed(false)
   }
 
-  #changed(_local: boolean): void {
-    if (this.#closed) return
+  #changed(local: boolean): void {
+    this.#quietly(() => this.#changedNow(local))
+  }
+
+  #changedNow(_local: boolean): void {
+    if (this.#closed || this.#fault) return
     for (const listener of this.#workListeners) listener()
     if (this.#waiters.size === 0) {
       // Nobody waits: just move the cursor on (cheaply, without reading the ended runs).

@@ -11,6 +11,9 @@ export interface PrefectTaskRunnerOptions {
   queue?: string
 }
 
+/** How long a cancel may take to reach the queue before ptr says it could not. */
+const CANCEL_WAIT_MS = 5_000
+
 /**
  * Sends every `submit()` and `map()` of a flow to the task-worker queue; `ptr worker serve`
  * processes run them. Futures in arguments and `waitFor` are resolved here, before a run is queued.
@@ -29,6 +32,8 @@ export class PrefectTaskRunner extends TaskRunner {
   /** The task the engine drives (no retries, no timeout) → the task as defined. */
   readonly #defined = new WeakMap<AnyTask, AnyTask>()
   readonly #engineSide = new WeakMap<AnyTask, AnyTask>()
+  /** Cancellations still being written to the queue: close() waits for them (see #cancelOnQueue). */
+  readonly #cancelling = new Set<Promise<void>>()
 
   constructor(options: PrefectTaskRunnerOptions = {}) {
     // No limit here: each worker's --limit bounds what runs at once.
@@ -61,6 +66,9 @@ export class PrefectTaskRunner extends TaskRunner {
   }
 
   protected override async onClose(): Promise<void> {
+    // The engine reports a cancelled run Cancelled at once; the queue must say so too before the
+    // flow run ends (and ptr exits), or a worker started later would still run it.
+    while (this.#cancelling.size > 0) await Promise.all([...this.#cancelling])
     if (this.#ownsBackend) await this.#backend?.close()
     this.#backend = undefined
   }
@@ -68,13 +76,16 @@ export class PrefectTaskRunner extends TaskRunner {
   override async execute(run: TaskRun, args: unknown[]): Promise<unknown> {
     const backend = this.#backend!
     const task = this.#defined.get(run.task) ?? run.task
-    await backend.enqueue([
+    const enqueued = backend.enqueue([
       { id: run.id, task: task.name, name: run.name, args: encodeValue(args, `an argument of '${run.name}'`), retries: task.options.retries ?? 0 },
     ])
     const signal = run.signal
-    const onAbort = () => void backend.cancel(run.id, String((signal.reason as Error)?.message ?? 'cancelled')).catch(() => undefined)
-    signal.addEventListener('abort', onAbort, { once: true })
+    // Listening before the enqueue is written: a cancel that comes while it is in flight follows it.
+    const onAbort = () => this.#cancelOnQueue(backend, run.id, String((signal.reason as Error)?.message ?? 'cancelled'), enqueued)
+    if (signal.aborted) onAbort()
+    else signal.addEventListener('abort', onAbort, { once: true })
     try {
+      await enqueued
       const onRunning = (attempt: number) => {
         if (run.state.type === 'Scheduled' || run.state.type === 'Running') run.setState(S.Running(attempt === 1 ? 'Running' : 'Retrying'))
       }
@@ -84,5 +95,38 @@ export class PrefectTaskRunner extends TaskRunner {
     } finally {
       signal.removeEventListener('abort', onAbort)
     }
+  }
+
+  /**
+   * Cancels the run on the queue: a Scheduled run ends Cancelled there at once; a claimed one is
+   * asked to stop (its worker ends it Cancelled at its next lease renewal, and if that worker is
+   * gone the expired lease ends it Cancelled too), and is waited for up to one lease.
+   * A cancel that cannot be written is said on stderr with the run id, since the run may still execute.
+   */
+  #cancelOnQueue(backend: QueueBackend, runId: string, reason: string, enqueued: Promise<void>): void {
+    const cancelling = (async () => {
+      try {
+        await enqueued
+      } catch {
+        return // never reached the queue: nothing to cancel
+      }
+      // An unreachable queue (Redis retries forever) must not hold ptr's exit.
+      let timer: NodeJS.Timeout | undefined
+      const late = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`no answer within ${CANCEL_WAIT_MS / 1000} s`)), CANCEL_WAIT_MS)
+      })
+      try {
+        const record = await Promise.race([backend.cancel(runId, reason), late])
+        if (record?.state === 'Running') await backend.waitForEnd(runId, { signal: AbortSignal.timeout(backend.leaseMs) }).catch(() => undefined)
+      } catch (error) {
+        process.stderr.write(
+          `ptr: could not cancel run ${runId} on the queue ${backend.url} (${(error as Error)?.message ?? String(error)}); a worker may still run it\n`,
+        )
+      } finally {
+        clearTimeout(timer)
+      }
+    })()
+    this.#cancelling.add(cancelling)
+    void cancelling.finally(() => this.#cancelling.delete(cancelling))
   }
 }

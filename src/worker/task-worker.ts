@@ -79,6 +79,9 @@ interface Slot {
   /** Set once the lease is gone (lost or handed back): nothing more is written for this attempt. */
   abandoned: boolean
   done: Promise<void>
+  /** Settles when the task function itself returns or throws (an attempt may end before: timeout, lost lease, cancel). */
+  body: Promise<void>
+  bodyDone: boolean
 }
 
 const time = (ms = Date.now()) => new Date(ms).toISOString().slice(11, 23)
@@ -118,11 +121,29 @@ export class TaskWorker {
   #renewTimer: NodeJS.Timeout | undefined
   /** Slots asked for by claims still in flight. */
   #reserved = 0
+  /**
+   * Attempts that ended (timed out, lease lost, cancelled) while their task function, which
+   * ignored its signal, still runs here: they keep their slot until it returns, so `limit`
+   * bounds what really runs.
+   */
+  #lingering = 0
   #claimAgain = false
   #server: Server | undefined
   #restoreConsole: (() => void) | undefined
   #idle: (() => void) | undefined
+  /** Ends the grace period now (a second stop() with `graceSeconds: 0`). */
+  #endGrace: (() => void) | undefined
   #stopping: Promise<void> | undefined
+  #stopFault: (() => void) | undefined
+  #fault: Error | undefined
+  #onFault!: (error: Error) => void
+  /**
+   * Resolves with the error if the queue becomes unusable for good (an SQLite file deleted,
+   * replaced or read-only): the worker then stops at once, handing back what it can. Never rejects.
+   */
+  readonly failed: Promise<Error> = new Promise((resolve) => (this.#onFault = resolve))
+  /** When the last "claim failed" line was written, and what it said: a queue that keeps failing is said once, not five times a second. */
+  #claimFailure = { at: 0, message: '' }
 
   constructor(tasks: readonly AnyTask[], options: TaskWorkerOptions = {}) {
     const limit = options.limit ?? 10
@@ -176,7 +197,7 @@ export class TaskWorker {
       state: this.#state,
       startedAt: this.#startedAt === undefined ? undefined : new Date(this.#startedAt).toISOString(),
       limit: this.limit,
-      inFlight: this.#inFlight.size,
+      inFlight: this.#inFlight.size + this.#lingering,
       running: [...this.#inFlight.values()].map((s) => ({
         id: s.run.runId,
         name: s.run.name,
@@ -208,6 +229,11 @@ export class TaskWorker {
       setDefaultQueue(url, this.#backend, { ...timings, source })
     }
     const backend = this.#backend
+    this.#stopFault = backend.onFault((error) => {
+      this.#fault ??= error
+      this.#onFault(error)
+      void this.stop({ graceSeconds: 0 })
+    })
     if (this.#options.statusPort !== undefined) await this.#startStatusServer(this.#options.statusPort, this.#options.statusHost ?? '127.0.0.1')
     setLogSink(this.#logSink)
     this.#restoreConsole = captureConsole()
@@ -222,6 +248,8 @@ export class TaskWorker {
    * queue (they run again elsewhere), then frees everything. Idempotent.
    */
   stop(options: { graceSeconds?: number } = {}): Promise<void> {
+    // Already stopping: a shorter grace (0: hand back now) still applies.
+    if (this.#stopping && options.graceSeconds === 0) this.#endGrace?.()
     this.#stopping ??= this.#stop(options.graceSeconds ?? this.#options.graceSeconds ?? 10)
     return this.#stopping
   }
@@ -229,13 +257,18 @@ export class TaskWorker {
   async #stop(graceSeconds: number): Promise<void> {
     this.#state = 'stopping'
     this.#stopWatching?.()
+    this.#stopFault?.()
     if (this.#inFlight.size > 0) {
       let timer: NodeJS.Timeout | undefined
       await Promise.race([
         new Promise<void>((resolve) => (this.#idle = resolve)),
-        new Promise<void>((resolve) => (timer = setTimeout(resolve, graceSeconds * 1000))),
+        new Promise<void>((resolve) => {
+          this.#endGrace = resolve
+          timer = setTimeout(resolve, graceSeconds * 1000)
+        }),
       ])
       clearTimeout(timer)
+      this.#endGrace = undefined
     }
     const left = [...this.#inFlight.values()]
     await Promise.all([
@@ -252,8 +285,14 @@ export class TaskWorker {
     clearInterval(this.#renewTimer)
     this.#restoreConsole?.()
     setLogSink(undefined)
-    await new Promise<void>((resolve) => (this.#server ? this.#server.close(() => resolve()) : resolve()))
-    this.#server?.closeAllConnections()
+    // close() alone waits for every open connection, and a client that sent half a request (or
+    // keeps an idle keep-alive connection) would hold the worker forever: end them all.
+    const server = this.#server
+    if (server) {
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()))
+      server.closeAllConnections()
+      await closed
+    }
     if (this.#ownsBackend) {
       setDefaultQueue(undefined)
       await this.#backend?.close()
@@ -272,7 +311,7 @@ export class TaskWorker {
    */
   #claim(): void {
     if (this.#state !== 'serving') return
-    const free = this.limit - this.#inFlight.size - this.#reserved
+    const free = this.limit - this.#inFlight.size - this.#lingering - this.#reserved
     if (free <= 0) {
       // Work may have arrived after the claims in flight looked: look again when they return.
       if (this.#reserved > 0) this.#claimAgain = true
@@ -288,7 +327,13 @@ export class TaskWorker {
       },
       (error: unknown) => {
         this.#reserved -= free
-        this.#line(`claim failed: ${toError(error).message}; trying again`)
+        if (this.#fault || this.#state !== 'serving') return
+        const message = toError(error).message
+        const now = Date.now()
+        if (message !== this.#claimFailure.message || now - this.#claimFailure.at > 30_000) {
+          this.#claimFailure = { at: now, message }
+          this.#line(`claim failed: ${message}; trying again`)
+        }
         setTimeout(() => this.#claim(), 200)
       },
     )
@@ -314,13 +359,20 @@ export class TaskWorker {
   }
 
   #execute(run: ClaimedRun): void {
-    const slot: Slot = { run, startedAt: Date.now(), logs: [], abandoned: false, done: Promise.resolve() }
+    const slot: Slot = { run, startedAt: Date.now(), logs: [], abandoned: false, done: Promise.resolve(), body: Promise.resolve(), bodyDone: true }
     this.#inFlight.set(run.runId, slot)
     this.#line(`${run.name} ${run.attempt > 1 ? `Retrying (attempt ${run.attempt})` : 'Running'}`)
     slot.done = this.#attempt(slot).then((outcome) => {
       // The slot is free once the task has returned: the claim for the next run goes out in the
       // same write as this run's report (one round trip), and the report finishes in the background.
       this.#inFlight.delete(run.runId)
+      if (!slot.bodyDone) {
+        this.#lingering++
+        void slot.body.then(() => {
+          this.#lingering--
+          this.#claim()
+        })
+      }
       const report = this.#report(slot, outcome).catch((error: unknown) => this.#line(`${run.name}: could not record how it ended: ${toError(error).message}`))
       this.#reports.add(report)
       void report.finally(() => this.#reports.delete(report))
@@ -412,11 +464,18 @@ export class TaskWorker {
     const attempt = new Promise((resolve, reject) => {
       if (slot.stopReason) return reject(slot.stopReason)
       slot.onStop = reject
+      let body: Promise<unknown>
       try {
-        Promise.resolve(runWithContext(context, task.fn, ...args)).then(resolve, reject)
+        body = Promise.resolve(runWithContext(context, task.fn, ...args))
       } catch (error) {
-        reject(error)
+        body = Promise.reject(error)
       }
+      slot.bodyDone = false
+      slot.body = body.then(
+        () => void (slot.bodyDone = true),
+        () => void (slot.bodyDone = true),
+      )
+      body.then(resolve, reject)
     })
     return withTimeLimit(attempt, timeoutSeconds, () => {
       const error = new TaskRunTimeoutError(`'${run.name}' timed out after ${timeoutSeconds} s`)
@@ -447,7 +506,8 @@ export class TaskWorker {
   }
 
   async #startStatusServer(port: number, host: string): Promise<void> {
-    const server = createServer((request, response) => {
+    // Half-sent requests time out (checked every second), so a silent client cannot hold a connection.
+    const server = createServer({ headersTimeout: 5_000, requestTimeout: 10_000, connectionsCheckingInterval: 1_000 }, (request, response) => {
       const path = (request.url ?? '/').split('?')[0]
       const send = (code: number, body: unknown) => {
         response.writeHead(code, { 'content-type': 'application/json' })
@@ -455,7 +515,11 @@ export class TaskWorker {
       }
       if (request.method !== 'GET') return send(405, { error: 'use GET' })
       if (path === '/status') return send(200, this.status())
-      if (path === '/health') return send(this.#state === 'serving' ? 200 : 503, { ok: this.#state === 'serving', state: this.#state })
+      if (path === '/health') {
+        const queue = this.#backend?.health() ?? { ok: false, reason: 'no queue yet' }
+        if (!queue.ok) return send(503, { ok: false, state: this.#state, reason: queue.reason })
+        return send(this.#state === 'serving' ? 200 : 503, { ok: this.#state === 'serving', state: this.#state })
+      }
       return send(404, { error: 'not found; try /status or /health' })
     })
     await new Promise<void>((resolve, reject) => {
