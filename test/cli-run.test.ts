@@ -3,8 +3,8 @@
  * bad input, signals, and a project that installs ptr as a dependency.
  */
 import assert from 'node:assert/strict'
-import { execFileSync } from 'node:child_process'
-import { mkdirSync, writeFileSync } from 'node:fs'
+import { execFileSync, spawnSync } from 'node:child_process'
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { after, describe, it } from 'node:test'
 import { RUNNER_KINDS } from '../src/runners/kinds.ts'
@@ -177,5 +177,40 @@ export default flow({ name: 'user' }, async ({ word = 'hi' }: { word?: string })
     assert.match(out, /^\S+ flow \| HEY!$/m)
     assert.match(out, /loud-\d+ Completed/)
     assert.match(out, /flow run user-\S+ Completed/)
+  })
+})
+
+describe('output to a closed pipe', () => {
+  const shell = (command: string, cwd = REPO) =>
+    spawnSync('bash', ['-c', `${command}; echo "ptr-exit=\${PIPESTATUS[0]}" >&2`], {
+      cwd,
+      encoding: 'utf8',
+      env: { ...process.env, NO_COLOR: '1', NODE_TEST_CONTEXT: undefined, CI: 'true' },
+    })
+  const ptr = `${process.execPath} ${path.join(REPO, 'bin', 'ptr.js')}`
+  for (const [label, command, code] of [
+    ['ptr run … | head -1 ends quietly with the flow\'s exit code', `${ptr} run flows/elevator.ts --param seconds=0.05 | head -1`, 0],
+    ['ptr run … | true (reader gone before the first line)', `${ptr} run flows/failures.ts --param strict=true | true`, 1],
+    ['ptr runs list | head -1 ends quietly with 0', `${ptr} runs list | head -1`, 0],
+    ['ptr runs list | true ends quietly with 0', `${ptr} runs list | true`, 0],
+  ] as const) {
+    it(label, () => {
+      const dir = tempDir()
+      after(dir.cleanup)
+      const result = shell(command.replace('flows/', `${REPO}/flows/`), dir.dir)
+      assert.doesNotMatch(result.stderr, /Unhandled|EPIPE|\n\s+at /, result.stderr)
+      assert.match(result.stderr, new RegExp(`ptr-exit=${code}\\b`), result.stderr)
+    })
+  }
+})
+
+describe('ptr --version', () => {
+  it('ptr --version and -V print the version and exit 0', async () => {
+    const { version } = JSON.parse(readFileSync(path.join(REPO, 'package.json'), 'utf8')) as { version: string }
+    for (const flag of ['--version', '-V']) {
+      const result = await runPtr([flag])
+      assert.equal(result.code, 0, result.stderr)
+      assert.equal(result.stdout.trim(), version)
+    }
   })
 })
