@@ -37,6 +37,8 @@ export interface RunFlowCommandOptions {
   quiet?: boolean
   logLevel?: string | undefined
   color?: string | undefined
+  /** `--debug`: whole stacks in the summary. */
+  debug?: boolean
 }
 
 const SIGNAL_EXIT: Record<'SIGINT' | 'SIGTERM', number> = { SIGINT: ExitCode.Sigint, SIGTERM: ExitCode.Sigterm }
@@ -83,8 +85,8 @@ export async function runFlowCommand(options: RunFlowCommandOptions): Promise<nu
   const kind = chooseRenderer({ output: mode, isTTY, env: process.env })
   const renderer: Renderer =
     kind === 'live' && !options.quiet
-      ? new LiveRenderer({ color })
-      : new PlainRenderer(screen, { color, quiet: options.quiet ?? false, logLevel: String(settings.settings.logLevel.value).toLowerCase() as LogLevel })
+      ? new LiveRenderer({ color, debug: options.debug ?? false })
+      : new PlainRenderer(screen, { color, debug: options.debug ?? false, quiet: options.quiet ?? false, logLevel: String(settings.settings.logLevel.value).toLowerCase() as LogLevel })
   const recorder = new RunRecorder()
   const history = mode === 'json' || options.junit ? new RunHistory() : undefined
   const unsubscribe = [runEvents.on(recorder.onEvent), runEvents.on(renderer.onEvent)]

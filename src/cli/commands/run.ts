@@ -71,6 +71,7 @@ Exit codes: 0 completed, 1 failed or crashed, 2 usage error, 130 Ctrl-C, 143 SIG
         quiet: options.quiet ?? false,
         logLevel: options.logLevel,
         color: options.color,
+        debug: Boolean(program.opts().debug),
       })
     })
 }
