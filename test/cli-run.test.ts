@@ -37,17 +37,20 @@ describe('ptr run: example flows', () => {
       }
     }
     assert.ok(lines.some((l) => /^\S+ flow \| sum of scaled numbers: 60$/.test(l)), result.stdout)
-    assert.equal(lastLine(result.stdout).replace(/ in .*/, ''), '5 task runs: 5 Completed')
+    assert.equal(lastLine(result.stdout).replace(/ in .*/, ''), '5 task runs: 5 completed')
     assert.doesNotMatch(result.stdout, /\x1b\[/, 'no ANSI codes with NO_COLOR')
   })
 
   it('names failures in the summary, with attempts and cause', async () => {
     const result = await runPtr(['run', 'flows/failures.ts', '--param', 'strict=true'])
     assert.match(result.stdout, /flaky_fetch-\d+ AwaitingRetry attempt 1 failed: connection reset \(attempt 1\); retrying in 0\.1 s/)
-    assert.match(result.stdout, /store-\d+ NotReady: upstream task run 'parse-\d+' .* ended Failed: .*JSON/)
-    assert.match(result.stdout, /✗ parse-\d+ Failed after 1 attempt: .*JSON/)
-    assert.match(result.stdout, /flow run failures-\S+ Failed: 1 task run failed and nothing handled it/)
-    assert.equal(lastLine(result.stdout).replace(/ in .*/, ''), '3 task runs: 1 Completed, 1 Failed, 1 NotReady')
+    assert.match(result.stdout, /store-\d+ NotReady: upstream parse-\d+ failed\n/)
+    assert.match(result.stdout, /✗ parse-\d+ failed after 1 attempt\n +SyntaxError: .*JSON.*\n +at flows\/failures\.ts:\d+:\d+\n/)
+    assert.match(result.stdout, /flow run failures-\S+ Failed: 1 task run failed and nothing handled it\n/)
+    // Each error once in the summary (the plain line of its state change aside).
+    const summary = result.stdout.slice(result.stdout.indexOf('\n\n'))
+    assert.equal(summary.match(/after property value in JSON/g)?.length, 1, summary)
+    assert.equal(lastLine(result.stdout).replace(/ in .*/, ''), '3 task runs: 1 completed, 1 failed, 1 not ready')
   })
 
   it('--runner picks the runner, whatever the flow code says', async () => {
@@ -134,7 +137,7 @@ describe('ptr run: signals', () => {
       assert.equal(result.code, code, result.stderr)
       assert.ok(Date.now() - started < 15_000, 'did not wait for the 20 s stops')
       assert.equal(result.stdout.split('\n').filter((l) => / stop_at_floor-\d+ Cancelled/.test(l)).length, 10)
-      assert.match(lastLine(result.stdout), /^10 task runs: 10 Cancelled in /)
+      assert.match(lastLine(result.stdout), /^10 task runs: 10 cancelled in /)
       assert.match(result.stdout, /flow run elevator-\S+ Cancelled/)
       assert.match(result.stderr, new RegExp(`${signal} received, cancelling the flow run`))
     })

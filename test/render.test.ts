@@ -83,7 +83,7 @@ describe('plain renderer', () => {
     const lines = quiet.trim().split('\n').filter(Boolean)
     assert.ok(lines.every((l) => !/ (Pending|Running|Completed|AwaitingRetry)$/.test(l)), quiet)
     assert.match(quiet, / boom-\d+ Failed: kaput\n/)
-    assert.match(lines.at(-1)!, /^3 task runs: 2 Completed, 1 Failed in /)
+    assert.match(lines.at(-1)!, /^3 task runs: 2 completed, 1 failed in /)
     assert.doesNotMatch(quiet, /flow run demo-\S+ Running/)
   })
 })
@@ -151,7 +151,7 @@ describe('reports', () => {
     const report: any = JSON.parse(result.stdout)
     assert.ok(validate(report), JSON.stringify(validate.errors))
     assert.equal(report.taskRuns.length, 6)
-    assert.match(result.stderr, /6 task runs: 6 Completed in /)
+    assert.match(result.stderr, /6 task runs: 6 completed in /)
   })
 
   it('--output refuses a report file that is not .json, so a flow file is never overwritten', async () => {

@@ -44,7 +44,7 @@ const attemptsText = (attempts: number) => (attempts === 0 ? 'before it started'
  */
 export function formatSummary(recorder: RunRecorder, flowState: State | undefined, c: ChalkInstance, options: SummaryOptions = {}): string {
   const lines: string[] = ['']
-  const shownErrors: Error[] = []
+  const shownErrors: { error: Error; who: string }[] = []
   const retriedLines = (id: string) => {
     const run = recorder.retried.get(id)
     if (!run) return []
@@ -54,7 +54,7 @@ export function formatSummary(recorder: RunRecorder, flowState: State | undefine
     const { state } = failure
     lines.push(`${c.red('✗')} ${c.bold(failure.taskRunName)} ${colorState(c, stateWord(state.name), state.type)} ${attemptsText(failure.attempts)}`)
     if (state.error) {
-      shownErrors.push(state.error)
+      shownErrors.push({ error: state.error, who: `${failure.taskRunName} ${stateWord(state.name)}` })
       lines.push(...errorLines(state.error, c, { debug: options.debug, indent: '    ' }))
     } else if (state.message) lines.push(`    ${state.message}`)
     lines.push(...retriedLines(failure.taskRunId))
@@ -82,14 +82,14 @@ export function formatSummary(recorder: RunRecorder, flowState: State | undefine
       if (options.showResult !== false && flowState.result !== undefined) lines.push(`${c.dim('result:')} ${shortValue(flowState.result)}`)
     } else if (!error) {
       lines.push(`${head}: ${flowState.message ?? ''}`)
-    } else if (shownErrors.some((shown) => sameError(shown, error))) {
-      lines.push(`${head}: ${errorHeadline(error)} (above)`)
+    } else if (shownErrors.some((shown) => sameError(shown.error, error))) {
+      // The error of a task run listed above, passed on: say whose, not the error again.
+      lines.push(`${head}: ${shownErrors.find((shown) => sameError(shown.error, error))!.who} (above)`)
     } else if (SUMMARISED.has(errorCode(error) ?? '')) {
       // The failed runs are listed above: say what happened, not their errors again.
       lines.push(`${head}: ${error.message.split(': ')[0]}`)
     } else {
       lines.push(`${head}: ${errorHeadline(error)}`, ...errorLines(error, c, { debug: options.debug, indent: '    ' }).slice(1))
-      shownErrors.push(error)
     }
   }
   lines.push(countsLine(recorder))
