@@ -217,3 +217,55 @@ describe('ptr --version', () => {
     }
   })
 })
+
+describe('flow parameters declared with a Standard Schema validator (zod)', () => {
+  const FILE = 'test/fixtures/params-flow.ts'
+  it('--param limit=3 arrives as a number; a string parameter keeps what was written', async () => {
+    const result = await runPtr(['run', FILE, '--param', 'limit=3', '--param', 'code=007'])
+    assert.equal(result.code, 0, result.stderr)
+    assert.match(result.stdout, /^result: 'number:3 today string:007'$/m)
+  })
+  it('an unknown --param exits 2, naming it and suggesting the closest parameter', async () => {
+    const result = await runPtr(['run', FILE, '--param', 'limt=3'])
+    assert.equal(result.code, 2, result.stdout)
+    assert.equal(result.stderr.trim(), "ptr: --param limt=3: flow 'params_flow' has no parameter 'limt' (did you mean 'limit'?); its parameters: limit, day, code")
+    const params = await runPtr(['run', FILE, '--params', '{"days": "x"}'])
+    assert.equal(params.code, 2)
+    assert.match(params.stderr, /no parameter 'days' \(did you mean 'day'\?\)/)
+  })
+  it('--param limit=abc for a number exits 2, naming the parameter', async () => {
+    const result = await runPtr(['run', FILE, '--param', 'limit=abc'])
+    assert.equal(result.code, 2, result.stdout)
+    assert.match(result.stderr.trim(), /^ptr: flow 'params_flow': invalid parameters: 'limit': .*number/)
+    assert.doesNotMatch(result.stderr, /^\s+at /m)
+  })
+  it('ptr run FILE --help lists the flow parameters', async () => {
+    const result = await runPtr(['run', FILE, '--help'])
+    assert.equal(result.code, 0, result.stderr)
+    assert.match(result.stdout, /--runner <kind> .*sequential, concurrent, thread, process, prefect/s)
+    assert.match(result.stdout, /Parameters of flow 'params_flow':\n +--param limit=<integer> +how many rows to read \(default 10\)\n +--param day=<string> +\(default "today"\)\n +--param code=<string>\n/)
+  })
+  it('calling the flow from code validates too', async () => {
+    const { default: paramsFlow } = await import('./fixtures/params-flow.ts')
+    await assert.rejects(paramsFlow({ limit: -1 }), (error: Error & { code?: string }) => error.code === 'PTR_INVALID_PARAMETERS' && /'limit'/.test(error.message))
+    assert.equal(await paramsFlow({ limit: 2 }), 'number:2 today undefined:undefined')
+  })
+})
+
+describe('--output json and the report file', () => {
+  it('ptr run --output json FILE takes FILE as the flow file, and the report goes to stdout', async () => {
+    const result = await runPtr(['run', '--output', 'json', 'flows/hello.ts'])
+    assert.equal(result.code, 0, result.stderr)
+    assert.equal(JSON.parse(result.stdout).flowRun.flowName, 'hello')
+  })
+  it('--output json --output-file FILE, and the older --output json FILE.json after the flow file', async () => {
+    const dir = tempDir()
+    after(dir.cleanup)
+    for (const args of [['--output', 'json', '--output-file', path.join(dir.dir, 'a.json')], ['--output', 'json', path.join(dir.dir, 'b.json')]]) {
+      const result = await runPtr(['run', 'flows/hello.ts', ...args])
+      assert.equal(result.code, 0, result.stderr)
+    }
+    assert.equal(JSON.parse(readFileSync(path.join(dir.dir, 'a.json'), 'utf8')).flowRun.flowName, 'hello')
+    assert.equal(JSON.parse(readFileSync(path.join(dir.dir, 'b.json'), 'utf8')).flowRun.flowName, 'hello')
+  })
+})

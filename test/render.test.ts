@@ -155,7 +155,7 @@ describe('reports', () => {
   })
 
   it('--output refuses a report file that is not .json, so a flow file is never overwritten', async () => {
-    const result = await runPtr(['run', 'flows/hello.ts', '--output', 'json', 'flows/hello.ts'])
+    const result = await runPtr(['run', 'flows/hello.ts', '--output', 'json', '--output-file', 'flows/hello.ts'])
     assert.equal(result.code, 2)
     assert.match(result.stderr, /the report file must end in \.json/)
     assert.match(readFileSync(path.join(REPO, 'flows', 'hello.ts'), 'utf8'), /export default flow/)
