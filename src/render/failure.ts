@@ -66,12 +66,19 @@ export function codeFrame(frame: SourceFrame, c: ChalkInstance, around = 2): str
   const first = Math.max(1, frame.line - around)
   const last = Math.min(lines.length, frame.line + around)
   const width = String(last).length
+  // On a terminal, a code line never wraps (the frame sits indented under the error).
+  const room = Math.max(40, (process.stdout.isTTY ? process.stdout.columns : 200) - width - 12)
+  // A column past the room: the window slides right, so the caret still points at the code.
+  const shift = frame.column > room - 8 ? frame.column - Math.floor(room / 2) : 0
   const out: string[] = []
   for (let n = first; n <= last; n++) {
-    const text = lines[n - 1]!.replace(/\t/g, '  ').slice(0, 160)
+    if (n > frame.line && lines.slice(n - 1, last).every((l) => l.trim() === '')) break
+    let text = lines[n - 1]!.replace(/\t/g, '  ')
+    if (shift > 0) text = text.length > shift ? `…${text.slice(shift + 1)}` : ''
+    if (text.length > room) text = `${text.slice(0, room - 1)}…`
     const gutter = `${n === frame.line ? '>' : ' '} ${String(n).padStart(width)} |`
     out.push(n === frame.line ? `${c.red(gutter)} ${text}` : c.dim(`${gutter} ${text}`))
-    if (n === frame.line) out.push(`${' '.repeat(width + 2)} ${c.dim('|')} ${' '.repeat(Math.max(0, frame.column - 1))}${c.red('^')}`)
+    if (n === frame.line) out.push(`${' '.repeat(width + 2)} ${c.dim('|')} ${' '.repeat(Math.max(0, frame.column - 1 - shift))}${c.red('^')}`)
   }
   return out
 }
