@@ -57,7 +57,7 @@ describe('live view in a terminal', { skip }, () => {
   it('after Ctrl-C the runs are Cancelled, the cursor is visible again and the terminal is usable', async () => {
     term.type(`clear; ${ptr} run flows/elevator.ts --param seconds=30; echo "cancelled-exit=$?"`)
     await term.waitFor(/stop_at_floor-\d+ running/)
-    assert.equal(term.cursorVisible(), false, 'listr2 hides the cursor while it draws')
+    assert.equal(term.cursorVisible(), false, 'the live view hides the cursor while it draws')
     term.keys('C-c')
     const done = await term.waitFor(/cancelled-exit=\d+/, 15_000)
     assert.match(done, /cancelled-exit=130/)

@@ -121,7 +121,8 @@ describe('reports', () => {
 
   it('an error from a helper in another .ts file: the summary names that file and line with a code frame; the JSON report has the stack', async () => {
     const file = path.join(project.dir, 'user-error.json')
-    const result = await runPtr(['run', 'test/fixtures/user-error/flow.ts', '--output', 'json', file])
+    const junit = path.join(project.dir, 'user-error.xml')
+    const result = await runPtr(['run', 'test/fixtures/user-error/flow.ts', '--output', 'json', '--output-file', file, '--junit', junit])
     assert.equal(result.code, 1, result.stderr)
     assert.match(result.stdout, /✗ pick-0 failed after 1 attempt\n +TypeError: Cannot read properties of undefined \(reading 'at'\)\n +at test\/fixtures\/user-error\/helper\.ts:6:\d+\n/)
     assert.match(result.stdout, /> 6 \|   return rows!\.at\(0\)!\.id\n +\| +\^/)
@@ -134,6 +135,16 @@ describe('reports', () => {
     assert.match(error.stack, /helper\.ts:6:\d+/)
     assert.equal(error.location.file, path.join('test', 'fixtures', 'user-error', 'helper.ts'))
     assert.equal(error.location.line, 6)
+    const xml = readFileSync(junit, 'utf8')
+    assert.match(xml, /<failure message="Cannot read properties of undefined \(reading 'at'\)" type="Failed">[^<]*at test\/fixtures\/user-error\/helper\.ts:6:\d+\nTypeError: [^<]*at firstId \([^<]*helper\.ts:6:\d+\)/)
+  })
+
+  it("prints the flow's return value after the run; --quiet hides it", async () => {
+    const shown = await runPtr(['run', 'flows/hello.ts', '--param', 'name=Ada'])
+    assert.match(shown.stdout, /^result: 'Hello, Ada!'$/m)
+    const quiet = await runPtr(['run', 'flows/hello.ts', '--param', 'name=Ada', '--quiet'])
+    assert.equal(quiet.code, 0, quiet.stderr)
+    assert.doesNotMatch(quiet.stdout, /result:/)
   })
 
   it('--debug shows the whole stack; GITHUB_ACTIONS=true adds an ::error annotation at the user line', async () => {

@@ -74,7 +74,13 @@ export class PlainRenderer implements Renderer {
     switch (event.kind) {
       case 'flow-run-state':
         if (event.state.name === 'Pending' || this.#quiet) return
-        this.#out.write(`${c.dim(clock(event.state.timestamp))} flow run ${c.bold(event.flowRun.name)} ${colorState(c, event.state.name, event.state.type)}\n`)
+        {
+          // Which runner runs a flow run's tasks: said once, when it starts.
+          const { flowRun, state } = event
+          const kind = flowRun.parentFlowRunId === undefined ? 'flow run' : 'subflow run'
+          const runner = state.type === 'Running' && state.name === 'Running' ? c.dim(` on ${flowRun.taskRunnerName}`) : ''
+          this.#out.write(`${c.dim(clock(state.timestamp))} ${kind} ${c.bold(flowRun.name)} ${colorState(c, state.name, state.type)}${runner}\n`)
+        }
         return
       case 'task-run-state': {
         const { taskRun, state } = event
