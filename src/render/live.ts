@@ -294,20 +294,24 @@ export class LiveRenderer implements Renderer {
   /** Every row, the root flow run first, each flow run's tasks and then its subflow runs under it. */
   #entries(now: number, spin: string): Entry[] {
     const entries: Entry[] = []
-    const walk = (flow: FlowRow, depth: number, isRoot: boolean) => {
+    /** Adds a flow run's rows; returns the most important priority among them. */
+    const walk = (flow: FlowRow, depth: number, isRoot: boolean): number => {
       const indent = '  '.repeat(depth)
-      const at = entries.length
-      if (flow.info) {
-        entries.push({ title: this.#flowTitle(flow, indent, now, spin, isRoot), details: [], priority: 2, pinned: isRoot, runs: 0, running: 0, failed: 0, kind: 'subflow' })
-      }
+      const own: Entry | undefined = flow.info
+        ? { title: this.#flowTitle(flow, indent, now, spin, isRoot), details: [], priority: 2, pinned: isRoot, runs: 0, running: 0, failed: 0, kind: 'subflow' }
+        : undefined
+      if (own) entries.push(own)
       const inner = flow.info ? depth + 1 : depth
-      for (const group of flow.groups.values()) entries.push(this.#groupEntry(group, '  '.repeat(inner), now, spin))
-      for (const child of flow.children) walk(child, inner, false)
-      if (flow.info && !isRoot) {
-        // A subflow row matters as much as what is under it, and as its own state.
-        const own = flow.state && !isSettled(flow.state) ? 0 : flow.state && flow.state.type !== 'Completed' ? 0 : 2
-        entries[at]!.priority = Math.min(own, ...entries.slice(at + 1).map((e) => e.priority))
+      let priority = flow.state && (!isSettled(flow.state) || flow.state.type !== 'Completed') ? 0 : 2
+      for (const group of flow.groups.values()) {
+        const entry = this.#groupEntry(group, '  '.repeat(inner), now, spin)
+        entries.push(entry)
+        priority = Math.min(priority, entry.priority)
       }
+      for (const child of flow.children) priority = Math.min(priority, walk(child, inner, false))
+      // A subflow row matters as much as what is under it, and as its own state.
+      if (own && !isRoot) own.priority = priority
+      return priority
     }
     if (this.#root) walk(this.#root, 0, true)
     walk(this.#loose, 0, false)
