@@ -365,8 +365,11 @@ export class LiveRenderer implements Renderer {
   #frameLines(final: boolean): string[] {
     const now = Date.now()
     const spin = SPINNER[this.#frame++ % SPINNER.length]!
+    const entries = this.#entries(now, spin)
+    // The last frame is rows only: the summary under it shows each failure, once.
+    if (final) for (const entry of entries) entry.details = []
     // One line stays free for the cursor, so the frame never scrolls the screen.
-    return this.#layout(this.#entries(now, spin), this.#height - 1, final)
+    return this.#layout(entries, this.#height - 1, final)
   }
 
   #takeLogs(): string[] {
