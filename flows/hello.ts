@@ -1,7 +1,9 @@
 /**
- * The smallest flow: one task, one parameter.
+ * The smallest flow: one task, one parameter, declared with zod (any Standard Schema validator
+ * works), so `ptr run flows/hello.ts --help` lists it and a misspelt --param is refused.
  *   ptr run flows/hello.ts --param name=Ada
  */
+import { z } from 'zod'
 import { flow, task } from 'ptr'
 
 export const greet = task({ name: 'greet' }, async (name: string) => {
@@ -10,6 +12,9 @@ export const greet = task({ name: 'greet' }, async (name: string) => {
   return message
 })
 
-export default flow({ name: 'hello' }, async ({ name = 'world' }: { name?: string }) => {
-  return await greet(name)
-})
+export default flow(
+  { name: 'hello', parameters: z.object({ name: z.string().default('world').describe('who to greet') }) },
+  async ({ name }) => {
+    return await greet(name)
+  },
+)

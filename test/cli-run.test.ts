@@ -3,8 +3,8 @@
  * bad input, signals, and a project that installs ptr as a dependency.
  */
 import assert from 'node:assert/strict'
-import { execFileSync } from 'node:child_process'
-import { mkdirSync, writeFileSync } from 'node:fs'
+import { execFileSync, spawnSync } from 'node:child_process'
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { after, describe, it } from 'node:test'
 import { RUNNER_KINDS } from '../src/runners/kinds.ts'
@@ -37,17 +37,20 @@ describe('ptr run: example flows', () => {
       }
     }
     assert.ok(lines.some((l) => /^\S+ flow \| sum of scaled numbers: 60$/.test(l)), result.stdout)
-    assert.equal(lastLine(result.stdout).replace(/ in .*/, ''), '5 task runs: 5 Completed')
+    assert.equal(lastLine(result.stdout).replace(/ in .*/, ''), '5 task runs: 5 completed')
     assert.doesNotMatch(result.stdout, /\x1b\[/, 'no ANSI codes with NO_COLOR')
   })
 
   it('names failures in the summary, with attempts and cause', async () => {
     const result = await runPtr(['run', 'flows/failures.ts', '--param', 'strict=true'])
     assert.match(result.stdout, /flaky_fetch-\d+ AwaitingRetry attempt 1 failed: connection reset \(attempt 1\); retrying in 0\.1 s/)
-    assert.match(result.stdout, /store-\d+ NotReady: upstream task run 'parse-\d+' .* ended Failed: .*JSON/)
-    assert.match(result.stdout, /✗ parse-\d+ Failed after 1 attempt: .*JSON/)
-    assert.match(result.stdout, /flow run failures-\S+ Failed: 1 task run failed and nothing handled it/)
-    assert.equal(lastLine(result.stdout).replace(/ in .*/, ''), '3 task runs: 1 Completed, 1 Failed, 1 NotReady')
+    assert.match(result.stdout, /store-\d+ NotReady: upstream parse-\d+ failed\n/)
+    assert.match(result.stdout, /✗ parse-\d+ failed after 1 attempt\n +SyntaxError: .*JSON.*\n +at flows\/failures\.ts:\d+:\d+\n/)
+    assert.match(result.stdout, /flow run failures-\S+ Failed: 1 task run failed and nothing handled it\n/)
+    // Each error once in the summary (the plain line of its state change aside).
+    const summary = result.stdout.slice(result.stdout.indexOf('\n\n'))
+    assert.equal(summary.match(/after property value in JSON/g)?.length, 1, summary)
+    assert.equal(lastLine(result.stdout).replace(/ in .*/, ''), '3 task runs: 1 completed, 1 failed, 1 not ready')
   })
 
   it('--runner picks the runner, whatever the flow code says', async () => {
@@ -134,7 +137,7 @@ describe('ptr run: signals', () => {
       assert.equal(result.code, code, result.stderr)
       assert.ok(Date.now() - started < 15_000, 'did not wait for the 20 s stops')
       assert.equal(result.stdout.split('\n').filter((l) => / stop_at_floor-\d+ Cancelled/.test(l)).length, 10)
-      assert.match(lastLine(result.stdout), /^10 task runs: 10 Cancelled in /)
+      assert.match(lastLine(result.stdout), /^10 task runs: 10 cancelled in /)
       assert.match(result.stdout, /flow run elevator-\S+ Cancelled/)
       assert.match(result.stderr, new RegExp(`${signal} received, cancelling the flow run`))
     })
@@ -177,5 +180,92 @@ export default flow({ name: 'user' }, async ({ word = 'hi' }: { word?: string })
     assert.match(out, /^\S+ flow \| HEY!$/m)
     assert.match(out, /loud-\d+ Completed/)
     assert.match(out, /flow run user-\S+ Completed/)
+  })
+})
+
+describe('output to a closed pipe', () => {
+  const shell = (command: string, cwd = REPO) =>
+    spawnSync('bash', ['-c', `${command}; echo "ptr-exit=\${PIPESTATUS[0]}" >&2`], {
+      cwd,
+      encoding: 'utf8',
+      env: { ...process.env, NO_COLOR: '1', NODE_TEST_CONTEXT: undefined, CI: 'true' },
+    })
+  const ptr = `${process.execPath} ${path.join(REPO, 'bin', 'ptr.js')}`
+  for (const [label, command, code] of [
+    ['ptr run … | head -1 ends quietly with the flow\'s exit code', `${ptr} run flows/elevator.ts --param seconds=0.05 | head -1`, 0],
+    ['ptr run … | true (reader gone before the first line)', `${ptr} run flows/failures.ts --param strict=true | true`, 1],
+    ['ptr runs list | head -1 ends quietly with 0', `${ptr} runs list | head -1`, 0],
+    ['ptr runs list | true ends quietly with 0', `${ptr} runs list | true`, 0],
+  ] as const) {
+    it(label, () => {
+      const dir = tempDir()
+      after(dir.cleanup)
+      const result = shell(command.replace('flows/', `${REPO}/flows/`), dir.dir)
+      assert.doesNotMatch(result.stderr, /Unhandled|EPIPE|\n\s+at /, result.stderr)
+      assert.match(result.stderr, new RegExp(`ptr-exit=${code}\\b`), result.stderr)
+    })
+  }
+})
+
+describe('ptr --version', () => {
+  it('ptr --version and -V print the version and exit 0', async () => {
+    const { version } = JSON.parse(readFileSync(path.join(REPO, 'package.json'), 'utf8')) as { version: string }
+    for (const flag of ['--version', '-V']) {
+      const result = await runPtr([flag])
+      assert.equal(result.code, 0, result.stderr)
+      assert.equal(result.stdout.trim(), version)
+    }
+  })
+})
+
+describe('flow parameters declared with a Standard Schema validator (zod)', () => {
+  const FILE = 'test/fixtures/params-flow.ts'
+  it('--param limit=3 arrives as a number; a string parameter keeps what was written', async () => {
+    const result = await runPtr(['run', FILE, '--param', 'limit=3', '--param', 'code=007'])
+    assert.equal(result.code, 0, result.stderr)
+    assert.match(result.stdout, /^result: 'number:3 today string:007'$/m)
+  })
+  it('an unknown --param exits 2, naming it and suggesting the closest parameter', async () => {
+    const result = await runPtr(['run', FILE, '--param', 'limt=3'])
+    assert.equal(result.code, 2, result.stdout)
+    assert.equal(result.stderr.trim(), "ptr: --param limt=3: flow 'params_flow' has no parameter 'limt' (did you mean 'limit'?); its parameters: limit, day, code")
+    const params = await runPtr(['run', FILE, '--params', '{"days": "x"}'])
+    assert.equal(params.code, 2)
+    assert.match(params.stderr, /no parameter 'days' \(did you mean 'day'\?\)/)
+  })
+  it('--param limit=abc for a number exits 2, naming the parameter', async () => {
+    const result = await runPtr(['run', FILE, '--param', 'limit=abc'])
+    assert.equal(result.code, 2, result.stdout)
+    assert.match(result.stderr.trim(), /^ptr: flow 'params_flow': invalid parameters: 'limit': .*number/)
+    assert.doesNotMatch(result.stderr, /^\s+at /m)
+  })
+  it('ptr run FILE --help lists the flow parameters', async () => {
+    const result = await runPtr(['run', FILE, '--help'])
+    assert.equal(result.code, 0, result.stderr)
+    assert.match(result.stdout, /--runner <kind> .*sequential, concurrent, thread, process, prefect/s)
+    assert.match(result.stdout, /Parameters of flow 'params_flow':\n +--param limit=<integer> +how many rows to read \(default 10\)\n +--param day=<string> +\(default "today"\)\n +--param code=<string>\n/)
+  })
+  it('calling the flow from code validates too', async () => {
+    const { default: paramsFlow } = await import('./fixtures/params-flow.ts')
+    await assert.rejects(paramsFlow({ limit: -1 }), (error: Error & { code?: string }) => error.code === 'PTR_INVALID_PARAMETERS' && /'limit'/.test(error.message))
+    assert.equal(await paramsFlow({ limit: 2 }), 'number:2 today undefined:undefined')
+  })
+})
+
+describe('--output json and the report file', () => {
+  it('ptr run --output json FILE takes FILE as the flow file, and the report goes to stdout', async () => {
+    const result = await runPtr(['run', '--output', 'json', 'flows/hello.ts'])
+    assert.equal(result.code, 0, result.stderr)
+    assert.equal(JSON.parse(result.stdout).flowRun.flowName, 'hello')
+  })
+  it('--output json --output-file FILE, and the older --output json FILE.json after the flow file', async () => {
+    const dir = tempDir()
+    after(dir.cleanup)
+    for (const args of [['--output', 'json', '--output-file', path.join(dir.dir, 'a.json')], ['--output', 'json', path.join(dir.dir, 'b.json')]]) {
+      const result = await runPtr(['run', 'flows/hello.ts', ...args])
+      assert.equal(result.code, 0, result.stderr)
+    }
+    assert.equal(JSON.parse(readFileSync(path.join(dir.dir, 'a.json'), 'utf8')).flowRun.flowName, 'hello')
+    assert.equal(JSON.parse(readFileSync(path.join(dir.dir, 'b.json'), 'utf8')).flowRun.flowName, 'hello')
   })
 })

@@ -28,8 +28,12 @@ describe('live view in a terminal', { skip }, () => {
     assert.match(progressing, /\d+ running/)
     const done = await term.waitFor(/elevator-exit=\d+/)
     assert.match(done, /elevator-exit=0/)
-    assert.match(done, /10 task runs: 10 Completed in \d+\.\d\d s/)
-    assert.match(done, /stop_at_floor .*10\/10 · 10 completed/)
+    assert.match(done, /10 task runs: 10 completed in \d+\.\d\d s/)
+    assert.match(done, /✔ stop_at_floor .*10\/10 · 10 completed/)
+    // What the tasks printed stays in the scrollback, above the view.
+    const all = term.scrollback()
+    for (let floor = 1; floor <= 10; floor++) assert.match(all, new RegExp(`stop_at_floor-${floor} \\| elevator stopping at floor ${floor}$`, 'm'))
+    assert.match(all, /result: 'visited 10 floors'/)
     assert.ok(term.cursorVisible())
   })
 
@@ -37,19 +41,29 @@ describe('live view in a terminal', { skip }, () => {
     term.type(`clear; ${ptr} run flows/failures.ts --param strict=true; echo "failures-exit=$?"`)
     const done = await term.waitFor(/failures-exit=\d+/)
     assert.match(done, /failures-exit=1/)
-    assert.match(done, /parse .*1 failed/)
-    assert.match(done, /✗ parse-\d+ Failed.*JSON/)
-    assert.match(done, /3 task runs: 1 Completed, 1 Failed, 1 NotReady/)
+    assert.match(done, /✗ parse .*1 failed/)
+    assert.match(done, /✗ parse-\d+ failed after 1 attempt\n +SyntaxError: .*JSON/)
+    assert.match(done, /3 task runs: 1 completed, 1 failed, 1 not ready/)
+    // The NotReady row is not a ✔, and names its root cause once, by run name.
+    assert.match(done, /○ store .*1\/1 · 1 not ready/)
+    assert.doesNotMatch(done, /✔ store/)
+    assert.match(done, /○ store-\d+ not ready: upstream parse-\d+ failed\n/)
+    // The retried task: its retries in its row, its failed attempts in the summary.
+    assert.match(done, /✔ flaky_fetch .*1 completed · 2 retries/)
+    assert.match(done, /↻ flaky_fetch-\d+ completed after 2 retries\n +attempt 1 failed: connection reset \(attempt 1\)\n +attempt 2 failed: connection reset \(attempt 2\)/)
+    assert.doesNotMatch(done, /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}/, 'no run ids in the failure text')
   })
 
   it('after Ctrl-C the runs are Cancelled, the cursor is visible again and the terminal is usable', async () => {
     term.type(`clear; ${ptr} run flows/elevator.ts --param seconds=30; echo "cancelled-exit=$?"`)
     await term.waitFor(/stop_at_floor-\d+ running/)
-    assert.equal(term.cursorVisible(), false, 'listr2 hides the cursor while it draws')
+    assert.equal(term.cursorVisible(), false, 'the live view hides the cursor while it draws')
     term.keys('C-c')
     const done = await term.waitFor(/cancelled-exit=\d+/, 15_000)
     assert.match(done, /cancelled-exit=130/)
-    assert.match(done, /10 task runs: 10 Cancelled/)
+    assert.match(done, /10 task runs: 10 cancelled/)
+    assert.match(done, /⊘ stop_at_floor .*10 cancelled/)
+    assert.doesNotMatch(done, /✔ stop_at_floor/)
     assert.ok(term.cursorVisible(), 'cursor hidden after Ctrl-C')
     term.type('echo "usable-$((20 + 22))"')
     await term.waitFor(/usable-42/)
@@ -62,10 +76,64 @@ describe('live view in a terminal', { skip }, () => {
     assert.ok(seen.trimEnd().split('\n').length <= term.rows)
     const done = await term.waitFor(/map-exit=\d+/, 60_000)
     assert.match(done, /map-exit=0/)
-    assert.match(done, /10000 task runs: 10000 Completed/)
+    assert.match(done, /10000 task runs: 10000 completed/)
     assert.match(done, /tick \(map\) █+ 10000\/10000 · 10000 completed/)
     // Nothing scrolled off the screen: the view redrew in place rather than printing rows.
     assert.equal(term.historySize(), 0, term.scrollback())
+  })
+})
+
+describe('live view: output, rows and folding', { skip }, () => {
+  let term: Terminal
+  before(() => {
+    term = new Terminal('rows').open(REPO)
+  })
+  after(() => term?.close())
+
+  it("keeps what a task prints and the flow's return value in the scrollback", async () => {
+    term.type(`clear; ${ptr} run test/fixtures/live-output.ts; echo "output-exit=$?"`)
+    await term.waitFor(/output-exit=\d+/)
+    const all = term.scrollback()
+    assert.match(all, /output-exit=0/)
+    assert.match(all, /^say-0 \| marker-kestrel-printed$/m)
+    assert.match(all, /^result: \{ answer: 42, letters: 7, word: 'marker-returned' \}$/m)
+  })
+
+  it('shows a subflow run as a row under its parent, with its runner; failed, timed-out and not-ready rows each look different', async () => {
+    term.type(`clear; ${ptr} run test/fixtures/live-rows.ts; echo "rows-exit=$?"`)
+    await term.waitFor(/rows-exit=\d+/)
+    const all = term.scrollback()
+    assert.match(all, /rows-exit=1/)
+    assert.match(all, /^ {2}✔ subflow run child-\S+ Completed · \d+\.\d s · sequential$/m)
+    assert.match(all, /^ {4}✔ leaf \(map\) .*3\/3 · 3 completed$/m)
+    assert.match(all, /^ {2}✗ broken .*1 failed$/m)
+    assert.match(all, /^ {2}○ after_broken .*1 not ready$/m)
+    assert.match(all, /^ {2}⧗ nap \(map\) .*1 completed · 1 timed out$/m)
+    assert.match(all, /✗ nap-1 timed out after 1 attempt/)
+    assert.match(all, /8 task runs: 5 completed, 1 failed, 1 not ready, 1 timed out/)
+  })
+
+  it('on a 12-row terminal, running and failed rows stay, completed rows fold, and no blank lines are left behind', async () => {
+    const small = new Terminal('small', 100, 12).open(REPO)
+    try {
+      small.type(`clear; ${ptr} run test/fixtures/live-rows.ts --param quickTasks=12 --param slowMs=4000; echo "small-exit=$?"`)
+      const during = await small.waitFor((screen) => /quick_11/.test(screen) || /folded/.test(screen))
+      const folded = await small.waitFor(/folded: .*task run/)
+      assert.ok(folded.trimEnd().split('\n').length <= 12, folded)
+      assert.match(folded, /slow-0 running/, `the running row stays:\n${folded}`)
+      assert.match(folded, /✗ broken/, `the failed row stays:\n${folded}`)
+      void during
+      await small.waitFor(/small-exit=\d+/, 30_000)
+      const all = small.scrollback()
+      // The final frame lists every failed row.
+      assert.match(all, /✗ broken .*1 failed/)
+      assert.match(all, /⧗ nap \(map\)/)
+      const end = all.slice(all.lastIndexOf('flow run live_rows'))
+      assert.doesNotMatch(all.slice(all.indexOf('✗ flow run live_rows')), /\n[ \t]*\n[ \t]*\n/, `blank lines left behind:\n${all}`)
+      void end
+    } finally {
+      small.close()
+    }
   })
 })
 

@@ -83,7 +83,7 @@ describe('plain renderer', () => {
     const lines = quiet.trim().split('\n').filter(Boolean)
     assert.ok(lines.every((l) => !/ (Pending|Running|Completed|AwaitingRetry)$/.test(l)), quiet)
     assert.match(quiet, / boom-\d+ Failed: kaput\n/)
-    assert.match(lines.at(-1)!, /^3 task runs: 2 Completed, 1 Failed in /)
+    assert.match(lines.at(-1)!, /^3 task runs: 2 completed, 1 failed in /)
     assert.doesNotMatch(quiet, /flow run demo-\S+ Running/)
   })
 })
@@ -119,17 +119,54 @@ describe('reports', () => {
     for (const run of report.taskRuns) for (const s of run.stateHistory) assert.ok(!Number.isNaN(Date.parse(s.timestamp)))
   })
 
+  it('an error from a helper in another .ts file: the summary names that file and line with a code frame; the JSON report has the stack', async () => {
+    const file = path.join(project.dir, 'user-error.json')
+    const junit = path.join(project.dir, 'user-error.xml')
+    const result = await runPtr(['run', 'test/fixtures/user-error/flow.ts', '--output', 'json', '--output-file', file, '--junit', junit])
+    assert.equal(result.code, 1, result.stderr)
+    assert.match(result.stdout, /✗ pick-0 failed after 1 attempt\n +TypeError: Cannot read properties of undefined \(reading 'at'\)\n +at test\/fixtures\/user-error\/helper\.ts:6:\d+\n/)
+    assert.match(result.stdout, /> 6 \|   return rows!\.at\(0\)!\.id\n +\| +\^/)
+    assert.equal(result.stdout.match(/Cannot read properties/g)?.length, 2, `the error once in the summary (and once as the plain line):\n${result.stdout}`)
+    assert.doesNotMatch(result.stdout, /node:internal/, 'no full stack without --debug')
+    const report: any = JSON.parse(readFileSync(file, 'utf8'))
+    assert.ok(validate(report), JSON.stringify(validate.errors, null, 2))
+    const error = report.taskRuns[0].error
+    assert.equal(error.name, 'TypeError')
+    assert.match(error.stack, /helper\.ts:6:\d+/)
+    assert.equal(error.location.file, path.join('test', 'fixtures', 'user-error', 'helper.ts'))
+    assert.equal(error.location.line, 6)
+    const xml = readFileSync(junit, 'utf8')
+    assert.match(xml, /<failure message="Cannot read properties of undefined \(reading 'at'\)" type="Failed">[^<]*at test\/fixtures\/user-error\/helper\.ts:6:\d+\nTypeError: [^<]*at firstId \([^<]*helper\.ts:6:\d+\)/)
+  })
+
+  it("prints the flow's return value after the run; --quiet hides it", async () => {
+    const shown = await runPtr(['run', 'flows/hello.ts', '--param', 'name=Ada'])
+    assert.match(shown.stdout, /^result: 'Hello, Ada!'$/m)
+    const quiet = await runPtr(['run', 'flows/hello.ts', '--param', 'name=Ada', '--quiet'])
+    assert.equal(quiet.code, 0, quiet.stderr)
+    assert.doesNotMatch(quiet.stdout, /result:/)
+  })
+
+  it('--debug shows the whole stack; GITHUB_ACTIONS=true adds an ::error annotation at the user line', async () => {
+    const debug = await runPtr(['--debug', 'run', 'test/fixtures/user-error/flow.ts'])
+    assert.equal(debug.code, 1, debug.stderr)
+    assert.match(debug.stdout, /at firstId \(.*helper\.ts:6:\d+\)\n +at .*flow\.ts:5:\d+/)
+    const gha = await runPtr(['run', 'test/fixtures/user-error/flow.ts'], { env: { GITHUB_ACTIONS: 'true' } })
+    assert.match(gha.stdout, /^::error file=test\/fixtures\/user-error\/helper\.ts,line=6,col=\d+,title=pick-0 failed::TypeError: Cannot read properties of undefined \(reading 'at'\)$/m)
+    assert.equal(gha.stdout.match(/^::error /gm)?.length, 1, gha.stdout)
+  })
+
   it('--output json without a file prints the report on stdout and the view on stderr', async () => {
     const result = await runPtr(['run', 'flows/map.ts', '--param', 'n=4', '--output', 'json'])
     assert.equal(result.code, 0, result.stderr)
     const report: any = JSON.parse(result.stdout)
     assert.ok(validate(report), JSON.stringify(validate.errors))
     assert.equal(report.taskRuns.length, 6)
-    assert.match(result.stderr, /6 task runs: 6 Completed in /)
+    assert.match(result.stderr, /6 task runs: 6 completed in /)
   })
 
   it('--output refuses a report file that is not .json, so a flow file is never overwritten', async () => {
-    const result = await runPtr(['run', 'flows/hello.ts', '--output', 'json', 'flows/hello.ts'])
+    const result = await runPtr(['run', 'flows/hello.ts', '--output', 'json', '--output-file', 'flows/hello.ts'])
     assert.equal(result.code, 2)
     assert.match(result.stderr, /the report file must end in \.json/)
     assert.match(readFileSync(path.join(REPO, 'flows', 'hello.ts'), 'utf8'), /export default flow/)

@@ -245,6 +245,14 @@ describe('bad values exit 2 and name their source', () => {
     assert.match(result.stderr, new RegExp(`^ptr: config file ${escape(p.path('.prefectrc'))}: unknown key 'threadPool\\.maxWorker' \\(did you mean 'threadPool\\.maxWorkers'\\?\\); known keys: runner, `))
   })
 
+  test('every unknown key in a config file is reported at once', async () => {
+    const p = project({ '.prefectrc': 'runer: thread\nthreadPool:\n  maxWorker: 4\ncolour: never\n' })
+    const result = await runPtr(['config', 'view'], { cwd: p.dir })
+    assert.equal(result.code, 2)
+    assert.equal(result.stderr.trim().split('\n').length, 1, result.stderr)
+    assert.match(result.stderr, /unknown keys 'runer' \(did you mean 'runner'\?\), 'threadPool\.maxWorker' \(did you mean 'threadPool\.maxWorkers'\?\), 'colour' \(did you mean 'color'\?\); known keys: /)
+  })
+
   test('wrong type in a config file', async () => {
     const p = project({ '.prefectrc.json': '{ "runner": 3 }' })
     const result = await runPtr(['config', 'view'], { cwd: p.dir })

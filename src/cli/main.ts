@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs'
 import { Command, CommanderError } from 'commander'
 import { ExitCode, isPtrError } from '../errors.ts'
 import type { CliResult } from './cli-result.ts'
@@ -14,6 +15,7 @@ import { defineFlowRunsCommand } from './commands/flow-runs.ts'
 export function buildProgram(result: CliResult): Command {
   const program = new Command('ptr')
     .description('Run TypeScript flows and tasks with Prefect-style task runners.')
+    .version(packageVersion(), '-V, --version', 'print the version of ptr')
     .option('--debug', 'print stack traces for errors')
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride()
@@ -25,10 +27,11 @@ Examples:
   $ ptr run flows/elevator.ts --runner concurrent  run it on the event loop
   $ ptr run flows/map.ts --param n=5             pass flow parameters by name
   $ ptr run flows/map.ts --runner process --max-workers 4
+  $ ptr run flows/hello.ts --help                the flow's parameters, and more about running
   $ ptr config view --show-sources               every setting and where it came from
   $ ptr worker serve tasks.ts --limit 10         run queued task runs (t.delay())
+  $ ptr runs list                                what is on the task-worker queue
   $ ptr flow-runs list                           the flow runs ptr run recorded
-  $ ptr run --help                               more about running flows
 
 Exit codes: 0 completed, 1 failed or crashed, 2 usage or configuration error,
 130 interrupted (Ctrl-C), 143 terminated (SIGTERM).`,
@@ -41,8 +44,37 @@ Exit codes: 0 completed, 1 failed or crashed, 2 usage or configuration error,
   return program
 }
 
+function packageVersion(): string {
+  return (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version
+}
+
+let processSetUp = false
+
+/**
+ * Process-wide set-up, once: stacks mapped to the user's `.ts` lines, and a closed pipe
+ * (`ptr ... | head`) that ends output quietly instead of crashing with an unhandled EPIPE.
+ */
+function setUpProcess(): void {
+  if (processSetUp) return
+  processSetUp = true
+  process.setSourceMapsEnabled(true)
+  for (const stream of [process.stdout, process.stderr]) stream.on('error', (error) => onStreamError(stream, error))
+}
+
+function onStreamError(stream: NodeJS.WriteStream, error: NodeJS.ErrnoException): void {
+  if (error.code !== 'EPIPE' && error.code !== 'ERR_STREAM_DESTROYED') throw error
+  // The reader went away: drop what is still to be written (calling back, so those awaiting a
+  // flush go on) and let the command end with its own exit code.
+  stream.write = ((...args: unknown[]) => {
+    const callback = args.find((a) => typeof a === 'function') as (() => void) | undefined
+    if (callback) process.nextTick(callback)
+    return true
+  }) as typeof stream.write
+}
+
 /** Runs the CLI and returns the process exit code; never calls process.exit itself. */
 export async function main(argv: readonly string[]): Promise<number> {
+  setUpProcess()
   const result: CliResult = { exitCode: ExitCode.Completed }
   const program = buildProgram(result)
   try {

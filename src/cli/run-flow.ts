@@ -14,7 +14,7 @@ import { buildJUnitXml } from '../render/report-junit.ts'
 import { RunHistory } from '../render/run-history.ts'
 import { chooseColor, chooseRenderer } from '../render/select.ts'
 import { importFlowFile, selectFlow } from './load-flow.ts'
-import { parseFlowParameters } from './params.ts'
+import { describeParameters, parseFlowParameters } from './params.ts'
 import { setDefaultQueue } from '../queue/open.ts'
 import { queueSettingsFrom } from '../settings/queue.ts'
 import { historySettingsFrom } from '../settings/history.ts'
@@ -33,27 +33,35 @@ export interface RunFlowCommandOptions {
   queue?: string | undefined
   param: readonly string[]
   params: string | undefined
-  /** `--output MODE [FILE]`: the mode, and for json an optional file. */
-  output?: readonly string[] | undefined
+  /** `--output MODE`. */
+  output?: string | undefined
+  /** `--output-file FILE`: where `--output json` writes the report (else stdout). */
+  outputFile?: string | undefined
   junit?: string | undefined
   quiet?: boolean
   logLevel?: string | undefined
   color?: string | undefined
+  /** `--debug`: whole stacks in the summary. */
+  debug?: boolean
 }
 
 const SIGNAL_EXIT: Record<'SIGINT' | 'SIGTERM', number> = { SIGINT: ExitCode.Sigint, SIGTERM: ExitCode.Sigterm }
 
-/** `--output json report.json` → mode and file; the file must be a .json path (or `-`), so a flow file can never be overwritten. */
-function parseOutput(values: readonly string[] | undefined): { mode: string | undefined; file: string | undefined } {
-  if (!values || values.length === 0) return { mode: undefined, file: undefined }
-  const [mode, file, ...rest] = values
-  if (rest.length > 0 || (file !== undefined && mode !== 'json')) {
-    throw new UsageError(`--output takes a mode and, for json, one file: got '${values.join(' ')}'; e.g. --output json report.json (put the flow file before --output)`, 'PTR_BAD_OUTPUT')
+/** `--output json --output-file report.json`; the file must be a .json path (or `-`), so a flow file can never be overwritten. */
+function parseOutput(mode: string | undefined, file: string | undefined): { mode: string | undefined; file: string | undefined } {
+  if (file !== undefined && mode !== 'json') {
+    throw new UsageError(`--output-file ${file} needs --output json (it is where the JSON report goes)`, 'PTR_BAD_OUTPUT')
   }
   if (file !== undefined && file !== '-' && !file.endsWith('.json')) {
-    throw new UsageError(`--output json ${file}: the report file must end in .json (or be - for stdout); put the flow file before --output`, 'PTR_BAD_OUTPUT')
+    throw new UsageError(`--output-file ${file}: the report file must end in .json (or be - for stdout)`, 'PTR_BAD_OUTPUT')
   }
   return { mode, file: file === '-' ? undefined : file }
+}
+
+/** `ptr run FILE --help`: what the flow takes. */
+export async function flowParametersHelp(file: string, flowName: string | undefined): Promise<string> {
+  const { exports } = await importFlowFile(file)
+  return describeParameters(selectFlow(file, exports, flowName))
 }
 
 function writeReport(file: string, text: string, flag: string): void {
@@ -91,10 +99,10 @@ async function startHistory(file: string): Promise<{ recorder: HistoryRecorder; 
 
 /** `ptr run`: loads the file, runs the flow with a renderer attached, returns the exit code. */
 export async function runFlowCommand(options: RunFlowCommandOptions): Promise<number> {
-  const parameters = parseFlowParameters(options.param, options.params)
-  const output = parseOutput(options.output)
+  const output = parseOutput(options.output, options.outputFile)
   const { exports } = await importFlowFile(options.file)
   const flow = selectFlow(options.file, exports, options.flowName)
+  const parameters = parseFlowParameters(options.param, options.params, flow)
   const { taskRunner, defaultTaskRunner, settings } = await runnerSettingsForRun(flow, { ...options, output: output.mode })
   // --runner prefect and t.delay() in the flow use the queue the settings name.
   const queue = queueSettingsFrom(settings, process.cwd())
@@ -109,8 +117,8 @@ export async function runFlowCommand(options: RunFlowCommandOptions): Promise<nu
   const kind = chooseRenderer({ output: mode, isTTY, env: process.env })
   const renderer: Renderer =
     kind === 'live' && !options.quiet
-      ? new LiveRenderer({ color })
-      : new PlainRenderer(screen, { color, quiet: options.quiet ?? false, logLevel: String(settings.settings.logLevel.value).toLowerCase() as LogLevel })
+      ? new LiveRenderer({ color, debug: options.debug ?? false })
+      : new PlainRenderer(screen, { color, debug: options.debug ?? false, quiet: options.quiet ?? false, logLevel: String(settings.settings.logLevel.value).toLowerCase() as LogLevel })
   const recorder = new RunRecorder()
   const history = mode === 'json' || options.junit ? new RunHistory() : undefined
   const historySettings = historySettingsFrom(settings, process.cwd())
@@ -159,7 +167,7 @@ export async function runFlowCommand(options: RunFlowCommandOptions): Promise<nu
     const report = buildRunReport(history, recorder, version)
     if (mode === 'json') {
       const text = `${JSON.stringify(report, null, 2)}\n`
-      if (output.file) writeReport(output.file, text, '--output json')
+      if (output.file) writeReport(output.file, text, '--output-file')
       else process.stdout.write(text)
     }
     if (options.junit) writeReport(options.junit, buildJUnitXml(report), '--junit')

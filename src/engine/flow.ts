@@ -14,7 +14,31 @@ import * as S from './states.ts'
 import { isFailure } from './states.ts'
 import type { TaskRun, TaskRunOwner } from './task-run.ts'
 
+/**
+ * A validator that implements Standard Schema v1 (https://standardschema.dev): zod 3.24+ and 4,
+ * valibot 1, arktype 2 and others. Only the part ptr uses.
+ */
+export interface StandardSchemaV1<Input = unknown, Output = Input> {
+  readonly '~standard': {
+    readonly version: 1
+    readonly vendor: string
+    readonly validate: (value: unknown) => StandardSchemaResult<Output> | Promise<StandardSchemaResult<Output>>
+    readonly types?: { readonly input: Input; readonly output: Output } | undefined
+  }
+}
+export type StandardSchemaResult<Output> =
+  | { readonly value: Output; readonly issues?: undefined }
+  | { readonly issues: ReadonlyArray<{ readonly message: string; readonly path?: ReadonlyArray<PropertyKey | { readonly key: PropertyKey }> | undefined }> }
+
 export interface FlowOptions extends RetryOptions {
+  /**
+   * A Standard Schema validator (zod, valibot, arktype, ...) for the flow's parameters: every
+   * call (from code, or `ptr run --param`) is validated, and the flow function gets the
+   * validator's output (defaults filled in, values coerced). An invalid call throws a
+   * `PtrError` (code `PTR_INVALID_PARAMETERS`) naming each parameter and what is wrong.
+   * @default no validation
+   */
+  parameters?: StandardSchemaV1<any, any> | undefined
   /** The flow's name, shown in output and accepted by `ptr run FILE NAME`. @default the function's name */
   name?: string
   description?: string
@@ -293,6 +317,7 @@ async function runFlow<P, R>(flow: Flow<P, R>, parameters: P | undefined, option
       exitCode: 2,
     })
   }
+  if (flow.options.parameters) parameters = (await validateParameters(flow.name, flow.options.parameters, parameters ?? {})) as P
   const base = options.taskRunner ?? flow.options.taskRunner ?? parentFlow?.taskRunner ?? options.defaultTaskRunner ?? provider('defaultTaskRunner')()
   const runner = base.duplicate()
   const params = (parameters ?? {}) as Record<string, unknown>
@@ -339,12 +364,27 @@ async function runFlow<P, R>(flow: Flow<P, R>, parameters: P | undefined, option
   return { state: flowRun.state as State<R>, flowRun }
 }
 
+/** Runs the flow's parameters through its Standard Schema validator; throws one PtrError listing every issue. */
+async function validateParameters(flowName: string, schema: StandardSchemaV1<any, any>, parameters: unknown): Promise<unknown> {
+  const result = await schema['~standard'].validate(parameters)
+  if (!result.issues) return result.value
+  const issues = result.issues.map((issue) => {
+    const path = (issue.path ?? []).map((p) => String(typeof p === 'object' ? p.key : p)).join('.')
+    return path ? `'${path}': ${issue.message}` : issue.message
+  })
+  throw new PtrError(`flow '${flowName}': invalid parameters: ${issues.join('; ')}`, { code: 'PTR_INVALID_PARAMETERS', exitCode: 2, retryable: false })
+}
+
 /**
  * Defines a flow: a function of one object of named parameters that submits tasks.
  *
  * @example
  * export default flow({ name: 'hello' }, async ({ name = 'world' }: { name?: string }) => greet(name))
  */
+export function flow<S extends StandardSchemaV1<any, any>, R = unknown>(
+  options: FlowOptions & { parameters: S },
+  fn: (parameters: NonNullable<S['~standard']['types']>['output']) => R,
+): Flow<NonNullable<S['~standard']['types']>['input'], Awaited<R>>
 export function flow<P = unknown, R = unknown>(fn: (parameters: P) => R): Flow<P, Awaited<R>>
 export function flow<P = unknown, R = unknown>(options: FlowOptions, fn: (parameters: P) => R): Flow<P, Awaited<R>>
 export function flow(a: unknown, b?: unknown): AnyFlow {

@@ -2,10 +2,13 @@ import type { Writable } from 'node:stream'
 import { Chalk, type ChalkInstance } from 'chalk'
 import type { LogLevel, RunEvent } from '../engine/events.ts'
 import type { State } from '../engine/states.ts'
+import { isSettled } from '../engine/states.ts'
 import type { RunRecorder } from './recorder.ts'
 import type { Renderer } from './renderer.ts'
 import { colorState } from './style.ts'
-import { formatSummary } from './summary.ts'
+import { errorHeadline } from './failure.ts'
+import type { SummaryOptions } from './summary.ts'
+import { formatSummary, notReadyReason } from './summary.ts'
 
 export interface PlainRendererOptions {
   /** Colour the state names. @default chalk's detection (NO_COLOR, FORCE_COLOR, TTY) */
@@ -16,8 +19,10 @@ export interface PlainRendererOptions {
    * Log lines below the level are dropped. @default 'info'
    */
   logLevel?: LogLevel
-  /** Only failures and the summary. @default false */
+  /** Only failures and the summary (without the flow's return value). @default false */
   quiet?: boolean
+  /** Whole stacks in the summary. @default false */
+  debug?: boolean
 }
 
 const pad2 = (n: number) => String(n).padStart(2, '0')
@@ -26,13 +31,15 @@ export function clock(timestamp: number): string {
   return `${pad2(d.getHours())}:${pad2(d.getMinutes())}:${pad2(d.getSeconds())}.${String(d.getMilliseconds()).padStart(3, '0')}`
 }
 
+/** What follows a state's name on its line: the error's class and message, a retry's delay. */
 export function stateDetail(state: State, attempt: number): string {
+  const message = state.error ? errorHeadline(state.error) : (state.message ?? '')
   if (state.name === 'AwaitingRetry') {
     const wait = Math.max(0, ((state.scheduledTime ?? state.timestamp) - state.timestamp) / 1000)
-    return ` attempt ${attempt} failed: ${state.message ?? ''}; retrying in ${wait.toFixed(1)} s`
+    return ` attempt ${attempt} failed: ${message}; retrying in ${wait.toFixed(1)} s`
   }
   if (state.name === 'Retrying') return ` attempt ${attempt}`
-  return state.message ? `: ${state.message}` : ''
+  return message ? `: ${message}` : ''
 }
 
 const LEVELS: Record<LogLevel, number> = { debug: 0, info: 1, warning: 2, error: 3 }
@@ -50,9 +57,13 @@ export class PlainRenderer implements Renderer {
   readonly #chalk: ChalkInstance
   readonly #min: number
   readonly #quiet: boolean
+  readonly #summary: SummaryOptions
+  /** Runs that did not complete, so a NotReady line can name its root cause. */
+  readonly #unsuccessful = new Map<string, { name: string; stateName: string }>()
 
   constructor(out: Writable, options: PlainRendererOptions = {}) {
     this.#out = out
+    this.#summary = { debug: options.debug ?? false, showResult: !options.quiet }
     this.#chalk = options.color === undefined ? new Chalk() : new Chalk({ level: options.color ? 1 : 0 })
     this.#quiet = options.quiet ?? false
     this.#min = this.#quiet ? LEVELS.error : LEVELS[options.logLevel ?? 'info']
@@ -63,12 +74,20 @@ export class PlainRenderer implements Renderer {
     switch (event.kind) {
       case 'flow-run-state':
         if (event.state.name === 'Pending' || this.#quiet) return
-        this.#out.write(`${c.dim(clock(event.state.timestamp))} flow run ${c.bold(event.flowRun.name)} ${colorState(c, event.state.name, event.state.type)}\n`)
+        {
+          // Which runner runs a flow run's tasks: said once, when it starts.
+          const { flowRun, state } = event
+          const kind = flowRun.parentFlowRunId === undefined ? 'flow run' : 'subflow run'
+          const runner = state.type === 'Running' && state.name === 'Running' ? c.dim(` on ${flowRun.taskRunnerName}`) : ''
+          this.#out.write(`${c.dim(clock(state.timestamp))} ${kind} ${c.bold(flowRun.name)} ${colorState(c, state.name, state.type)}${runner}\n`)
+        }
         return
       case 'task-run-state': {
         const { taskRun, state } = event
+        if (state.type !== 'Completed' && isSettled(state) && this.#unsuccessful.size < 10_000) this.#unsuccessful.set(taskRun.id, { name: taskRun.name, stateName: state.name })
         if (LEVELS[stateLevel(state)] < this.#min) return
-        this.#out.write(`${c.dim(clock(state.timestamp))} ${taskRun.name} ${colorState(c, state.name, state.type)}${stateDetail(state, taskRun.attempt)}\n`)
+        const detail = state.name === 'NotReady' ? `: ${notReadyReason(state, this.#unsuccessful)}` : stateDetail(state, taskRun.attempt)
+        this.#out.write(`${c.dim(clock(state.timestamp))} ${taskRun.name} ${colorState(c, state.name, state.type)}${detail}\n`)
         return
       }
       case 'log': {
@@ -84,7 +103,7 @@ export class PlainRenderer implements Renderer {
   async start(): Promise<void> {}
 
   async end(recorder: RunRecorder, flowState: State | undefined): Promise<void> {
-    this.#out.write(formatSummary(recorder, flowState, this.#chalk))
+    this.#out.write(formatSummary(recorder, flowState, this.#chalk, this.#summary))
   }
 
   abort(): void {}

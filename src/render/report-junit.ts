@@ -48,8 +48,11 @@ export function buildJUnitXml(report: RunReport): string {
       const body: string[] = []
       if (isFailure(run.state.type)) {
         const message = run.error?.message ?? run.state.message ?? run.state.name
-        const detail = [`${run.state.name} after ${run.attempts} attempt${run.attempts === 1 ? '' : 's'}: ${message}`]
-        if (run.error?.cause) detail.push(`caused by ${run.error.cause.name}: ${run.error.cause.message}`)
+        const attempts = run.attempts === 0 ? 'before it started' : `after ${run.attempts} attempt${run.attempts === 1 ? '' : 's'}`
+        const detail = [`${run.state.name} ${attempts}: ${message}`]
+        if (run.error?.location) detail.push(`at ${run.error.location.file}:${run.error.location.line}:${run.error.location.column}`)
+        if (run.error?.stack) detail.push(run.error.stack)
+        if (run.error?.cause) detail.push(`caused by ${run.error.cause.name}: ${run.error.cause.message}`, ...(run.error.cause.stack ? [run.error.cause.stack] : []))
         body.push(`      <failure message="${escape(message)}" type="${escape(run.state.name)}">${escape(detail.join('\n'))}</failure>`)
       } else if (isSkipped(run.state.type, run.state.name)) {
         body.push(`      <skipped message="${escape(`${run.state.name}: ${run.state.message ?? ''}`)}"/>`)

@@ -1,6 +1,7 @@
 import type { FlowRunInfo, LogEvent, LogLevel, RunEvent } from '../engine/events.ts'
 import type { State } from '../engine/states.ts'
 import { isSettled } from '../engine/states.ts'
+import { userFrame } from './failure.ts'
 
 export interface StateRecord {
   type: State['type']
@@ -19,6 +20,10 @@ export interface LogRecord {
 export interface ErrorRecord {
   name: string
   message: string
+  /** The stack, mapped to the `.ts` sources. */
+  stack?: string
+  /** The first frame of the stack in the user's code; `file` relative to the working folder. */
+  location?: { file: string; line: number; column: number }
   cause?: ErrorRecord
 }
 
@@ -70,6 +75,11 @@ export function stateRecord(state: State): StateRecord {
 export function errorRecord(error: unknown, depth = 0): ErrorRecord | null {
   if (!(error instanceof Error)) return error === undefined ? null : { name: 'Error', message: String(error) }
   const record: ErrorRecord = { name: error.name, message: error.message }
+  if (typeof error.stack === 'string') {
+    record.stack = error.stack
+    const frame = userFrame(error.stack)
+    if (frame) record.location = { file: frame.file, line: frame.line, column: frame.column }
+  }
   if (error.cause !== undefined && depth < 3) {
     const cause = errorRecord(error.cause, depth + 1)
     if (cause) record.cause = cause

@@ -100,6 +100,7 @@ function fileValues(config: unknown, file: string): Map<SettingSpec<any>, Settin
   if (!isPlainObject(config)) {
     throw new UsageError(`config file ${file}: expected an object of settings (e.g. runner: thread), got ${show(config)}`, 'PTR_INVALID_SETTING')
   }
+  const unknown: string[] = []
   const walk = (object: Record<string, unknown>, prefix: string) => {
     for (const [name, value] of Object.entries(object)) {
       const key = prefix + name
@@ -110,14 +111,15 @@ function fileValues(config: unknown, file: string): Map<SettingSpec<any>, Settin
         walk(value, `${key}.`)
       } else {
         const guess = closest(key, SETTING_KEYS)
-        throw new UsageError(
-          `config file ${file}: unknown key '${key}'${guess ? ` (did you mean '${guess}'?)` : ''}; known keys: ${SETTING_KEYS.join(', ')}`,
-          'PTR_UNKNOWN_SETTING',
-        )
+        unknown.push(`'${key}'${guess ? ` (did you mean '${guess}'?)` : ''}`)
       }
     }
   }
   walk(config, '')
+  // Every unknown key at once, so one edit fixes the file.
+  if (unknown.length > 0) {
+    throw new UsageError(`config file ${file}: unknown key${unknown.length === 1 ? '' : 's'} ${unknown.join(', ')}; known keys: ${SETTING_KEYS.join(', ')}`, 'PTR_UNKNOWN_SETTING')
+  }
   return values
 }
 
