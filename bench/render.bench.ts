@@ -1,9 +1,9 @@
 /**
  * Live view vs no view, same flow, same run, both in a pseudo-terminal: 2,000 tasks of 5 ms at
  * concurrency 8, and 100,000 no-op runs. Target: the live view costs at most 1.1× the wall time.
- * The clock starts before the live view starts, so its start-up (listr2 loads parts lazily) counts.
+ * The clock starts before the live view starts, so its start-up counts.
  * Identical no-op runs differ by up to ±50 ms here (GC), as much as the view's whole cost (~3%:
- * its event handler ~10–25 ms per 300,000 events, listr2 ~15 ms), so the 100k case takes 15 samples.
+ * its event handler ~10–25 ms per 300,000 events), so the 100k case takes 15 samples.
  */
 import { execFileSync } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'

@@ -208,19 +208,12 @@ export default flow({ name: 'many', failOnUnhandledTaskFailure: false }, async (
   })
 })
 
-describe('the live view starts from preloaded modules', () => {
+describe('the bin preloads its dependencies', () => {
   // A plain node child: the preload runs before tsx's hooks exist, as in bin/ptr.js.
-  const preload = (): { failed: string[]; lazy: string[] } => {
-    const script = "const m = await import('./bin/preload.js'); console.log(JSON.stringify({ failed: await m.preloadDependencies(), lazy: m.LISTR2_LAZY }))"
+  const preload = (): { failed: string[] } => {
+    const script = "const m = await import('./bin/preload.js'); console.log(JSON.stringify({ failed: await m.preloadDependencies() }))"
     return JSON.parse(execFileSync(process.execPath, ['--input-type=module', '-e', script], { cwd: REPO, encoding: 'utf8' }))
   }
-
-  it('the bin preloads every module listr2 imports lazily when it starts drawing', () => {
-    const listr2 = readFileSync(path.join(REPO, 'node_modules/listr2/dist/index.js'), 'utf8')
-    const lazy = [...listr2.matchAll(/await import\("([^"]+)"\)/g)].map((m) => m[1])
-    assert.ok(lazy.length > 0, 'found no lazy imports in listr2: the pattern no longer matches its build')
-    assert.deepEqual([...new Set(lazy)].sort(), [...preload().lazy].sort())
-  })
 
   it('every preloaded module loads without tsx', () => {
     assert.deepEqual(preload().failed, [])
