@@ -86,7 +86,7 @@ describe('plain renderer', () => {
     const lines = quiet.trim().split('\n').filter(Boolean)
     assert.ok(lines.every((l) => !/ (Pending|Running|Completed|AwaitingRetry)$/.test(l)), quiet)
     assert.match(quiet, / boom-\d+ Failed: kaput\n/)
-    assert.match(lines.at(-1)!, /^3 task runs: 2 Completed, 1 Failed in /)
+    assert.match(lines.at(-1)!, /^4 task runs: 3 Completed, 1 Failed in /)
     assert.doesNotMatch(quiet, /flow run demo-\S+ Running/)
   })
 })
