@@ -196,7 +196,7 @@ export class TaskRun implements TaskRunInfo {
       this.executor.release(this)
       this.executor.runSettled(this)
       this.#resolveSettled?.(state)
-      if (this.#callbacks) for (const callback of this.#callbacks) callback()
+      if (this.#callbacks) for (const callback of this.#callbacks) this.#callSafely(callback)
       this.#callbacks = undefined
       this.owner?.taskRunSettled(this)
     }
@@ -208,8 +208,17 @@ export class TaskRun implements TaskRunInfo {
   }
 
   onSettled(callback: () => void): void {
-    if (isSettled(this.state)) callback()
+    if (isSettled(this.state)) this.#callSafely(callback)
     else (this.#callbacks ??= []).push(callback)
+  }
+
+  /** A done callback that throws is logged against the run; the others still run (as in Prefect). */
+  #callSafely(callback: () => void): void {
+    try {
+      callback()
+    } catch (error) {
+      this.logError('a done callback', error)
+    }
   }
 
   markHandled(): void {
@@ -266,14 +275,7 @@ export class TaskRunFuture<R> extends PrefectFuture<R> {
     this.#run.markHandled()
   }
   addDoneCallback(callback: (future: this) => void): void {
-    // A callback that throws is logged against the run; the other callbacks still run (as in Prefect).
-    this.#run.onSettled(() => {
-      try {
-        callback(this)
-      } catch (error) {
-        this.#run.logError('a done callback', error)
-      }
-    })
+    this.#run.onSettled(() => callback(this))
   }
 }
 

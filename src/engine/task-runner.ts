@@ -312,21 +312,38 @@ export abstract class TaskRunner implements TaskSubmitter, AttemptExecutor, Asyn
   protected onCancelAll(_error: Error): void {}
 }
 
+/** `getRunContext().taskRun` of an attempt in this process; `stateName` is read when asked. */
+class AttemptInfo {
+  readonly id: string
+  readonly name: string
+  readonly taskName: string
+  readonly attempt: number
+  readonly #run: TaskRun
+  constructor(run: TaskRun) {
+    this.#run = run
+    this.id = run.id
+    this.name = run.name
+    this.taskName = run.task.name
+    this.attempt = run.attempt
+  }
+  get stateName(): string {
+    return this.#run.state.name
+  }
+  toJSON() {
+    return { id: this.id, name: this.name, taskName: this.taskName, attempt: this.attempt, stateName: this.stateName }
+  }
+}
+
 /** The run context of an attempt running in this process. */
 class AttemptContext implements RunContext {
   readonly #run: TaskRun
-  readonly taskRun: RunContext['taskRun']
+  #taskRun: AttemptInfo | undefined
   constructor(run: TaskRun) {
     this.#run = run
-    this.taskRun = {
-      id: run.id,
-      name: run.name,
-      taskName: run.task.name,
-      attempt: run.attempt,
-      get stateName() {
-        return run.state.name
-      },
-    }
+  }
+  /** Made on first use: most tasks never read their context. */
+  get taskRun(): RunContext['taskRun'] {
+    return (this.#taskRun ??= new AttemptInfo(this.#run))
   }
   get flowRun(): RunContext['flowRun'] {
     return this.#run.owner?.info
