@@ -16,15 +16,15 @@ export type StateHook<Owner, Info> = (owner: Owner, run: Info, state: State) => 
 
 /** The hook options of tasks and flows: each a function or a list of functions, called in order. */
 export type HookOptions<Owner, Info> = {
-  /** Called when a run ends Completed. */
+  /** Called when a run ends Completed. @default none */
   onCompletion?: StateHook<Owner, Info> | readonly StateHook<Owner, Info>[]
-  /** Called when a run ends Failed (TimedOut included), after its last retry. */
+  /** Called when a run ends Failed (TimedOut included), after its last retry. @default none */
   onFailure?: StateHook<Owner, Info> | readonly StateHook<Owner, Info>[]
-  /** Called when a run ends Crashed (its worker died, ptr failed under it). */
+  /** Called when a run ends Crashed (its worker died, ptr failed under it). @default none */
   onCrashed?: StateHook<Owner, Info> | readonly StateHook<Owner, Info>[]
-  /** Called when a run ends Cancelled. */
+  /** Called when a run ends Cancelled. @default none */
   onCancellation?: StateHook<Owner, Info> | readonly StateHook<Owner, Info>[]
-  /** Called when an attempt starts (Running, and Retrying for each retry), before its code runs. */
+  /** Called when an attempt starts (Running, and Retrying for each retry), before its code runs. @default none */
   onRunning?: StateHook<Owner, Info> | readonly StateHook<Owner, Info>[]
 }
 

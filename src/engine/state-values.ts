@@ -10,7 +10,7 @@ import { makeState } from './states.ts'
 const STATE_VALUE = Symbol.for('ptr.stateValue')
 
 export interface StateValueOptions {
-  /** A line saying why; shown with the state. */
+  /** A line saying why; shown with the state. @default none (Failed and Cancelled: their error's message) */
   message?: string
   /** The variant's name, e.g. `Skipped` for a Completed state. @default the type */
   name?: string

@@ -31,7 +31,7 @@ export type WaitForItem = PrefectFuture | AllowFailure<unknown> | readonly WaitF
 export interface CallOptions {
   /**
    * Runs that must end before this one starts; a failed one makes this run NotReady, unless it is
-   * wrapped in `allowFailure()`.
+   * wrapped in `allowFailure()`. @default none
    */
   waitFor?: readonly WaitForItem[]
   /**
