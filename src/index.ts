@@ -2,9 +2,14 @@
  * ptr's public API. Everything else under src/ may change freely.
  */
 export { task } from './engine/task.ts'
-export type { Task, TaskOptions, CallOptions, ResolvableArgs, MapArgs } from './engine/task-types.ts'
+export type { Task, StateTask, TaskOptions, CallOptions, WaitForItem, ResolvableArgs, MapArgs } from './engine/task-types.ts'
 export { flow } from './engine/flow.ts'
 export type { Flow, FlowOptions, FlowRunOptions, FlowRunResult } from './engine/flow.ts'
+export type { RetryDefaults, RetryOptions } from './engine/retry.ts'
+export type { HookOptions, StateHook } from './engine/hooks.ts'
+export { tags } from './engine/tags.ts'
+export { Completed, Failed, Cancelled } from './engine/state-values.ts'
+export type { StateValueOptions } from './engine/state-values.ts'
 export { PrefectFuture, PrefectFutureList, wait, asCompleted } from './engine/future.ts'
 export type { ResultOptions, WaitResult } from './engine/future.ts'
 export { allowFailure, unmapped, AllowFailure, Unmapped } from './engine/resolve.ts'

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { ConcurrentTaskRunner, FlowRunTimeoutError, SequentialTaskRunner, UnhandledTaskFailureError, flow, onRunEvent } from '../src/index.ts'
+import { ConcurrentTaskRunner, Failed, FlowRunTimeoutError, SequentialTaskRunner, UnhandledTaskFailureError, flow, onRunEvent } from '../src/index.ts'
 import type { RunEvent } from '../src/index.ts'
 import * as S from '../src/engine/states.ts'
 import * as F from './fixtures/flows.ts'
@@ -214,5 +214,64 @@ describe('flow retries and time limits', () => {
   it('refuses bad retry and time-limit options when the flow is defined', () => {
     assert.throws(() => flow({ name: 'bad', retries: -1 }, async () => 1), /flow 'bad': expected `retries` to be an integer from 0 and up, got `-1` \(number\)/)
     assert.throws(() => flow({ name: 'bad', timeoutSeconds: 0 }, async () => 1), /flow 'bad': expected `timeoutSeconds` to be a number above 0/)
+  })
+
+  it('flow hooks (test_on_completion_hooks_run_on_completed, test_on_failure_hooks_run_on_failure, test_on_cancellation_hooks_run_on_cancelled_state in tests/test_flows.py)', async () => {
+    const calls: string[] = []
+    const hook = (name: string) => (f: { name: string }, run: { name: string; state: { name: string } }, state: { name: string }) => {
+      calls.push(`${name} ${f.name} ${state.name} ${run.state.name}`)
+    }
+    let attempts = 0
+    const hooked = flow(
+      {
+        name: 'hooked',
+        retries: 1,
+        taskRunner: new SequentialTaskRunner(),
+        onRunning: hook('onRunning'),
+        onCompletion: [hook('onCompletion')],
+        onFailure: hook('onFailure'),
+        onCancellation: hook('onCancellation'),
+      },
+      async ({ fail = false, wait = 0 }: { fail?: boolean; wait?: number }) => {
+        attempts++
+        if (wait) await new Promise((resolve) => setTimeout(resolve, wait))
+        if (fail) throw new Error('hooked flow fails')
+        return attempts
+      },
+    )
+    assert.equal(await hooked({}), 1)
+    assert.deepEqual(calls.splice(0), ['onRunning hooked Running Running', 'onCompletion hooked Completed Completed'])
+    // onFailure only once the retries are spent; onRunning for every attempt.
+    assert.equal((await hooked.run({ fail: true })).state.type, 'Failed')
+    assert.deepEqual(calls.splice(0), ['onRunning hooked Running Running', 'onRunning hooked Retrying Retrying', 'onFailure hooked Failed Failed'])
+    const controller = new AbortController()
+    setTimeout(() => controller.abort(new Error('stop now')), 50)
+    assert.equal((await hooked.run({ wait: 2_000 }, { signal: controller.signal })).state.type, 'Cancelled')
+    assert.deepEqual(calls.splice(0), ['onRunning hooked Running Running', 'onCancellation hooked Cancelled Cancelled'])
+  })
+
+  it('a flow hook that throws is logged against the flow run and leaves it Completed', async () => {
+    const logs: string[] = []
+    const off = onRunEvent((event) => {
+      if (event.kind === 'log') logs.push(`${event.level} ${event.message}`)
+    })
+    const f = flow({ name: 'hook_throws', onCompletion: function badHook() { throw new Error('hook broke') } }, async () => 'ok')
+    const { state, flowRun } = await f.run()
+    off()
+    assert.equal(state.type, 'Completed')
+    assert.deepEqual(logs, [`error onCompletion hook 'badHook' of '${flowRun.name}' failed (the run stays Completed): Error: hook broke`])
+  })
+
+  it('a flow returning Failed() is retried, then ends with it (as test_task_retries_with_explicit_failed_state in tests/test_task_engine.py for tasks)', async () => {
+    let calls = 0
+    const f = flow({ name: 'returns_failed', retries: 1 }, async () => {
+      calls++
+      return Failed({ message: `attempt ${calls} said no` })
+    })
+    const { state, flowRun } = await f.run()
+    assert.equal(calls, 2)
+    assert.deepEqual([state.type, state.message], ['Failed', 'attempt 2 said no'])
+    assert.deepEqual(flowRun.history.map((s) => s.name), ['Pending', 'Running', 'AwaitingRetry', 'Retrying', 'Failed'])
+    await assert.rejects(f(), /attempt 4 said no/)
   })
 })

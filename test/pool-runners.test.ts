@@ -102,7 +102,7 @@ for (const { kind, create } of KINDS) {
       const retried = runner.submit(P.exitOnce, [])
       assert.equal(await retried.result(), 2)
       stop()
-      assert.deepEqual(names(retried.taskRunId), ['Pending', 'Running', 'AwaitingRetry', 'Retrying', 'Completed'])
+      assert.deepEqual(names(retried.taskRunId), ['Pending', 'Running', 'Retrying', 'Completed'])
       assert.equal(await runner.submit(T.add, [1, 1]).result(), 2)
     })
 
@@ -300,8 +300,8 @@ describe('process pool runner: killed workers and a killed ptr', () => {
     assert.equal(await victim.result({ timeout: 30 }), 2)
     stop()
     stopStates()
-    const crash = states(victim.taskRunId).find((s) => s.name === 'AwaitingRetry')
-    assert.match(crash?.message ?? '', /^the process worker running 'pid_then_sleep-\d+' was killed by SIGKILL$/)
+    const crash = states(victim.taskRunId).find((s) => s.name === 'Retrying')
+    assert.match(crash?.message ?? '', /the process worker running 'pid_then_sleep-\d+' was killed by SIGKILL/)
     assert.equal((await other.result()).label, 'other')
   })
 

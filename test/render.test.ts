@@ -49,7 +49,8 @@ describe('plain renderer', () => {
   const demo = flow({ name: 'demo', taskRunner: new ConcurrentTaskRunner() }, async () => {
     double.submit(1)
     boom.submit('kaput')
-    flaky.withOptions({ retries: 1 }).submit(2)
+    flaky.withOptions({ retries: 1, retryDelaySeconds: 0.01 }).submit(2)
+    flaky.withOptions({ name: 'flaky_now', retries: 1 }).submit(2)
   })
   async function render(options: ConstructorParameters<typeof PlainRenderer>[1]): Promise<string> {
     const out = new PassThrough()
@@ -72,6 +73,8 @@ describe('plain renderer', () => {
     const warning = await render({ logLevel: 'warning' })
     assert.doesNotMatch(warning, / (double|boom|flaky)-\d+ Running\n/)
     assert.match(warning, / flaky-\d+ AwaitingRetry /)
+    // A retry with no delay: no AwaitingRetry, a Retrying line with the failed attempt's error.
+    assert.match(warning, / flaky_now-\d+ Retrying attempt 1 failed: attempt 1 failed; retrying now\n/)
     assert.match(warning, / boom-\d+ Failed: kaput\n/)
     const error = await render({ logLevel: 'error' })
     assert.doesNotMatch(error, / AwaitingRetry /)
@@ -83,7 +86,7 @@ describe('plain renderer', () => {
     const lines = quiet.trim().split('\n').filter(Boolean)
     assert.ok(lines.every((l) => !/ (Pending|Running|Completed|AwaitingRetry)$/.test(l)), quiet)
     assert.match(quiet, / boom-\d+ Failed: kaput\n/)
-    assert.match(lines.at(-1)!, /^3 task runs: 2 completed, 1 failed in /)
+    assert.match(lines.at(-1)!, /^4 task runs: 3 completed, 1 failed in /)
     assert.doesNotMatch(quiet, /flow run demo-\S+ Running/)
   })
 })

@@ -120,13 +120,16 @@ for (const runnerUnderTest of RUNNERS_UNDER_TEST) {
       assert.equal((await blocked.wait()).name, 'NotReady')
     })
 
-    it('retries a failing task and records AwaitingRetry and Retrying', async () => {
+    it('retries a failing task: with no delay straight to Retrying, with a delay through AwaitingRetry', async () => {
       const runner = make()
       const { names, stop } = recordStates()
       const future = runner.submit(T.flaky, [3])
+      const delayed = runner.submit(T.flaky.withOptions({ retryDelaySeconds: 0.01 }), [3])
       assert.equal(await future.result(), 3)
+      assert.equal(await delayed.result(), 3)
       stop()
-      assert.deepEqual(names(future.taskRunId), [
+      assert.deepEqual(names(future.taskRunId), ['Pending', 'Running', 'Retrying', 'Retrying', 'Completed'])
+      assert.deepEqual(names(delayed.taskRunId), [
         'Pending', 'Running', 'AwaitingRetry', 'Retrying', 'AwaitingRetry', 'Retrying', 'Completed',
       ])
       const gaveUp = runner.submit(T.flaky.withOptions({ retries: 1 }), [5])

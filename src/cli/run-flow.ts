@@ -103,7 +103,7 @@ export async function runFlowCommand(options: RunFlowCommandOptions): Promise<nu
   const { exports } = await importFlowFile(options.file)
   const flow = selectFlow(options.file, exports, options.flowName)
   const parameters = parseFlowParameters(options.param, options.params, flow)
-  const { taskRunner, defaultTaskRunner, settings } = await runnerSettingsForRun(flow, { ...options, output: output.mode })
+  const { taskRunner, defaultTaskRunner, retryDefaults, settings } = await runnerSettingsForRun(flow, { ...options, output: output.mode })
   // --runner prefect and t.delay() in the flow use the queue the settings name.
   const queue = queueSettingsFrom(settings, process.cwd())
   setDefaultQueue(queue.url, undefined, { source: queue.source, leaseMs: queue.leaseMs, maxLostLeases: queue.maxLostLeases })
@@ -149,7 +149,7 @@ export async function runFlowCommand(options: RunFlowCommandOptions): Promise<nu
   let state: State
   try {
     await renderer.start()
-    ;({ state } = await flow.run(parameters, { taskRunner, defaultTaskRunner, signal: controller.signal }))
+    ;({ state } = await flow.run(parameters, { taskRunner, defaultTaskRunner, retryDefaults, signal: controller.signal }))
   } catch (error) {
     renderer.abort()
     throw error

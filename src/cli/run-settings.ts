@@ -2,7 +2,8 @@ import type { AnyFlow } from '../engine/flow.ts'
 import { resolveSettings } from '../settings/resolve.ts'
 import type { ResolvedSettings } from '../settings/resolve.ts'
 import type { RunnerForRun } from '../settings/runner.ts'
-import { flowRunnerInfo, runnerForRun } from '../settings/runner.ts'
+import { flowRunnerInfo, retryDefaultsFor, runnerForRun } from '../settings/runner.ts'
+import type { RetryDefaults } from '../engine/retry.ts'
 
 export interface RunSettingsFlags {
   runner?: string | undefined
@@ -25,7 +26,7 @@ export async function runnerSettingsForRun(
   flags: RunSettingsFlags,
   cwd = process.cwd(),
   env = process.env,
-): Promise<RunnerForRun & { settings: ResolvedSettings }> {
+): Promise<RunnerForRun & { settings: ResolvedSettings; retryDefaults: RetryDefaults }> {
   const flowRunner = flowRunnerInfo(flow)
   const settings = await resolveSettings({
     cwd,
@@ -43,5 +44,5 @@ export async function runnerSettingsForRun(
     flowRunner,
   })
   for (const hint of settings.hints) process.stderr.write(`ptr: hint: ${hint}\n`)
-  return { ...runnerForRun(settings, flowRunner), settings }
+  return { ...runnerForRun(settings, flowRunner), settings, retryDefaults: retryDefaultsFor(settings) }
 }

@@ -1,8 +1,8 @@
 import { formatWithOptions } from 'node:util'
 import { AsyncLocalStorage } from 'node:async_hooks'
 import { PtrError } from '../errors.ts'
-import type { LogEvent, LogLevel } from './events.ts'
-import { runEvents } from './events.ts'
+import type { LogLevel } from './events.ts'
+import { emitRunLog } from './log.ts'
 import type { PrefectFuture, PrefectFutureList } from './future.ts'
 import type { TaskRunOwner } from './task-run.ts'
 import type { CallOptions, MapArgs, ResolvableArgs, Task } from './task-types.ts'
@@ -20,10 +20,18 @@ export interface TaskSubmitter {
 }
 
 export interface RunContext {
-  /** The flow run this code belongs to, if any. */
-  readonly flowRun: { readonly id: string; readonly name: string; readonly flowName: string } | undefined
-  /** The task run this code is, if it runs inside a task. */
-  readonly taskRun: { readonly id: string; readonly name: string; readonly taskName: string; readonly attempt: number } | undefined
+  /**
+   * The flow run this code belongs to, if any; `stateName` is its current state's name (Running,
+   * Retrying, ...).
+   */
+  readonly flowRun: { readonly id: string; readonly name: string; readonly flowName: string; readonly stateName?: string | undefined } | undefined
+  /**
+   * The task run this code is, if it runs inside a task; `stateName` is its current state's name
+   * (Running, or Retrying on a retry). Task workers (`ptr worker serve`) leave it unset.
+   */
+  readonly taskRun:
+    | { readonly id: string; readonly name: string; readonly taskName: string; readonly attempt: number; readonly stateName?: string | undefined }
+    | undefined
   /** Aborted when the run times out or is cancelled. Pass it to fetch(), timers, child processes. */
   readonly signal: AbortSignal
   /** Where `submit()` and `map()` called from this code go. */
@@ -75,28 +83,11 @@ export function getRunLogger(): RunLogger {
   return { debug: log('debug'), info: log('info'), warning: log('warning'), warn: log('warning'), error: log('error') }
 }
 
-/** Where log lines of a run go. Pool and task workers replace it to send lines elsewhere. */
-export type LogSink = (event: LogEvent) => void
-
-const SINK = Symbol.for('ptr.logSink')
-type WithSink = { [SINK]?: LogSink }
-const defaultSink: LogSink = (event) => runEvents.emit(event)
-
-export function setLogSink(sink: LogSink | undefined): void {
-  ;(globalThis as WithSink)[SINK] = sink
-}
+export { setLogSink } from './log.ts'
+export type { LogSink } from './log.ts'
 
 export function emitLog(context: RunContext, level: LogLevel, message: string, source: 'console' | 'logger'): void {
-  ;((globalThis as WithSink)[SINK] ?? defaultSink)({
-    kind: 'log',
-    level,
-    message,
-    source,
-    timestamp: Date.now(),
-    taskRunId: context.taskRun?.id,
-    taskRunName: context.taskRun?.name,
-    flowRunId: context.flowRun?.id,
-  })
+  emitRunLog({ taskRunId: context.taskRun?.id, taskRunName: context.taskRun?.name, flowRunId: context.flowRun?.id }, level, message, source)
 }
 
 export const formatArgs = (args: unknown[]): string => formatWithOptions({ colors: false }, ...args)

@@ -26,6 +26,8 @@ export interface FlowRunInfo {
   readonly parentFlowRunId: string | undefined
   readonly parameters: Readonly<Record<string, unknown>>
   readonly taskRunnerName: string
+  /** Tags from the `tags()` contexts around the flow call. */
+  readonly tags: readonly string[]
   readonly state: State
   readonly history: readonly State[]
 }

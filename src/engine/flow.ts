@@ -7,8 +7,12 @@ import type { FlowRunInfo } from './events.ts'
 import { runEvents } from './events.ts'
 import type { Upstream } from './resolve.ts'
 import { collectUpstreams, substituteResults } from './resolve.ts'
-import type { RetryOptions } from './retry.ts'
-import { retryDelayMs, validateRetryOptions, withTimeLimit } from './retry.ts'
+import type { HookOptions, ResolvedHooks } from './hooks.ts'
+import { callHooks, resolveHooks } from './hooks.ts'
+import type { RetryDefaults, RetryOptions } from './retry.ts'
+import { retryDelayMs, validateRetryOptions, withRetryDefaults, withTimeLimit } from './retry.ts'
+import { adoptState, isStateValue } from './state-values.ts'
+import { contextTags } from './tags.ts'
 import type { State } from './states.ts'
 import * as S from './states.ts'
 import { isFailure } from './states.ts'
@@ -30,7 +34,7 @@ export type StandardSchemaResult<Output> =
   | { readonly value: Output; readonly issues?: undefined }
   | { readonly issues: ReadonlyArray<{ readonly message: string; readonly path?: ReadonlyArray<PropertyKey | { readonly key: PropertyKey }> | undefined }> }
 
-export interface FlowOptions extends RetryOptions {
+export interface FlowOptions extends RetryOptions, HookOptions<AnyFlow, FlowRunInfo> {
   /**
    * A Standard Schema validator (zod, valibot, arktype, ...) for the flow's parameters: every
    * call (from code, or `ptr run --param`) is validated, and the flow function gets the
@@ -53,6 +57,8 @@ export interface FlowOptions extends RetryOptions {
    * @default true
    */
   failOnUnhandledTaskFailure?: boolean
+  // From HookOptions: onCompletion, onFailure, onCrashed, onCancellation, onRunning, each called
+  // with the flow, its run and the state; awaited before the run's outcome is delivered.
   // From RetryOptions: `retries` re-run the whole flow function after a Failed or Crashed (or
   // TimedOut) attempt, after `retryDelaySeconds`; `timeoutSeconds` limits each attempt: past it
   // the attempt ends TimedOut, its signal aborts, its task runs and subflows are cancelled, and
@@ -66,7 +72,13 @@ export interface FlowRunOptions {
   defaultTaskRunner?: TaskRunner | undefined
   /** Cancels the flow run when aborted: waiting runs end Cancelled, running ones are stopped. */
   signal?: AbortSignal | undefined
+  /**
+   * Retries for the flow and its task runs where their own options set none (the
+   * `PREFECT_*_DEFAULT_RETRIES` settings). Subflows inherit them. @default no retries
+   */
+  retryDefaults?: RetryDefaults | undefined
 }
+
 
 export interface FlowRunResult<R> {
   readonly state: State<R>
@@ -86,6 +98,8 @@ export interface Flow<P = unknown, R = unknown> {
   readonly fn: (parameters: P) => R | Promise<R>
   /** Runs the flow and returns its final state and run record; never throws for a failed run. */
   run(parameters?: P, options?: FlowRunOptions): Promise<FlowRunResult<R>>
+  /** @internal the flow's hooks, or undefined when it has none */
+  readonly hooks: ResolvedHooks | undefined
 }
 export type AnyFlow = Flow<any, any>
 
@@ -120,6 +134,9 @@ export class FlowRun implements FlowRunInfo {
   readonly parentFlowRunId: string | undefined
   readonly parameters: Readonly<Record<string, unknown>>
   readonly taskRunner: TaskRunner
+  /** Tags from the `tags()` contexts around the flow call. */
+  readonly tags: readonly string[]
+  readonly retryDefaults: RetryDefaults | undefined
   state: State
   readonly history: State[] = []
   cancelError: Error | undefined
@@ -131,7 +148,15 @@ export class FlowRun implements FlowRunInfo {
   #idle: (() => void) | undefined
   #cancelled: (() => void) | undefined
 
-  constructor(flowName: string, parameters: Record<string, unknown>, taskRunner: TaskRunner, parentFlowRunId: string | undefined) {
+  constructor(
+    flowName: string,
+    parameters: Record<string, unknown>,
+    taskRunner: TaskRunner,
+    parentFlowRunId: string | undefined,
+    retryDefaults?: RetryDefaults | undefined,
+  ) {
+    this.tags = contextTags() ?? []
+    this.retryDefaults = retryDefaults
     this.flowName = flowName
     this.name = `${flowName}-${this.id.slice(0, 8)}`
     this.parameters = parameters
@@ -143,6 +168,10 @@ export class FlowRun implements FlowRunInfo {
 
   get taskRunnerName(): string {
     return this.taskRunner.name
+  }
+  /** The current state's name, for the run context. */
+  get stateName(): string {
+    return this.state.name
   }
 
   setState(state: State): void {
@@ -160,6 +189,15 @@ export class FlowRun implements FlowRunInfo {
   }
   taskRunHandled(run: TaskRun): void {
     this.unhandled.delete(run)
+  }
+  hold(): () => void {
+    this.#open++
+    let released = false
+    return () => {
+      if (released) return
+      released = true
+      if (--this.#open === 0) this.#idle?.()
+    }
   }
 
   /** Resolves when every task run of this flow run has settled. */
@@ -227,6 +265,9 @@ class FlowAttempt implements TaskRunOwner {
   get stopped(): Error | undefined {
     return this.#timedOut ?? this.flowRun.cancelError
   }
+  get retryDefaults(): RetryDefaults | undefined {
+    return this.flowRun.retryDefaults
+  }
   timeOut(error: Error): void {
     this.#timedOut = error
     this.controller.abort(error)
@@ -240,15 +281,25 @@ class FlowAttempt implements TaskRunOwner {
   taskRunHandled(run: TaskRun): void {
     this.flowRun.taskRunHandled(run)
   }
+  hold(): () => void {
+    return this.flowRun.hold()
+  }
 }
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
+
+/** Moves the flow run to `state` and calls the flow's hooks for it; returns their end, if any. */
+function enterState(flow: AnyFlow, flowRun: FlowRun, state: State): Promise<void> | undefined {
+  flowRun.setState(state)
+  return flow.hooks && callHooks(flow.hooks, state, flow, flowRun, { flowRunId: flowRun.id }, flowRun.name)
+}
 
 /** Runs the flow function once, within the flow's time limit; never rejects. */
 async function runAttempt(flow: AnyFlow, flowRun: FlowRun, attempt: FlowAttempt, params: Record<string, unknown>, number: number): Promise<{ value: unknown } | { error: Error }> {
   const { timeoutSeconds } = flow.options
   try {
-    flowRun.setState(S.Running(number === 1 ? 'Running' : 'Retrying'))
+    const hooked = enterState(flow, flowRun, S.Running(number === 1 ? 'Running' : 'Retrying'))
+    if (hooked) await hooked
     const runner = flowRun.taskRunner
     await runner.start()
     const context = { flowRun, owner: attempt, taskRun: undefined, signal: attempt.controller.signal, taskRunner: runner }
@@ -270,6 +321,8 @@ async function runAttempt(flow: AnyFlow, flowRun: FlowRun, attempt: FlowAttempt,
 async function finalState(flowRun: FlowRun, options: FlowOptions, outcome: { value: unknown } | { error: Error }): Promise<State> {
   if (flowRun.cancelError) return S.Cancelled(flowRun.cancelError)
   if ('error' in outcome) return S.Failed(outcome.error, outcome.error instanceof FlowRunTimeoutError ? 'TimedOut' : 'Failed')
+  // A returned state is the flow run's own, whatever its task runs did (as in Prefect).
+  if (isStateValue(outcome.value)) return adoptState(outcome.value)
   let value = outcome.value
   const returned: Upstream[] = []
   collectUpstreams(value, returned)
@@ -321,7 +374,9 @@ async function runFlow<P, R>(flow: Flow<P, R>, parameters: P | undefined, option
   const base = options.taskRunner ?? flow.options.taskRunner ?? parentFlow?.taskRunner ?? options.defaultTaskRunner ?? provider('defaultTaskRunner')()
   const runner = base.duplicate()
   const params = (parameters ?? {}) as Record<string, unknown>
-  const flowRun = new FlowRun(flow.name, params, runner, parentFlow?.id)
+  const retryDefaults = options.retryDefaults ?? parentFlow?.retryDefaults
+  const flowRun = new FlowRun(flow.name, params, runner, parentFlow?.id, retryDefaults)
+  const retryOptions = withRetryDefaults(flow.options, retryDefaults?.flowRetries, retryDefaults?.flowRetryDelaySeconds)
   const controller = new AbortController()
   const signals = [options.signal, parent?.signal].filter((s): s is AbortSignal => s !== undefined)
   const onAbort = (event: Event) => {
@@ -344,16 +399,18 @@ async function runFlow<P, R>(flow: Flow<P, R>, parameters: P | undefined, option
       await flowRun.subflowsSettled()
       controller.signal.removeEventListener('abort', abortAttempt)
       const state = await finalState(flowRun, flow.options, outcome)
-      if (number > (flow.options.retries ?? 0) || flowRun.cancelError || !isFailure(state)) {
-        flowRun.setState(state)
+      if (number > retryOptions.retries || flowRun.cancelError || !isFailure(state)) {
+        const hooked = enterState(flow, flowRun, state)
+        if (hooked) await hooked
         break
       }
-      const delay = retryDelayMs(flow.options, number)
+      const delay = retryDelayMs(retryOptions, number)
       flowRun.setState(S.AwaitingRetry(delay, state.error ?? new Error(`flow run ended ${state.name}`)))
       flowRun.forgetAttempt()
       if (delay > 0) await Promise.race([sleep(delay), flowRun.whenCancelled().catch(() => undefined)])
       if (flowRun.cancelError) {
-        flowRun.setState(S.Cancelled(flowRun.cancelError))
+        const hooked = enterState(flow, flowRun, S.Cancelled(flowRun.cancelError))
+        if (hooked) await hooked
         break
       }
     }
@@ -397,6 +454,7 @@ export function flow(a: unknown, b?: unknown): AnyFlow {
   }
   const name = options.name ?? (fn.name || 'flow')
   validateRetryOptions(`flow '${name}'`, 'PTR_INVALID_FLOW_OPTION', options)
+  const hooks = resolveHooks(`flow '${name}'`, 'PTR_INVALID_FLOW_OPTION', options)
   const self = function (parameters?: unknown) {
     let resolve!: (value: unknown) => void
     let reject!: (error: unknown) => void
@@ -418,6 +476,7 @@ export function flow(a: unknown, b?: unknown): AnyFlow {
     name: { value: name },
     options: { value: Object.freeze({ ...options, name }) },
     fn: { value: fn },
+    hooks: { value: hooks },
     run: { value: (parameters?: unknown, runOptions?: FlowRunOptions) => runFlow(self, parameters, runOptions) },
   })
   return self

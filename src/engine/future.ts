@@ -1,6 +1,16 @@
-import { FutureTimeoutError } from '../errors.ts'
+import { FutureTimeoutError, PtrError } from '../errors.ts'
 import type { State } from './states.ts'
 import { isSettled } from './states.ts'
+
+/** Rejects a timeout that is not a number of seconds from 0 up, as Prefect does (`'timeout' must be a non-negative number`). */
+export function checkTimeout(where: string, timeout: unknown): void {
+  if (timeout === undefined) return
+  if (typeof timeout !== 'number' || !(timeout >= 0)) {
+    throw new PtrError(`${where}: \`timeout\` must be a number of seconds from 0 up, got \`${String(timeout)}\` (${typeof timeout}); leave it out to wait without limit`, {
+      code: 'PTR_INVALID_TIMEOUT',
+    })
+  }
+}
 
 const FUTURE = Symbol.for('ptr.future')
 
@@ -51,6 +61,13 @@ export abstract class PrefectFuture<R = unknown> {
   result(options: ResultOptions & { raiseOnFailure: false }): Promise<R | Error>
   result(options?: ResultOptions): Promise<R | Error>
   result(options?: ResultOptions): Promise<R | Error> {
+    if (options?.timeout !== undefined) {
+      try {
+        checkTimeout('result()', options.timeout)
+      } catch (error) {
+        return Promise.reject(error)
+      }
+    }
     // Plain promise chains, not async functions: a 100,000-run map awaits this once per run.
     return this.wait(options?.timeout).then((state) => this.outcome(state, options))
   }
@@ -85,17 +102,55 @@ export class PrefectFutureList<R = unknown> extends Array<PrefectFuture<R>> {
     return list
   }
 
-  /** Waits for every run (or until `timeoutSeconds`); never throws. */
+  /**
+   * @internal a list that is empty until `futures` resolves, then holds them (map() over a future
+   * that has not ended). If it rejects, the list stays empty and `result()` rejects with the error.
+   */
+  static filledBy<R>(futures: Promise<Iterable<PrefectFuture<R>>>): PrefectFutureList<R> {
+    const list = new PrefectFutureList<R>()
+    list.#filling = futures.then(
+      (filled) => {
+        for (const f of filled) list.push(f)
+        list.#filling = undefined
+      },
+      (error: unknown) => {
+        list.#filling = undefined
+        list.#fillError = error
+      },
+    )
+    return list
+  }
+
+  #filling: Promise<void> | undefined
+  #fillError: unknown
+
+  /** Waits for every run (or until `timeoutSeconds`); never throws for a run that failed. */
   async wait(timeoutSeconds?: number): Promise<void> {
+    checkTimeout('PrefectFutureList.wait()', timeoutSeconds)
+    if (this.#filling) await this.#filling
     await wait(this, { timeout: timeoutSeconds })
   }
 
-  /** Every result, in input order. Fails fast: throws the first failure as soon as it is known. */
-  result(options: Omit<ResultOptions, 'raiseOnFailure'> = {}): Promise<R[]> {
+  /**
+   * Every result, in input order. Fails fast: throws the first failure as soon as it is known;
+   * with `raiseOnFailure: false`, a run that did not complete gives its error in its place.
+   */
+  result(options?: ResultOptions & { raiseOnFailure?: true }): Promise<R[]>
+  result(options: ResultOptions & { raiseOnFailure: false }): Promise<(R | Error)[]>
+  result(options?: ResultOptions): Promise<(R | Error)[]>
+  result(options: ResultOptions = {}): Promise<(R | Error)[]> {
+    try {
+      checkTimeout('PrefectFutureList.result()', options.timeout)
+    } catch (error) {
+      return Promise.reject(error)
+    }
+    if (this.#filling) return this.#filling.then(() => this.result(options))
+    if (this.#fillError !== undefined) return Promise.reject(this.#fillError)
     if (options.timeout !== undefined) return Promise.all(this.map((future) => future.result(options)))
+    const outcomeOptions = options.raiseOnFailure === false ? options : undefined
     // One promise for the whole list, not one per future: lists of 100,000 runs are common.
-    return new Promise<R[]>((resolve, reject) => {
-      const values = new Array<R>(this.length)
+    return new Promise<(R | Error)[]>((resolve, reject) => {
+      const values = new Array<R | Error>(this.length)
       let remaining = this.length
       if (remaining === 0) resolve(values)
       let failed = false
@@ -103,7 +158,7 @@ export class PrefectFutureList<R = unknown> extends Array<PrefectFuture<R>> {
         future.addDoneCallback(() => {
           if (failed) return
           try {
-            values[index] = future.outcome(future.state, undefined) as R
+            values[index] = future.outcome(future.state, outcomeOptions)
           } catch (error) {
             failed = true
             reject(error)
@@ -123,10 +178,12 @@ export interface WaitResult<F extends PrefectFuture<unknown> = PrefectFuture> {
 }
 
 /**
- * Waits for all `futures` to end, or until `timeout` seconds have passed; never throws.
+ * Waits for all `futures` to end, or until `timeout` seconds have passed; never throws for a run
+ * that failed (rejects only a `timeout` below 0).
  * @returns the futures that ended and those that did not, each in input order.
  */
 export async function wait<F extends PrefectFuture<unknown>>(futures: Iterable<F>, options: { timeout?: number | undefined } = {}): Promise<WaitResult<F>> {
+  checkTimeout('wait()', options.timeout)
   const list = [...futures]
   const all = Promise.all(list.map((f) => f.wait()))
   if (options.timeout === undefined) {
@@ -150,6 +207,7 @@ export async function* asCompleted<F extends PrefectFuture<unknown>>(
   futures: Iterable<F>,
   options: { timeout?: number } = {},
 ): AsyncGenerator<F, void, undefined> {
+  checkTimeout('asCompleted()', options.timeout)
   const pending = new Set(futures)
   const ready: F[] = []
   let wake: (() => void) | undefined

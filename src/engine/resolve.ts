@@ -4,19 +4,27 @@ import { isFuture } from './future.ts'
 const ALLOW_FAILURE = Symbol.for('ptr.allowFailure')
 const UNMAPPED = Symbol.for('ptr.unmapped')
 
-/** Marks an upstream whose failure should not stop the downstream run: see {@link allowFailure}. */
+/** Marks upstreams whose failure should not stop the downstream run: see {@link allowFailure}. */
 export class AllowFailure<T> {
   readonly [ALLOW_FAILURE] = true
-  constructor(readonly future: PrefectFuture<T>) {}
+  declare readonly __value: T
+  /** What was wrapped: a future, or a value (a list, an object) that may hold futures. */
+  constructor(readonly value: unknown) {}
 }
 
 /**
- * Lets the downstream run even if `future` fails: the downstream receives the upstream's error
- * as the value. Type your parameter as `T | Error` to accept it.
+ * Lets the downstream run even if upstreams fail: the downstream receives each failed upstream's
+ * error in place of its value. Wraps a future, or any value holding futures (a list of futures, a
+ * `map()` result, an object); a plain value passes through. Type your parameter as `T | Error`
+ * (or `unknown`) to accept it. In `waitFor`, it lets the run start whatever those runs ended in.
  */
-export const allowFailure = <T>(future: PrefectFuture<T>): AllowFailure<T> => new AllowFailure(future)
+export function allowFailure<T>(future: PrefectFuture<T>): AllowFailure<T>
+export function allowFailure(value: unknown): AllowFailure<any>
+export function allowFailure(value: unknown): AllowFailure<unknown> {
+  return new AllowFailure(value)
+}
 
-const isAllowFailure = (value: unknown): value is AllowFailure<unknown> =>
+export const isAllowFailure = (value: unknown): value is AllowFailure<unknown> =>
   typeof value === 'object' && value !== null && (value as { [ALLOW_FAILURE]?: unknown })[ALLOW_FAILURE] === true
 
 /** Keeps an argument of `map()` the same for every run instead of iterating it. */
@@ -35,6 +43,7 @@ export const isUnmapped = (value: unknown): value is Unmapped<unknown> =>
 export type Resolvable<T> =
   | ResolvableValue<T>
   | (Error extends T ? AllowFailure<Exclude<T, Error>> : never)
+  | (T extends readonly unknown[] ? (Error extends T[number] ? AllowFailure<any> : never) : never)
 type ResolvableValue<T> =
   | T
   | PrefectFuture<T>
@@ -61,26 +70,32 @@ const isPlainObject = (value: object): boolean => {
 /**
  * Finds the futures anywhere in `value` (arrays, plain objects, Maps, Sets) and adds them to `into`.
  * Cheap for the common case of primitive arguments.
+ * @returns true when `value` holds an `allowFailure()` wrapper (to unwrap, even with no future in it).
  */
-export function collectUpstreams(value: unknown, into: Upstream[], seen?: Set<object>): void {
-  if (typeof value !== 'object' || value === null) return
+export function collectUpstreams(value: unknown, into: Upstream[], seen?: Set<object>, allowFailure = false): boolean {
+  if (typeof value !== 'object' || value === null) return false
   if (isFuture(value)) {
-    into.push({ future: value, allowFailure: false })
-    return
+    into.push({ future: value, allowFailure })
+    return false
   }
   if (isAllowFailure(value)) {
-    into.push({ future: value.future, allowFailure: true })
-    return
+    collectUpstreams(value.value, into, seen, true)
+    return true
   }
   const isArray = Array.isArray(value)
-  if (!isArray && !(value instanceof Map) && !(value instanceof Set) && !isPlainObject(value)) return
+  if (!isArray && !(value instanceof Map) && !(value instanceof Set) && !isPlainObject(value)) return false
   seen ??= new Set()
-  if (seen.has(value)) return
+  if (seen.has(value)) return false
   seen.add(value)
-  if (isArray) for (const item of value) collectUpstreams(item, into, seen)
-  else if (value instanceof Map) for (const [k, v] of value) (collectUpstreams(k, into, seen), collectUpstreams(v, into, seen))
-  else if (value instanceof Set) for (const item of value) collectUpstreams(item, into, seen)
-  else for (const key of Object.keys(value)) collectUpstreams((value as Record<string, unknown>)[key], into, seen)
+  let wrapped = false
+  const visit = (item: unknown) => {
+    if (collectUpstreams(item, into, seen, allowFailure)) wrapped = true
+  }
+  if (isArray) for (const item of value) visit(item)
+  else if (value instanceof Map) for (const [k, v] of value) (visit(k), visit(v))
+  else if (value instanceof Set) for (const item of value) visit(item)
+  else for (const key of Object.keys(value)) visit((value as Record<string, unknown>)[key])
+  return wrapped
 }
 
 /**
@@ -90,11 +105,12 @@ export function collectUpstreams(value: unknown, into: Upstream[], seen?: Set<ob
  */
 export function substituteResults(value: unknown, seen: Map<object, unknown> = new Map()): unknown {
   if (typeof value !== 'object' || value === null) return value
-  if (isFuture(value)) return value.state.result
-  if (isAllowFailure(value)) {
-    const state = value.future.state
+  if (isFuture(value)) {
+    const state = value.state
+    // Only a future under allowFailure() can reach here without having completed.
     return state.type === 'Completed' ? state.result : (state.error ?? new Error(`upstream ended ${state.name}`))
   }
+  if (isAllowFailure(value)) return substituteResults(value.value, seen)
   if (seen.has(value)) return seen.get(value)
   if (Array.isArray(value)) {
     const out: unknown[] = []

@@ -34,6 +34,29 @@ export function validateRetryOptions(what: string, code: string, options: RetryO
   if (timeoutSeconds !== undefined && !(typeof timeoutSeconds === 'number' && timeoutSeconds > 0)) fail('`timeoutSeconds` to be a number above 0', timeoutSeconds)
 }
 
+/** Default retry options, overridden by a task's or flow's own `retries` / `retryDelaySeconds`. */
+export interface RetryDefaults {
+  readonly taskRetries?: number | undefined
+  readonly taskRetryDelaySeconds?: number | readonly number[] | undefined
+  readonly flowRetries?: number | undefined
+  readonly flowRetryDelaySeconds?: number | readonly number[] | undefined
+}
+
+/**
+ * `options` with `retries` and `retryDelaySeconds` filled in from defaults (settings) where the
+ * options set none; `retries` is always a number.
+ */
+export function withRetryDefaults<O extends RetryOptions>(
+  options: O,
+  retries: number | undefined,
+  retryDelaySeconds: RetryOptions['retryDelaySeconds'] | undefined,
+): O & { retries: number } {
+  if (options.retries !== undefined && (options.retryDelaySeconds !== undefined || retryDelaySeconds === undefined)) return options as O & { retries: number }
+  const filled = { ...options, retries: options.retries ?? retries ?? 0 }
+  if (filled.retryDelaySeconds === undefined && retryDelaySeconds !== undefined) filled.retryDelaySeconds = retryDelaySeconds
+  return filled
+}
+
 /** Milliseconds to wait before the retry that follows failed attempt `attempt` (1 for the first). */
 export function retryDelayMs(options: RetryOptions, attempt: number): number {
   const { retryDelaySeconds, retryJitterFactor } = options

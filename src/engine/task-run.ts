@@ -3,13 +3,18 @@ import { CancelledError, CrashedError, TaskRunTimeoutError, UpstreamTaskRunError
 import type { FlowRunInfo, TaskRunInfo } from './events.ts'
 import { runEvents } from './events.ts'
 import { PrefectFuture } from './future.ts'
+import { callHooks } from './hooks.ts'
+import { emitRunLog } from './log.ts'
 import type { Upstream } from './resolve.ts'
 import { collectUpstreams, substituteResults } from './resolve.ts'
-import { retryDelayMs, withTimeLimit } from './retry.ts'
+import type { RetryDefaults, RetryOptions } from './retry.ts'
+import { retryDelayMs, withRetryDefaults, withTimeLimit } from './retry.ts'
 import type { State } from './states.ts'
 import * as S from './states.ts'
 import { isSettled } from './states.ts'
-import type { AnyTask } from './task-types.ts'
+import { adoptState, isStateValue } from './state-values.ts'
+import { contextTags } from './tags.ts'
+import type { AnyTask, WaitForItem } from './task-types.ts'
 
 /**
  * A random UUID as a flat string. `crypto.randomUUID()` builds its result by concatenation, which
@@ -27,9 +32,13 @@ export interface TaskRunOwner {
   readonly info: FlowRunInfo
   /** Set once runs started under this owner must not run (its flow run was cancelled or timed out): they end Cancelled at once. */
   readonly stopped?: Error | undefined
+  /** Retry options for task runs whose task sets none (settings). */
+  readonly retryDefaults?: RetryDefaults | undefined
   taskRunCreated(run: TaskRun): void
   taskRunSettled(run: TaskRun): void
   taskRunHandled(run: TaskRun): void
+  /** Keeps the owner open, as a run would, until the returned function is called (a map() waiting for a future). */
+  hold?(): () => void
 }
 
 /**
@@ -69,7 +78,7 @@ export class TaskRun implements TaskRunInfo {
   startTime: number | undefined
   /** The arguments as given, futures and all. Dropped once the run has settled. */
   args: unknown[] | undefined
-  readonly waitFor: readonly PrefectFuture[] | undefined
+  readonly waitFor: readonly WaitForItem[] | undefined
   handled = false
   /** Whether the run holds one of its executor's slots right now. */
   holdsSlot = false
@@ -83,12 +92,16 @@ export class TaskRun implements TaskRunInfo {
   #resolveSettled: ((state: State) => void) | undefined
   #callbacks: (() => void)[] | undefined
   #future: TaskRunFuture<unknown> | undefined
+  /** Tags from `tags()` contexts around the run's creation, merged with the task's; unset when none. */
+  #tags: readonly string[] | undefined
+  /** Set while the hooks of the final state run: the run takes no other state meanwhile. */
+  #ending = false
 
   constructor(
     task: AnyTask,
     args: unknown[],
     executor: AttemptExecutor,
-    options: { owner: TaskRunOwner | undefined; waitFor?: readonly PrefectFuture[] | undefined; mapIndex?: number; mapId?: string },
+    options: { owner: TaskRunOwner | undefined; waitFor?: readonly WaitForItem[] | undefined; mapIndex?: number; mapId?: string },
   ) {
     this.task = task
     this.args = args
@@ -98,6 +111,8 @@ export class TaskRun implements TaskRunInfo {
     this.mapIndex = options.mapIndex
     this.mapId = options.mapId
     this.name = task.runName(args)
+    const inherited = contextTags()
+    if (inherited !== undefined) this.#tags = [...new Set([...inherited, ...(task.options.tags ?? [])])]
     this.state = S.Pending()
     options.owner?.taskRunCreated(this)
     if (runEvents.hasListeners) runEvents.emit({ kind: 'task-run-state', taskRun: this, state: this.state, previous: undefined })
@@ -110,7 +125,7 @@ export class TaskRun implements TaskRunInfo {
     return this.task.key
   }
   get tags(): readonly string[] {
-    return this.task.options.tags ?? []
+    return this.#tags ?? this.task.options.tags ?? []
   }
   get flowRunId(): string | undefined {
     return this.owner?.info.id
@@ -128,10 +143,50 @@ export class TaskRun implements TaskRunInfo {
     return this.#controller.signal
   }
 
-  /** Moves the run to `state`. A settled run never changes again; later calls are ignored. */
-  setState(state: State): void {
+  /**
+   * Moves the run to `state`. A settled run never changes again; later calls are ignored.
+   * With hooks for `state`, returns the promise of their end: a final state takes effect (the run
+   * settles) once its hooks have run; Running takes effect first, and the attempt waits for them.
+   */
+  setState(state: State): Promise<void> | undefined {
+    if (isSettled(this.state) || this.#ending) return undefined
+    const hooks = this.task.hooks
+    if (hooks !== undefined) {
+      const settles = isSettled(state)
+      if (!settles) this.#apply(state)
+      const called = callHooks(hooks, state, this.task, this.#info(state), this.#logTarget(), this.name)
+      if (called) {
+        if (!settles) return called
+        this.#ending = true
+        return called.then(() => {
+          this.#ending = false
+          this.#apply(state)
+        })
+      }
+      if (!settles) return undefined
+    }
+    this.#apply(state)
+    return undefined
+  }
+
+  /** What a hook is given: the run's info, as it is in `state`. */
+  #info(state: State): TaskRunInfo {
+    const { id, name, taskName, taskKey, flowRunId, tags, mapIndex, mapId, attempt, startTime } = this
+    return { id, name, taskName, taskKey, flowRunId, tags, mapIndex, mapId, attempt, startTime: startTime ?? (state.type === 'Running' ? state.timestamp : undefined), state }
+  }
+
+  #logTarget() {
+    return { taskRunId: this.id, taskRunName: this.name, flowRunId: this.flowRunId }
+  }
+
+  /** Logs, against this run, an error thrown by user code the engine calls (a done callback). */
+  logError(what: string, thrown: unknown): void {
+    const error = toError(thrown)
+    emitRunLog(this.#logTarget(), 'error', `${what} of '${this.name}' failed: ${error.name}: ${error.message}`, 'logger')
+  }
+
+  #apply(state: State): void {
     const previous = this.state
-    if (isSettled(previous)) return
     this.state = state
     if (state.type === 'Running' && this.startTime === undefined) this.startTime = state.timestamp
     if (runEvents.hasListeners) runEvents.emit({ kind: 'task-run-state', taskRun: this, state, previous })
@@ -141,7 +196,7 @@ export class TaskRun implements TaskRunInfo {
       this.executor.release(this)
       this.executor.runSettled(this)
       this.#resolveSettled?.(state)
-      if (this.#callbacks) for (const callback of this.#callbacks) callback()
+      if (this.#callbacks) for (const callback of this.#callbacks) this.#callSafely(callback)
       this.#callbacks = undefined
       this.owner?.taskRunSettled(this)
     }
@@ -153,8 +208,17 @@ export class TaskRun implements TaskRunInfo {
   }
 
   onSettled(callback: () => void): void {
-    if (isSettled(this.state)) callback()
+    if (isSettled(this.state)) this.#callSafely(callback)
     else (this.#callbacks ??= []).push(callback)
+  }
+
+  /** A done callback that throws is logged against the run; the others still run (as in Prefect). */
+  #callSafely(callback: () => void): void {
+    try {
+      callback()
+    } catch (error) {
+      this.logError('a done callback', error)
+    }
   }
 
   markHandled(): void {
@@ -220,8 +284,14 @@ function describeUpstream(future: PrefectFuture): string {
   return name ? `'${name}' (${future.taskRunId})` : future.taskRunId
 }
 
+/** The run's retry options: its task's, with the flow run's defaults where the task sets none. */
+function retryOptionsOf(run: TaskRun): RetryOptions & { retries: number } {
+  const defaults = run.owner?.retryDefaults
+  return withRetryDefaults(run.task.options, defaults?.taskRetries, defaults?.taskRetryDelaySeconds)
+}
+
 async function shouldRetry(run: TaskRun, error: Error): Promise<boolean> {
-  const { retries = 0 } = run.task.options
+  const { retries } = retryOptionsOf(run)
   if (run.attempt > retries || run.cancelError) return false
   return retryAllowed(run.task, error, run.attempt)
 }
@@ -255,14 +325,17 @@ export async function driveTaskRun(run: TaskRun): Promise<void> {
   try {
     let args = run.args ?? []
     let upstreams: Upstream[] | undefined
-    for (const arg of args) if (typeof arg === 'object' && arg !== null) collectUpstreams(arg, (upstreams ??= []))
-    if (run.waitFor) for (const future of run.waitFor) (upstreams ??= []).push({ future, allowFailure: false })
+    let wrapped = false
+    for (const arg of args) if (typeof arg === 'object' && arg !== null && collectUpstreams(arg, (upstreams ??= []))) wrapped = true
+    // waitFor takes futures, allowFailure() of them and lists of either; plain values are ignored (as in Prefect).
+    if (run.waitFor) collectUpstreams(run.waitFor, (upstreams ??= []))
     if (upstreams && upstreams.length > 0) {
       await Promise.all(upstreams.map((u) => u.future.wait()))
       if (isSettled(run.state)) return
       const blocked = upstreams.find(
         ({ future: { state }, allowFailure }) =>
-          !(state.type === 'Completed' || (allowFailure && state.type !== 'Cancelled' && state.name !== 'NotReady')),
+          // allowFailure() admits failed upstreams and those that never ran because of one (NotReady), as in Prefect.
+          !(state.type === 'Completed' || (allowFailure && state.type !== 'Cancelled')),
       )
       if (blocked) {
         const { state } = blocked.future
@@ -280,36 +353,66 @@ export async function driveTaskRun(run: TaskRun): Promise<void> {
       // Passing a failure on through allowFailure() is handling it: it no longer fails the flow.
       for (const upstream of upstreams) if (upstream.allowFailure) upstream.future.outcome(upstream.future.state, { raiseOnFailure: false })
       args = substituteResults(args) as unknown[]
+    } else if (wrapped) {
+      args = substituteResults(args) as unknown[]
     }
     const { timeoutSeconds } = run.task.options
+    // A retry with no delay goes straight from the failed attempt to Retrying (as in Prefect),
+    // keeping its slot; the Retrying state carries the failed attempt's error.
+    let retryingAfter: Error | undefined
     for (;;) {
-      const waiting = executor.acquire(run)
-      if (waiting) await waiting
-      if (isSettled(run.state)) return
+      if (retryingAfter === undefined) {
+        const waiting = executor.acquire(run)
+        if (waiting) await waiting
+        if (isSettled(run.state)) return
+      }
       run.newAttempt()
-      run.setState(executor.marksRunning ? S.makeState('Scheduled') : S.Running(run.attempt === 1 ? 'Running' : 'Retrying'))
+      const hooked = run.setState(
+        executor.marksRunning
+          ? S.makeState('Scheduled')
+          : retryingAfter
+            ? S.makeState('Running', 'Retrying', { error: retryingAfter, message: `attempt ${run.attempt - 1} failed: ${retryingAfter.message}; retrying now` })
+            : S.Running(run.attempt === 1 ? 'Running' : 'Retrying'),
+      )
+      if (hooked) await hooked
+      if (isSettled(run.state)) return
+      retryingAfter = undefined
       let error: Error
+      let failure: State
       try {
         const value = await (timeoutSeconds === undefined ? executor.execute(run, args) : attemptWithTimeout(run, args, timeoutSeconds))
-        run.setState(S.Completed(value))
-        return
+        if (!isStateValue(value)) {
+          run.setState(S.Completed(value))
+          return
+        }
+        // The task returned a state: it is the run's own (a Failed one is retried like a throw).
+        failure = adoptState(value)
+        if (failure.type !== 'Failed') {
+          run.setState(failure)
+          return
+        }
+        error = failure.error ?? new Error(`'${run.name}' returned a Failed state`)
       } catch (thrown) {
         error = toError(thrown)
+        failure =
+          error instanceof TaskRunTimeoutError
+            ? S.Failed(error, 'TimedOut')
+            : error instanceof CrashedError
+              ? S.Crashed(error)
+              : error instanceof CancelledError
+                ? S.Cancelled(error)
+                : S.Failed(error)
       }
       if (isSettled(run.state)) return
-      const failure =
-        error instanceof TaskRunTimeoutError
-          ? S.Failed(error, 'TimedOut')
-          : error instanceof CrashedError
-            ? S.Crashed(error)
-            : error instanceof CancelledError
-              ? S.Cancelled(error)
-              : S.Failed(error)
       if (failure.type === 'Cancelled' || !(await shouldRetry(run, error))) {
         run.setState(failure)
         return
       }
-      const delay = retryDelayMs(run.task.options, run.attempt)
+      const delay = retryDelayMs(retryOptionsOf(run), run.attempt)
+      if (delay === 0 && !executor.marksRunning) {
+        retryingAfter = error
+        continue
+      }
       run.setState(S.AwaitingRetry(delay, error))
       // Give the slot back while waiting, so a retry delay does not hold up other runs.
       executor.release(run)

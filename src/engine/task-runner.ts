@@ -1,14 +1,17 @@
 import { randomUUID } from 'node:crypto'
-import { CancelledError, MappingLengthMismatchError, MappingMissingIterableError, PtrError } from '../errors.ts'
+import { CancelledError, MappingLengthMismatchError, MappingMissingIterableError, PtrError, UpstreamTaskRunError } from '../errors.ts'
 import { currentContext, runWithContext } from './context.ts'
 import type { RunContext, TaskSubmitter } from './context.ts'
 import { PrefectFutureList, isFuture } from './future.ts'
 import type { PrefectFuture } from './future.ts'
-import { isUnmapped } from './resolve.ts'
+import { allowFailure, isAllowFailure, isUnmapped } from './resolve.ts'
 import { isSettled } from './states.ts'
 import type { AnyTask, CallOptions, MapArgs, ResolvableArgs, Task } from './task-types.ts'
 import type { AttemptExecutor } from './task-run.ts'
 import { TaskRun, driveTaskRun } from './task-run.ts'
+
+const isIterable = (value: unknown): boolean =>
+  typeof value !== 'string' && value !== null && typeof value === 'object' && Symbol.iterator in value
 
 /**
  * The contract every task runner keeps (Prefect's `TaskRunner`): it accepts task runs through
@@ -34,6 +37,8 @@ export abstract class TaskRunner implements TaskSubmitter, AttemptExecutor, Asyn
   #active = new Set<TaskRun>()
   #idle: { promise: Promise<void>; resolve: () => void } | undefined
   #state: 'new' | 'starting' | 'started' | 'closing' | 'closed' = 'new'
+  /** map() calls waiting for futures before they create their runs. */
+  #deferredMaps = new Set<Promise<void>>()
   #starting: Promise<void> | undefined
 
   constructor(limit: number = Number.POSITIVE_INFINITY) {
@@ -70,6 +75,7 @@ export abstract class TaskRunner implements TaskSubmitter, AttemptExecutor, Asyn
   async close(): Promise<void> {
     if (this.#state === 'closed') return
     if (this.#state !== 'closing') {
+      while (this.#deferredMaps.size > 0) await Promise.all(this.#deferredMaps)
       this.#state = 'closing'
       await this.#settledAll()
       await this.onClose()
@@ -102,19 +108,31 @@ export abstract class TaskRunner implements TaskSubmitter, AttemptExecutor, Asyn
    */
   map<Args extends unknown[], R>(task: Task<Args, R>, args: MapArgs<Args>, options?: CallOptions): PrefectFutureList<R>
   map(task: AnyTask, args: readonly unknown[], options: CallOptions = {}): PrefectFutureList {
+    // A future whose run has not ended stands for an iterable not known yet: the list fills in
+    // once it ends (Prefect waits for it inside map(); ptr's map() returns at once).
+    const pending = args.flatMap((arg) => {
+      const inner = isAllowFailure(arg) ? arg.value : arg
+      return isFuture(inner) && !isSettled(inner.state) ? [inner] : []
+    })
+    if (pending.length > 0) return this.#deferredMap(task, args, options, pending)
     const columns: { values: unknown[] | undefined; fixed: unknown }[] = []
     let length: number | undefined
     let lengthFrom = 0
     args.forEach((arg, index) => {
       if (isUnmapped(arg)) return columns.push({ values: undefined, fixed: arg.value })
-      if (isFuture(arg)) {
-        throw new MappingMissingIterableError(
-          `${task.name}.map(): argument ${index + 1} is a future; map over its value with ${task.name}.map(await future.result()), or pass it to every run with unmapped(future)`,
-        )
+      // allowFailure(list) maps over the list, each item under allowFailure().
+      const allow = isAllowFailure(arg)
+      let source = allow ? arg.value : arg
+      if (isFuture(source)) {
+        // A future that completed with an iterable is mapped over (as in Prefect); any other is passed to every run.
+        const { state } = source
+        if (!(state.type === 'Completed' && isIterable(state.result))) return columns.push({ values: undefined, fixed: arg })
+        source.outcome(state, undefined)
+        source = state.result
       }
-      const iterable = typeof arg !== 'string' && arg !== null && typeof arg === 'object' && Symbol.iterator in arg
-      if (!iterable) return columns.push({ values: undefined, fixed: arg })
-      const values = Array.isArray(arg) ? arg : [...(arg as Iterable<unknown>)]
+      if (!isIterable(source)) return columns.push({ values: undefined, fixed: arg })
+      let values = Array.isArray(source) ? source : [...(source as Iterable<unknown>)]
+      if (allow) values = values.map((value) => allowFailure(value))
       if (length === undefined) {
         length = values.length
         lengthFrom = index
@@ -139,6 +157,39 @@ export abstract class TaskRunner implements TaskSubmitter, AttemptExecutor, Asyn
     return futures
   }
 
+  /**
+   * map() over futures whose runs have not ended: a list that fills in when they have. The flow
+   * run and this runner wait for it, as for a run; an error map() would throw rejects the list's
+   * `result()` instead.
+   */
+  #deferredMap(task: AnyTask, args: readonly unknown[], options: CallOptions, pending: PrefectFuture[]): PrefectFutureList {
+    const release = currentContext()?.owner?.hold?.()
+    const fill = Promise.all(pending.map((future) => future.wait())).then(() => {
+      try {
+        return this.map(task, args as unknown[], options)
+      } catch (error) {
+        // Nothing left to map over because an upstream did not complete: say so.
+        const blocked = pending.find((future) => future.state.type !== 'Completed')
+        if (!(error instanceof MappingMissingIterableError) || !blocked) throw error
+        const { state } = blocked
+        throw new UpstreamTaskRunError(
+          `${task.name}.map(): upstream task run ${blocked.taskRunId} ended ${state.name}${state.error ? `: ${state.error.message}` : ''}; there is nothing to map over`,
+          blocked.taskRunId,
+          state.error,
+        )
+      }
+    })
+    const done = fill.then(
+      () => undefined,
+      () => undefined,
+    )
+    this.#deferredMaps.add(done)
+    void done.finally(() => {
+      this.#deferredMaps.delete(done)
+      release?.()
+    })
+    return PrefectFutureList.filledBy(fill)
+  }
   /** Hook: the task the engine drives for a submitted or mapped `task` (a runner may adjust its options). */
   protected engineTask(task: AnyTask): AnyTask {
     return task
@@ -261,13 +312,38 @@ export abstract class TaskRunner implements TaskSubmitter, AttemptExecutor, Asyn
   protected onCancelAll(_error: Error): void {}
 }
 
+/** `getRunContext().taskRun` of an attempt in this process; `stateName` is read when asked. */
+class AttemptInfo {
+  readonly id: string
+  readonly name: string
+  readonly taskName: string
+  readonly attempt: number
+  readonly #run: TaskRun
+  constructor(run: TaskRun) {
+    this.#run = run
+    this.id = run.id
+    this.name = run.name
+    this.taskName = run.task.name
+    this.attempt = run.attempt
+  }
+  get stateName(): string {
+    return this.#run.state.name
+  }
+  toJSON() {
+    return { id: this.id, name: this.name, taskName: this.taskName, attempt: this.attempt, stateName: this.stateName }
+  }
+}
+
 /** The run context of an attempt running in this process. */
 class AttemptContext implements RunContext {
   readonly #run: TaskRun
-  readonly taskRun: RunContext['taskRun']
+  #taskRun: AttemptInfo | undefined
   constructor(run: TaskRun) {
     this.#run = run
-    this.taskRun = { id: run.id, name: run.name, taskName: run.task.name, attempt: run.attempt }
+  }
+  /** Made on first use: most tasks never read their context. */
+  get taskRun(): RunContext['taskRun'] {
+    return (this.#taskRun ??= new AttemptInfo(this.#run))
   }
   get flowRun(): RunContext['flowRun'] {
     return this.#run.owner?.info

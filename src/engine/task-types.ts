@@ -1,13 +1,16 @@
+import type { TaskRunInfo } from './events.ts'
 import type { PrefectFuture, PrefectFutureList } from './future.ts'
-import type { Resolvable, Unmapped } from './resolve.ts'
+import type { HookOptions, ResolvedHooks } from './hooks.ts'
+import type { AllowFailure, Resolvable, Unmapped } from './resolve.ts'
 import type { RetryOptions } from './retry.ts'
+import type { State } from './states.ts'
 
 /**
  * The shape of a task: what \`task()\` returns. Kept apart from task.ts (which builds tasks and needs
  * the runners' base) so task runs, runners and the registry can name tasks without importing it.
  */
 
-export interface TaskOptions<Args extends unknown[] = unknown[]> extends RetryOptions {
+export interface TaskOptions<Args extends unknown[] = unknown[]> extends RetryOptions, HookOptions<Task<Args, any>, TaskRunInfo> {
   /** The task's name, shown in output and used in its key. @default the function's name */
   name?: string
   description?: string
@@ -21,17 +24,36 @@ export interface TaskOptions<Args extends unknown[] = unknown[]> extends RetryOp
   taskRunName?: string | ((...args: Args) => string)
 }
 
-/** Options for one call, given with `task.withOptions({ waitFor })`. */
+/** What `waitFor` accepts: futures, `allowFailure(...)` of them, and lists of either (plain values are ignored, as in Prefect). */
+export type WaitForItem = PrefectFuture | AllowFailure<unknown> | readonly WaitForItem[]
+
+/** Options for one call, given with `task.withOptions({ waitFor, returnState })`. */
 export interface CallOptions {
-  /** Runs that must end before this one starts; a failed one makes this run NotReady. */
-  waitFor?: readonly PrefectFuture[]
+  /**
+   * Runs that must end before this one starts; a failed one makes this run NotReady, unless it is
+   * wrapped in `allowFailure()`. @default none
+   */
+  waitFor?: readonly WaitForItem[]
+  /**
+   * Calls and `submit()` resolve to the run's final State instead of its value, and never throw
+   * for a failed run (Prefect's `return_state=True`). @default false
+   */
+  returnState?: boolean
 }
 
 /** Arguments of a call where any value may be a future of it. */
 export type ResolvableArgs<Args extends unknown[]> = { [K in keyof Args]: Resolvable<Args[K]> }
-/** Arguments of `map()`: an iterable of values per mapped argument, or `unmapped(value)`. */
+/**
+ * Arguments of `map()`: an iterable of values per mapped argument (or a future of one, or
+ * `allowFailure()` of one), or `unmapped(value)`.
+ */
 export type MapArgs<Args extends unknown[]> = {
-  [K in keyof Args]: Iterable<Resolvable<Args[K]>> | Unmapped<Resolvable<Args[K]>> | (Args[K] extends string ? Args[K] : never)
+  [K in keyof Args]:
+    | Iterable<Resolvable<Args[K]>>
+    | PrefectFuture<Iterable<Args[K]>>
+    | Unmapped<Resolvable<Args[K]>>
+    | (Args[K] extends string ? Args[K] : never)
+    | (Error extends Args[K] ? AllowFailure<any> : never)
 }
 
 export const TASK: unique symbol = Symbol.for('ptr.task') as never
@@ -56,9 +78,25 @@ export interface Task<Args extends unknown[] = any[], R = unknown> {
    */
   delay(...args: ResolvableArgs<Args>): PrefectFuture<R>
   /** A copy of this task with other options, or with `waitFor` for its next calls. */
-  withOptions(options: TaskOptions<Args> & CallOptions): Task<Args, R>
+  withOptions(options: TaskOptions<Args> & CallOptions & { returnState: true }): StateTask<Args, R>
+  withOptions(options: TaskOptions<Args> & CallOptions & { returnState?: false }): Task<Args, R>
   /** @internal the name of a new run */
   runName(args: readonly unknown[]): string
+  /** @internal the task's hooks, or undefined when it has none */
+  readonly hooks: ResolvedHooks | undefined
+}
+
+/**
+ * A task whose calls return final states (`t.withOptions({ returnState: true })`): `await t(x)` and
+ * `await t.submit(x)` give the run's State, Completed or not, and never throw for a failed run.
+ */
+export interface StateTask<Args extends unknown[] = any[], R = unknown> extends Omit<Task<Args, R>, 'submit' | 'withOptions'> {
+  /** Runs the task now, in this process, and resolves to its final state. */
+  (...args: ResolvableArgs<Args>): Promise<State<R>>
+  /** Starts a run on the current flow's task runner and resolves to its final state. */
+  submit(...args: ResolvableArgs<Args>): Promise<State<R>>
+  withOptions(options: TaskOptions<Args> & CallOptions & { returnState?: true }): StateTask<Args, R>
+  withOptions(options: TaskOptions<Args> & CallOptions & { returnState: false }): Task<Args, R>
 }
 export type AnyTask = Task<any[], any>
 

@@ -7,7 +7,13 @@ import { definingModule, registerTask } from './registry.ts'
 import { validateRetryOptions } from './retry.ts'
 import { inlineRunner } from './task-runner.ts'
 import { TASK } from './task-types.ts'
-import type { AnyTask, CallOptions, Task, TaskOptions } from './task-types.ts'
+import type { AnyTask, CallOptions, StateTask, Task, TaskOptions } from './task-types.ts'
+import type { PrefectFuture } from './future.ts'
+import type { ResolvedHooks } from './hooks.ts'
+import { resolveHooks } from './hooks.ts'
+import type { ValueOf } from './state-values.ts'
+import { asStateValue } from './state-values.ts'
+import type { State } from './states.ts'
 
 const runCounters = new Map<string, number>()
 
@@ -15,8 +21,18 @@ function describe(value: unknown): string {
   return `\`${typeof value === 'string' ? JSON.stringify(value) : String(value)}\` (${typeof value})`
 }
 
-function validateOptions(name: string, options: TaskOptions<any[]>): void {
+/** Checks a task's options; returns its hooks (undefined when it has none). */
+function validateOptions(name: string, options: TaskOptions<any[]>): ResolvedHooks | undefined {
   validateRetryOptions(`task '${name}'`, 'PTR_INVALID_TASK_OPTION', options)
+  return resolveHooks(`task '${name}'`, 'PTR_INVALID_TASK_OPTION', options)
+}
+
+/** Resolves to the run's final state, counting a failure as handled (its caller looked at it). */
+function finalState(future: PrefectFuture): Promise<State> {
+  return future.wait().then((state) => {
+    future.outcome(state, { raiseOnFailure: false })
+    return asStateValue(state)
+  })
 }
 
 /** The task runner that `submit()`/`map()` use from here: the flow's, or the in-place one inside a task. */
@@ -33,7 +49,8 @@ function contextRunner(task: AnyTask, method: string): { runner: TaskSubmitter; 
 
 const taskMethods: ThisType<AnyTask> & Pick<AnyTask, 'submit' | 'map' | 'delay' | 'withOptions' | 'runName'> = {
   submit(...args) {
-    return contextRunner(this, 'submit').runner.submit(this, args, this.callOptions)
+    const future = contextRunner(this, 'submit').runner.submit(this, args, this.callOptions)
+    return (this.callOptions.returnState ? finalState(future) : future) as PrefectFuture
   },
   map(...args) {
     return contextRunner(this, 'map').runner.map(this, args, this.callOptions)
@@ -41,11 +58,14 @@ const taskMethods: ThisType<AnyTask> & Pick<AnyTask, 'submit' | 'map' | 'delay' 
   delay(...args) {
     return provider('delay')(this, args) as ReturnType<AnyTask['delay']>
   },
-  withOptions(options) {
-    const { waitFor, ...taskOptions } = options
+  withOptions(options: TaskOptions<any[]> & CallOptions) {
+    const { waitFor, returnState, ...taskOptions } = options
     const merged = { ...this.options, ...taskOptions }
-    validateOptions(merged.name ?? this.name, merged)
-    return makeTask(this.fn, merged, this.key, waitFor === undefined ? this.callOptions : { waitFor })
+    const hooks = validateOptions(merged.name ?? this.name, merged)
+    const callOptions: CallOptions = { ...this.callOptions }
+    if (waitFor !== undefined) callOptions.waitFor = waitFor
+    if (returnState !== undefined) callOptions.returnState = returnState
+    return makeTask(this.fn, merged, this.key, callOptions, hooks) as AnyTask & StateTask
   },
   runName(args) {
     const { taskRunName } = this.options
@@ -68,9 +88,10 @@ const taskMethods: ThisType<AnyTask> & Pick<AnyTask, 'submit' | 'map' | 'delay' 
 }
 Object.setPrototypeOf(taskMethods, Function.prototype)
 
-function makeTask(fn: (...args: any[]) => unknown, options: TaskOptions<any[]>, key: string, callOptions: CallOptions): AnyTask {
+function makeTask(fn: (...args: any[]) => unknown, options: TaskOptions<any[]>, key: string, callOptions: CallOptions, hooks: ResolvedHooks | undefined): AnyTask {
   const task = function (this: unknown, ...args: unknown[]) {
-    return inlineRunner.submit(task, args, task.callOptions).result()
+    const future = inlineRunner.submit(task, args, task.callOptions)
+    return task.callOptions.returnState ? finalState(future) : future.result()
   } as unknown as AnyTask
   Object.defineProperties(task, {
     [TASK]: { value: true },
@@ -79,6 +100,7 @@ function makeTask(fn: (...args: any[]) => unknown, options: TaskOptions<any[]>, 
     options: { value: Object.freeze({ ...options }) },
     callOptions: { value: Object.freeze({ ...callOptions }) },
     fn: { value: fn },
+    hooks: { value: hooks },
   })
   Object.setPrototypeOf(task, taskMethods)
   return task
@@ -91,8 +113,8 @@ function makeTask(fn: (...args: any[]) => unknown, options: TaskOptions<any[]>, 
  * @example
  * export const double = task({ name: 'double', retries: 2 }, async (n: number) => n * 2)
  */
-export function task<Args extends unknown[], R>(fn: (...args: Args) => R): Task<Args, Awaited<R>>
-export function task<Args extends unknown[], R>(options: TaskOptions<NoInfer<Args>>, fn: (...args: Args) => R): Task<Args, Awaited<R>>
+export function task<Args extends unknown[], R>(fn: (...args: Args) => R): Task<Args, ValueOf<Awaited<R>>>
+export function task<Args extends unknown[], R>(options: TaskOptions<NoInfer<Args>>, fn: (...args: Args) => R): Task<Args, ValueOf<Awaited<R>>>
 export function task(a: unknown, b?: unknown): AnyTask {
   const [options, fn] = (typeof a === 'function' ? [{}, a] : [a ?? {}, b]) as [TaskOptions<any[]>, (...args: any[]) => unknown]
   if (typeof fn !== 'function') {
@@ -102,6 +124,6 @@ export function task(a: unknown, b?: unknown): AnyTask {
     })
   }
   const name = options.name ?? (fn.name || 'task')
-  validateOptions(name, options)
-  return registerTask(definingModule(), name, (key) => makeTask(fn, { ...options, name }, key, {}))
+  const hooks = validateOptions(name, options)
+  return registerTask(definingModule(), name, (key) => makeTask(fn, { ...options, name }, key, {}, hooks))
 }

@@ -89,6 +89,7 @@ export class HistoryRecorder {
           parentFlowRunId: info.parentFlowRunId ?? null,
           parameters: toJsonSafe(info.parameters),
           taskRunner: info.taskRunnerName,
+          tags: [...(info.tags ?? [])],
           state: stateRecord(state),
           stateHistory: [],
           startTime: null,

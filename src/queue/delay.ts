@@ -18,7 +18,7 @@ export function delayRun(task: AnyTask, args: readonly unknown[]): PrefectDistri
   const name = task.runName(args)
   let upstreams: Upstream[] | undefined
   for (const arg of args) if (typeof arg === 'object' && arg !== null) collectUpstreams(arg, (upstreams ??= []))
-  for (const future of task.callOptions.waitFor ?? []) (upstreams ??= []).push({ future, allowFailure: false })
+  if (task.callOptions.waitFor) collectUpstreams(task.callOptions.waitFor, (upstreams ??= []))
   const enqueue = (values: readonly unknown[], bytes = encodeValue(values, `an argument of '${task.name}'`, 'args')) =>
     defaultQueue().then((queue) => queue.enqueue([{ id, task: task.name, name, args: bytes, retries: task.options.retries ?? 0 }]))
   let enqueued: Promise<void>

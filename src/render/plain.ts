@@ -38,7 +38,8 @@ export function stateDetail(state: State, attempt: number): string {
     const wait = Math.max(0, ((state.scheduledTime ?? state.timestamp) - state.timestamp) / 1000)
     return ` attempt ${attempt} failed: ${message}; retrying in ${wait.toFixed(1)} s`
   }
-  if (state.name === 'Retrying') return ` attempt ${attempt}`
+  // A retry with no delay goes straight to Retrying, carrying the failed attempt's error.
+  if (state.name === 'Retrying') return state.error ? ` ${state.message ?? ''}` : ` attempt ${attempt}`
   return message ? `: ${message}` : ''
 }
 
@@ -48,6 +49,7 @@ const LEVELS: Record<LogLevel, number> = { debug: 0, info: 1, warning: 2, error:
 export function stateLevel(state: State): LogLevel {
   if (state.type === 'Failed' || state.type === 'Crashed') return 'error'
   if (state.type === 'Cancelled' || state.name === 'NotReady' || state.name === 'AwaitingRetry') return 'warning'
+  if (state.name === 'Retrying' && state.error) return 'warning'
   return 'info'
 }
 

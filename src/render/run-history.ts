@@ -62,6 +62,8 @@ export interface FlowRunRecord extends RunLifetime {
   parentFlowRunId: string | null
   parameters: unknown
   taskRunner: string
+  /** Tags from the `tags()` contexts around the flow call. */
+  tags: string[]
 }
 
 const iso = (ms: number) => new Date(ms).toISOString()
@@ -191,6 +193,7 @@ export class RunHistory {
         parentFlowRunId: info.parentFlowRunId ?? null,
         parameters: toJsonSafe(info.parameters),
         taskRunner: info.taskRunnerName,
+        tags: [...(info.tags ?? [])],
         state: stateRecord(last),
         stateHistory: history.map(stateRecord),
         startTime: running ? iso(running.timestamp) : null,

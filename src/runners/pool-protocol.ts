@@ -17,8 +17,8 @@ export interface RunRequest {
   /** The task's registry key: `<module file URL>#<name>`. */
   readonly key: string
   readonly args: unknown[]
-  readonly taskRun: { readonly id: string; readonly name: string; readonly taskName: string; readonly attempt: number }
-  readonly flowRun: { readonly id: string; readonly name: string; readonly flowName: string } | undefined
+  readonly taskRun: { readonly id: string; readonly name: string; readonly taskName: string; readonly attempt: number; readonly stateName: string }
+  readonly flowRun: { readonly id: string; readonly name: string; readonly flowName: string; readonly stateName: string } | undefined
 }
 
 /**
@@ -27,7 +27,10 @@ export interface RunRequest {
  * The worker runs a batch one request after another (one run per worker at a time). A runner sends
  * several small runs in one message when their task is known to be quick; see PoolTaskRunner.
  */
-export type RunResult = { readonly ok: true; readonly value: unknown } | { readonly ok: false; readonly error: ErrorRecord }
+export type RunResult =
+  /** With `state`, the task returned that state (Completed(), Failed(), ...), and `value` is its result. */
+  | { readonly ok: true; readonly value: unknown; readonly state?: StateRecord }
+  | { readonly ok: false; readonly error: ErrorRecord }
 export type RunOutcome = RunResult & {
   /** How long the run took in the worker, in ms: the runner batches tasks that take under 1 ms. */
   readonly ms: number

@@ -8,6 +8,7 @@ import { runEvents } from '../engine/events.ts'
 import type { TaskRunInfo } from '../engine/events.ts'
 import * as S from '../engine/states.ts'
 import { isSettled } from '../engine/states.ts'
+import { reviveStateValue } from '../engine/state-values.ts'
 import type { State } from '../engine/states.ts'
 import type { TaskRun } from '../engine/task-run.ts'
 import { checkArguments, crossingName } from './crossing.ts'
@@ -209,8 +210,8 @@ export abstract class PoolTaskRunner extends TaskRunner {
     const request: RunRequest = {
       key: run.task.key,
       args,
-      taskRun: { id: run.id, name: run.name, taskName: run.task.name, attempt: run.attempt },
-      flowRun: info ? { id: info.id, name: info.name, flowName: info.flowName } : undefined,
+      taskRun: { id: run.id, name: run.name, taskName: run.task.name, attempt: run.attempt, stateName: run.state.name },
+      flowRun: info ? { id: info.id, name: info.name, flowName: info.flowName, stateName: info.state.name } : undefined,
     }
     if (batch && !batch.sent) return this.#join(batch, run, request)
     const { key, options } = run.task
@@ -435,6 +436,6 @@ function onWorkerEvent(payload: unknown): void {
 const EXEC_OPTIONS: ExecOptions = { on: onWorkerEvent }
 
 function unpack(outcome: RunOutcome): unknown {
-  if (outcome.ok) return outcome.value
+  if (outcome.ok) return outcome.state ? reviveStateValue(fromStateRecord(outcome.state), outcome.value) : outcome.value
   throw fromErrorRecord(outcome.error)
 }

@@ -10,6 +10,7 @@ import { captureConsole, currentContext, runWithContext, setLogSink } from '../e
 import type { RunContext } from '../engine/context.ts'
 import { runEvents } from '../engine/events.ts'
 import type { State } from '../engine/states.ts'
+import { isStateValue } from '../engine/state-values.ts'
 import { lookupTask } from '../engine/registry.ts'
 import type { AnyTask } from '../engine/task-types.ts'
 import { toErrorRecord } from '../engine/error-wire.ts'
@@ -63,7 +64,10 @@ async function attempt(request: RunRequest): Promise<RunResult> {
   const context = new WorkerRunContext(request)
   running.add(context)
   try {
-    const value = await runWithContext(context, () => fn(...request.args))
+    const returned = await runWithContext(context, () => fn(...request.args))
+    // A returned state crosses as plain data (its error as a record); the main side rebuilds it.
+    const state = isStateValue(returned) ? stateRecord(returned) : undefined
+    const value = state ? (returned as State).result : returned
     const problem = checkReturnValue(value, crossing)
     if (problem) {
       return {
@@ -73,7 +77,7 @@ async function attempt(request: RunRequest): Promise<RunResult> {
         ),
       }
     }
-    return { ok: true, value }
+    return state ? { ok: true, value, state } : { ok: true, value }
   } catch (thrown) {
     return { ok: false, error: toRecord(thrown) }
   } finally {

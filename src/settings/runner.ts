@@ -1,5 +1,6 @@
 import { createTaskRunner } from '../runners/kinds.ts'
 import type { TaskRunner } from '../engine/task-runner.ts'
+import type { RetryDefaults } from '../engine/retry.ts'
 import type { FlowRunnerInfo, ResolvedSettings } from './resolve.ts'
 import { formatSource } from './resolve.ts'
 import { sizeSettingFor } from './schema.ts'
@@ -10,6 +11,17 @@ export interface RunnerForRun {
   readonly taskRunner?: TaskRunner
   /** Used only when the flow's code names no runner. */
   readonly defaultTaskRunner?: TaskRunner
+}
+
+/** The default retry settings, as `flow.run()` takes them: a task's or flow's own options win. */
+export function retryDefaultsFor(settings: ResolvedSettings): RetryDefaults {
+  const { settings: s } = settings
+  return {
+    taskRetries: Number(s['tasks.defaultRetries'].value),
+    taskRetryDelaySeconds: Number(s['tasks.defaultRetryDelaySeconds'].value),
+    flowRetries: Number(s['flows.defaultRetries'].value),
+    flowRetryDelaySeconds: Number(s['flows.defaultRetryDelaySeconds'].value),
+  }
 }
 
 /** The runner a flow's code names, as the settings see it. */
