@@ -1,8 +1,8 @@
 import type { FlowRunInfo, LogEvent, RunEvent, TaskRunInfo } from '../engine/events.ts'
 import type { State } from '../engine/states.ts'
 import { isSettled } from '../engine/states.ts'
-import type { FlowRunRecord } from '../render/run-history.ts'
-import { RunHistory, errorRecord, stateRecord, toJsonSafe } from '../render/run-history.ts'
+import type { RunLogs } from '../render/run-history.ts'
+import { RunHistory, errorRecord, flowRunRecord } from '../render/run-history.ts'
 import type { FlowRunWrite, HistoryStore, StoredTaskRun, TaskRunWrite } from './store.ts'
 
 /** How often buffered changes are written (and the heartbeat renewed). */
@@ -20,7 +20,7 @@ interface FlowEntry {
   created: number
   info: FlowRunInfo
   history: State[]
-  record: FlowRunRecord
+  logs: RunLogs
 }
 
 const iso = (ms: number) => new Date(ms).toISOString()
@@ -77,42 +77,10 @@ export class HistoryRecorder {
       const parent = info.parentFlowRunId === undefined ? undefined : this.#flows.get(info.parentFlowRunId)
       const rootId = parent?.rootId ?? info.id
       if (rootId === info.id) this.#roots.add(info.id)
-      entry = {
-        rootId,
-        created: state.timestamp,
-        info,
-        history: [],
-        record: {
-          id: info.id,
-          name: info.name,
-          flowName: info.flowName,
-          parentFlowRunId: info.parentFlowRunId ?? null,
-          parameters: toJsonSafe(info.parameters),
-          taskRunner: info.taskRunnerName,
-          tags: [...(info.tags ?? [])],
-          state: stateRecord(state),
-          stateHistory: [],
-          startTime: null,
-          endTime: null,
-          durationSeconds: null,
-          error: null,
-          logs: [],
-          logsOmitted: 0,
-        },
-      }
+      entry = { rootId, created: state.timestamp, info, history: [], logs: { logs: [], logsOmitted: 0 } }
       this.#flows.set(info.id, entry)
     }
-    const { record, history } = entry
-    history.push(state)
-    record.state = stateRecord(state)
-    record.stateHistory.push(record.state)
-    if (state.type === 'Running' && record.startTime === null) record.startTime = iso(state.timestamp)
-    if (isSettled(state)) {
-      record.endTime = iso(state.timestamp)
-      const started = history.find((s) => s.type === 'Running')
-      record.durationSeconds = started ? (state.timestamp - started.timestamp) / 1000 : null
-      record.error = state.type === 'Completed' ? null : errorRecord(state.error)
-    }
+    entry.history.push(state)
     this.#dirtyFlows.add(entry)
   }
 
@@ -153,16 +121,17 @@ export class HistoryRecorder {
     }
     const flow = event.flowRunId === undefined ? undefined : this.#flows.get(event.flowRunId)
     if (!flow) return
-    const { record } = flow
-    if (record.logs.length < RunHistory.MAX_LOGS) record.logs.push({ timestamp: iso(event.timestamp), level: event.level, message: event.message })
-    else record.logsOmitted++
+    const { logs } = flow
+    if (logs.logs.length < RunHistory.MAX_LOGS) logs.logs.push({ timestamp: iso(event.timestamp), level: event.level, message: event.message })
+    else logs.logsOmitted++
     this.#dirtyFlows.add(flow)
   }
 
   /** Writes what changed since the last write. Never throws: a failed write stops recording and is reported once. */
   flush(): void {
     if (this.#failed) return
-    const flows: FlowRunWrite[] = [...this.#dirtyFlows].map((f) => ({ id: f.info.id, rootId: f.rootId, record: f.record, created: f.created }))
+    // Flow runs are few: their records are built here, the way the JSON report builds them.
+    const flows: FlowRunWrite[] = [...this.#dirtyFlows].map((f) => ({ id: f.info.id, rootId: f.rootId, record: flowRunRecord(f.info, f.history, f.logs), created: f.created }))
     const tasks: TaskRunWrite[] = [...this.#dirtyTasks].map((t) => ({ rootId: t.rootId, seq: t.seq, row: t.row, settled: t.settled }))
     try {
       this.#store.write(flows, tasks, this.rootIds)

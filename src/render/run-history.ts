@@ -28,7 +28,7 @@ export interface ErrorRecord {
 }
 
 /** The log lines of a run (a flow run's: those outside its task runs). */
-interface RunLogs {
+export interface RunLogs {
   /** The first `RunHistory.MAX_LOGS` lines. */
   logs: LogRecord[]
   /** Lines past that limit (counted, not kept). */
@@ -90,7 +90,7 @@ export function errorRecord(error: unknown, depth = 0): ErrorRecord | null {
 }
 
 /** Parameters as JSON can hold them: BigInts as strings, functions and symbols dropped. */
-export function toJsonSafe(value: unknown): unknown {
+function toJsonSafe(value: unknown): unknown {
   try {
     return JSON.parse(JSON.stringify(value, (_key, v: unknown) => (typeof v === 'bigint' ? v.toString() : v)) ?? 'null')
   } catch {
@@ -182,26 +182,29 @@ export class RunHistory {
   flowRuns(): FlowRunRecord[] {
     const root = this.#rootFlowRunId
     const entries = [...this.#flowRuns.values()].sort((a, b) => (a.info.id === root ? -1 : b.info.id === root ? 1 : 0))
-    return entries.map(({ info, history, logs }) => {
-      const running = history.find((s) => s.type === 'Running')
-      const last = history[history.length - 1]!
-      const ended = isSettled(last) ? last : undefined
-      return {
-        id: info.id,
-        name: info.name,
-        flowName: info.flowName,
-        parentFlowRunId: info.parentFlowRunId ?? null,
-        parameters: toJsonSafe(info.parameters),
-        taskRunner: info.taskRunnerName,
-        tags: [...(info.tags ?? [])],
-        state: stateRecord(last),
-        stateHistory: history.map(stateRecord),
-        startTime: running ? iso(running.timestamp) : null,
-        endTime: ended ? iso(ended.timestamp) : null,
-        durationSeconds: running && ended ? (ended.timestamp - running.timestamp) / 1000 : null,
-        error: ended && ended.type !== 'Completed' ? errorRecord(ended.error) : null,
-        ...logs,
-      }
-    })
+    return entries.map(({ info, history, logs }) => flowRunRecord(info, history, logs))
+  }
+}
+
+/** The report's record of a flow run, from its info, its states so far and its log lines. */
+export function flowRunRecord(info: FlowRunInfo, history: readonly State[], logs: RunLogs): FlowRunRecord {
+  const running = history.find((s) => s.type === 'Running')
+  const last = history[history.length - 1]!
+  const ended = isSettled(last) ? last : undefined
+  return {
+    id: info.id,
+    name: info.name,
+    flowName: info.flowName,
+    parentFlowRunId: info.parentFlowRunId ?? null,
+    parameters: toJsonSafe(info.parameters),
+    taskRunner: info.taskRunnerName,
+    tags: [...(info.tags ?? [])],
+    state: stateRecord(last),
+    stateHistory: history.map(stateRecord),
+    startTime: running ? iso(running.timestamp) : null,
+    endTime: ended ? iso(ended.timestamp) : null,
+    durationSeconds: running && ended ? (ended.timestamp - running.timestamp) / 1000 : null,
+    error: ended && ended.type !== 'Completed' ? errorRecord(ended.error) : null,
+    ...logs,
   }
 }
