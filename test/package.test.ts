@@ -146,7 +146,7 @@ describe('the installed package (npm pack, then npm install in a user project)',
     // The thread pool's workers load the user's .ts through ptr's own tsx, and ptr as built JS.
     const etl = run(bin, ['run', 'flows/etl.ts'], project.dir, { CI: 'true', NO_COLOR: '1' })
     assert.equal(etl.code, 0, etl.out)
-    assert.match(etl.out, /8 task runs: 8 Completed/)
+    assert.match(etl.out, /8 task runs: 8 completed/)
   })
 })
 

@@ -176,7 +176,7 @@ describe('Redis outage longer than the lease (real processes)', { skip: redisSki
       },
     })
     assert.equal(result.code, 130, `${result.stdout}\n${result.stderr}`)
-    assert.match(result.stdout, /3 Cancelled/)
+    assert.match(result.stdout, /3 task runs: 3 cancelled/)
     const runs = await queue.list({ task: 'q_work' })
     assert.deepEqual(runs.map((r) => r.state), ['Cancelled', 'Cancelled', 'Cancelled'])
     assert.deepEqual(await queue.claim('w', ['q_work'], 10), [], 'nothing left for a worker to run')

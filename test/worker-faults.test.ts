@@ -102,7 +102,7 @@ describe('worker faults (real processes, SQLite queue)', () => {
       },
     })
     assert.equal(result.code, 130, `${result.stdout}\n${result.stderr}`)
-    assert.match(result.stdout, /3 Cancelled/)
+    assert.match(result.stdout, /3 task runs: 3 cancelled/)
     const runs = await queue.list({ task: 'q_work' })
     assert.deepEqual(runs.map((r) => r.state), ['Cancelled', 'Cancelled', 'Cancelled'])
     const w = await startWorker([TASKS], env)
