@@ -77,7 +77,7 @@ export class PrefectTaskRunner extends TaskRunner {
     const backend = this.#backend!
     const task = this.#defined.get(run.task) ?? run.task
     const enqueued = backend.enqueue([
-      { id: run.id, task: task.name, name: run.name, args: encodeValue(args, `an argument of '${run.name}'`), retries: task.options.retries ?? 0 },
+      { id: run.id, task: task.name, name: run.name, args: encodeValue(args, `an argument of '${run.name}'`, 'args'), retries: task.options.retries ?? 0 },
     ])
     const signal = run.signal
     // Listening before the enqueue is written: a cancel that comes while it is in flight follows it.
