@@ -96,7 +96,10 @@ function stopAttempt(slot: Slot, reason: Error): void {
 
 /** The tasks a module namespace exports (each once), for `worker serve FILE`. */
 export function tasksOf(exports: Record<string, unknown>): AnyTask[] {
-  return [...new Set(Object.values(exports).filter(isTask))]
+  // `t.withOptions(...)` copies share their task's key: one task, served once (the first export).
+  const byKey = new Map<string, AnyTask>()
+  for (const value of Object.values(exports)) if (isTask(value) && !byKey.has(value.key)) byKey.set(value.key, value)
+  return [...byKey.values()]
 }
 
 /**
