@@ -10,13 +10,17 @@ if (!existsSync(MAIN)) {
   console.error(`ptr is not built (${MAIN.pathname} is missing): run \`npm run build\` in ${root}, or reinstall ptr without --ignore-scripts`)
   process.exit(2)
 }
-if (process.argv[2] === 'run' || process.argv[2] === 'config') await preloadDependencies()
+const command = process.argv[2]
+if (command === 'run' || command === 'config') await preloadDependencies()
 // ptr's own modules load before tsx's hooks exist: they are plain JavaScript and never transformed.
 const { main } = await import(MAIN.href)
-const { register: registerEsm } = await import('tsx/esm/api')
-const { register: registerCjs } = await import('tsx/cjs/api')
-registerEsm()
-registerCjs()
+// Only the commands that import the user's .ts files pay for tsx's hooks (about 270 ms here):
+// `ptr --version`, `--help`, `runs` and `flow-runs` start without them.
+if (command === 'run' || command === 'config' || command === 'worker') {
+  const [{ register: registerEsm }, { register: registerCjs }] = await Promise.all([import('tsx/esm/api'), import('tsx/cjs/api')])
+  registerEsm()
+  registerCjs()
+}
 const code = await main(process.argv)
 // Let stdout/stderr drain before exiting: a piped reader must get the last lines.
 await new Promise((resolve) => process.stdout.write('', resolve))
