@@ -10,7 +10,8 @@ if (!existsSync(MAIN)) {
   console.error(`ptr is not built (${MAIN.pathname} is missing): run \`npm run build\` in ${root}, or reinstall ptr without --ignore-scripts`)
   process.exit(2)
 }
-const command = process.argv[2]
+// The command: the first word that is not a global option (`ptr --debug run ...`).
+const command = process.argv.slice(2).find((arg) => !arg.startsWith('-'))
 if (command === 'run' || command === 'config') await preloadDependencies()
 // ptr's own modules load before tsx's hooks exist: they are plain JavaScript and never transformed.
 const { main } = await import(MAIN.href)
