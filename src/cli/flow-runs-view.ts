@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs'
 import { ExitCode, UsageError } from '../errors.ts'
 import type { HistoryStore } from '../history/store.ts'
 import type { RunReport } from '../render/report-json.ts'
@@ -18,7 +19,6 @@ interface HistoryCommandOptions {
 async function openHistory(config: string | undefined): Promise<HistoryStore> {
   const settings = await resolveSettings({ cwd: process.cwd(), env: process.env, configPath: config })
   const { file } = historySettingsFrom(settings, process.cwd())
-  const { existsSync } = await import('node:fs')
   if (!existsSync(file)) {
     throw new UsageError(`no run history at ${file}: ptr run records into it (unless PREFECT_HISTORY=false); run a flow first, or set localDir to where the history is`, 'PTR_NO_HISTORY')
   }

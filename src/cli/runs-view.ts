@@ -4,6 +4,7 @@ import type { QueueRunState, RunRecord } from '../queue/backend.ts'
 import { decodeValue } from '../queue/codec.ts'
 import { resolveQueueSettings } from '../settings/queue.ts'
 import { openQueue } from '../queue/open.ts'
+import { formatTable } from './table.ts'
 
 const STATES: readonly QueueRunState[] = ['Scheduled', 'Running', 'Completed', 'Failed', 'Crashed', 'Cancelled']
 
@@ -60,9 +61,7 @@ export async function runsListCommand(options: RunsListOptions): Promise<number>
       return ExitCode.Completed
     }
     const rows = runs.map((r) => [r.id, r.task, r.name, r.stateName === r.state ? r.state : `${r.state}/${r.stateName}`, String(r.attempts), r.worker ?? '-', iso(r.createdAt), duration(r)])
-    const header = ['ID', 'TASK', 'NAME', 'STATE', 'ATTEMPTS', 'WORKER', 'CREATED', 'DURATION']
-    const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)))
-    for (const row of [header, ...rows]) out.write(`${row.map((cell, i) => cell.padEnd(widths[i]!)).join('  ').trimEnd()}\n`)
+    out.write(formatTable(['ID', 'TASK', 'NAME', 'STATE', 'ATTEMPTS', 'WORKER', 'CREATED', 'DURATION'], rows))
     return ExitCode.Completed
   } finally {
     await backend.close()

@@ -22,7 +22,7 @@ export interface State<R = unknown> {
 const FINAL_TYPES: ReadonlySet<StateType> = new Set(['Completed', 'Failed', 'Crashed', 'Cancelled'])
 
 /** Final states never change again. A NotReady run is Pending but also never runs: see {@link isSettled}. */
-export const isFinal = (state: State): boolean => FINAL_TYPES.has(state.type)
+export const isFinal = (state: Pick<State, 'type'>): boolean => FINAL_TYPES.has(state.type)
 /** A run is settled when nothing more will happen to it: a final state, or NotReady. */
 export const isSettled = (state: State): boolean => FINAL_TYPES.has(state.type) || state.name === 'NotReady'
 export const isFailure = (state: State): boolean => state.type === 'Failed' || state.type === 'Crashed'

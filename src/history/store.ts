@@ -4,6 +4,7 @@ import path from 'node:path'
 import Database from 'better-sqlite3'
 import { UsageError } from '../errors.ts'
 import type { State } from '../engine/states.ts'
+import { isFinal } from '../engine/states.ts'
 import type { ErrorRecord, FlowRunRecord, LogRecord, StateRecord, TaskRunRecord } from '../render/run-history.ts'
 
 /**
@@ -76,7 +77,7 @@ export function taskRunRecord(row: StoredTaskRun): TaskRunRecord {
   const stateHistory: StateRecord[] = row.s.map(([type, name, at, message]) => (message === undefined ? { type, name, timestamp: iso(at) } : { type, name, timestamp: iso(at), message }))
   const last = row.s[row.s.length - 1]!
   const started = row.s.find((s) => s[0] === 'Running')?.[2]
-  const ended = isFinalType(last[0]) ? last[2] : undefined
+  const ended = isFinal({ type: last[0] }) ? last[2] : undefined
   return {
     id: row.id,
     name: row.n,
@@ -113,7 +114,6 @@ export interface FlowRunSummary {
   taskRuns: number
 }
 
-const isFinalType = (type: string) => type === 'Completed' || type === 'Failed' || type === 'Crashed' || type === 'Cancelled'
 
 function pidAlive(pid: number): boolean {
   try {
@@ -193,7 +193,7 @@ export class HistoryStore {
     const now = Date.now()
     this.#db.transaction(() => {
       for (const { id, rootId, record, created } of flowRuns) {
-        const ended = isFinalType(record.state.type) ? (record.endTime ? Date.parse(record.endTime) : now) : null
+        const ended = isFinal(record.state) ? (record.endTime ? Date.parse(record.endTime) : now) : null
         this.#writeFlow.run({
           id,
           rootId,
