@@ -1,4 +1,6 @@
+import path from 'node:path'
 import { pathToFileURL } from 'node:url'
+import { isPtrOwnFile, stackFrames } from './stack.ts'
 import type { AnyTask } from './task-types.ts'
 
 /**
@@ -11,29 +13,15 @@ const REGISTRY = Symbol.for('ptr.taskRegistry')
 type WithRegistry = { [REGISTRY]?: Map<string, AnyTask> }
 const registry: Map<string, AnyTask> = ((globalThis as WithRegistry)[REGISTRY] ??= new Map())
 
-/**
- * ptr's own modules: the folder this module was loaded from (dist/ when built, src/ in ptr's own
- * tests) and, when built, src/ too: stack frames of the built modules name their sources through
- * the source maps once those are enabled.
- */
-const OWN_DIRS = [new URL('..', import.meta.url).href, ...(import.meta.url.endsWith('.js') ? [new URL('../../src/', import.meta.url).href] : [])]
-
-/** The file URL of the first stack frame outside ptr's own sources: the module defining a task. */
+/** The file URL of the first stack frame outside ptr's own code (and tsx's): the module defining a task. */
 export function definingModule(): string | undefined {
   const holder: { stack?: string } = {}
   const limit = Error.stackTraceLimit
   Error.stackTraceLimit = 30
   Error.captureStackTrace(holder, definingModule)
   Error.stackTraceLimit = limit
-  for (const line of (holder.stack ?? '').split('\n').slice(1)) {
-    const match = /\(?((?:file:\/\/|\/)[^():]+(?::\d+)*?):\d+:\d+\)?\s*$/.exec(line.trim())
-    const location = match?.[1]
-    if (!location) continue
-    const url = location.startsWith('file://') ? location : pathToFileURL(location).href
-    if (OWN_DIRS.some((dir) => url.startsWith(dir)) || url.includes('/node_modules/tsx/')) continue
-    return url
-  }
-  return undefined
+  const frame = stackFrames(holder.stack).find((f) => !isPtrOwnFile(f.path) && !f.path.includes(`${path.sep}node_modules${path.sep}tsx${path.sep}`))
+  return frame && pathToFileURL(frame.path).href
 }
 
 export function registerTask(moduleUrl: string | undefined, name: string, create: (key: string) => AnyTask): AnyTask {

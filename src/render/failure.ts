@@ -5,8 +5,8 @@
  */
 import { readFileSync } from 'node:fs'
 import path from 'node:path'
-import { fileURLToPath } from 'node:url'
 import type { ChalkInstance } from 'chalk'
+import { isPtrOwnFile, stackFrames } from '../engine/stack.ts'
 
 /** A place in the user's code, from a stack frame. */
 export interface SourceFrame {
@@ -18,36 +18,19 @@ export interface SourceFrame {
   readonly column: number
 }
 
-/** The package root of ptr itself: frames in its own sources are not the user's code. */
-const PTR_ROOT = fileURLToPath(new URL('../..', import.meta.url))
-const PTR_OWN = [path.join(PTR_ROOT, 'src') + path.sep, path.join(PTR_ROOT, 'dist') + path.sep, path.join(PTR_ROOT, 'bin') + path.sep]
-const FRAME = /^\s*at (?:.*? \()?(?:async )?((?:file:\/\/)?\/[^()]*?|[A-Za-z]:\\[^()]*?):(\d+):(\d+)\)?\s*$/
-
-/** The frames of a stack that point at files, in order. */
-export function stackFrames(stack: string | undefined, cwd = process.cwd()): SourceFrame[] {
-  const frames: SourceFrame[] = []
-  for (const line of (stack ?? '').split('\n')) {
-    const match = FRAME.exec(line)
-    if (!match) continue
-    let file = match[1]!
-    if (file.startsWith('file://')) {
-      try {
-        file = fileURLToPath(file)
-      } catch {
-        continue
-      }
-    }
-    const relative = path.relative(cwd, file)
-    frames.push({ path: file, file: relative.startsWith('..') || path.isAbsolute(relative) ? file : relative, line: Number(match[2]), column: Number(match[3]) })
-  }
-  return frames
+/** The frames of a stack that point at files, in order, with their paths relative to `cwd`. */
+function sourceFrames(stack: string | undefined, cwd = process.cwd()): SourceFrame[] {
+  return stackFrames(stack).map((frame) => {
+    const relative = path.relative(cwd, frame.path)
+    return { ...frame, file: relative.startsWith('..') || path.isAbsolute(relative) ? frame.path : relative }
+  })
 }
 
-const isUserFile = (file: string) => !file.includes(`${path.sep}node_modules${path.sep}`) && !PTR_OWN.some((own) => file.startsWith(own))
+const isUserFile = (file: string) => !file.includes(`${path.sep}node_modules${path.sep}`) && !isPtrOwnFile(file)
 
 /** The first frame of the stack in the user's code (not Node's, not a dependency's, not ptr's). */
 export function userFrame(stack: string | undefined, cwd = process.cwd()): SourceFrame | undefined {
-  return stackFrames(stack, cwd).find((frame) => isUserFile(frame.path))
+  return sourceFrames(stack, cwd).find((frame) => isUserFile(frame.path))
 }
 
 /**
