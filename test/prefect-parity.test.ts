@@ -24,7 +24,7 @@ import type { FlowOptions, LogEvent, PrefectFuture, State, TaskRunner } from '..
 import * as P from './fixtures/parity-tasks.ts'
 import * as T from './fixtures/tasks.ts'
 import { recordStates } from './helpers/events.ts'
-import { RUNNERS_UNDER_TEST } from './helpers/runners.ts'
+import { RUNNERS_UNDER_TEST, runnersClosedAfter } from './helpers/runners.ts'
 import type { RunnerUnderTest } from './helpers/runners.ts'
 import { killWorkers, startWorker } from './helpers/workers.ts'
 
@@ -77,15 +77,7 @@ for (const runnerUnderTest of [...RUNNERS_UNDER_TEST, QUEUE_RUNNER]) {
         await startWorker(['test/fixtures/parity-tasks.ts', 'test/fixtures/tasks.ts', '--limit', '8', '--queue', QUEUE_URL], {})
       })
     }
-    const opened: TaskRunner[] = []
-    const make = (parallel?: number) => {
-      const runner = runnerUnderTest.create(parallel)
-      opened.push(runner)
-      return runner
-    }
-    after(async () => {
-      await Promise.all(opened.map((r) => r.close()))
-    })
+    const { make } = runnersClosedAfter(runnerUnderTest)
     // Pool runners start workers (and load the task module in each): share one where a test can.
     let sharedRunner: TaskRunner | undefined
     const shared = () => (sharedRunner ??= make(2))

@@ -9,6 +9,7 @@ import type { RunRecord } from '../src/queue/backend.ts'
 import { setDefaultQueue } from '../src/queue/open.ts'
 import { RedisQueueBackend } from '../src/queue/redis.ts'
 import { REPO, runPtr, waitForOutput } from './helpers/cli.ts'
+import { interruptQueuedFlow } from './helpers/queues.ts'
 import { maxOverlap } from './helpers/overlap.ts'
 import { freePort, redisSkipReason, startRedis } from './helpers/redis.ts'
 import type { TestRedis } from './helpers/redis.ts'
@@ -166,19 +167,7 @@ describe('Redis outage longer than the lease (real processes)', { skip: redisSki
   })
 
   it('Ctrl-C of ptr run --runner prefect with no worker: the runs end Cancelled on the Redis queue too', async () => {
-    const result = await runPtr(['run', 'test/fixtures/queue-cancel-flow.ts', '--runner', 'prefect'], {
-      env: { PREFECT_QUEUE_URL: redis.url },
-      onSpawn: (child) => {
-        void (async () => {
-          while ((await queue.list({ task: 'q_work' })).length < 3) await sleep(20)
-          child.kill('SIGINT')
-        })()
-      },
-    })
-    assert.equal(result.code, 130, `${result.stdout}\n${result.stderr}`)
-    assert.match(result.stdout, /3 task runs: 3 cancelled/)
-    const runs = await queue.list({ task: 'q_work' })
-    assert.deepEqual(runs.map((r) => r.state), ['Cancelled', 'Cancelled', 'Cancelled'])
+    await interruptQueuedFlow(queue, { PREFECT_QUEUE_URL: redis.url })
     assert.deepEqual(await queue.claim('w', ['q_work'], 10), [], 'nothing left for a worker to run')
   })
 

@@ -2,7 +2,7 @@
  * The contract every task runner keeps. One suite, run against every runner in RUNNERS_UNDER_TEST.
  */
 import assert from 'node:assert/strict'
-import { after, describe, it } from 'node:test'
+import { describe, it } from 'node:test'
 import {
   CancelledError,
   FutureTimeoutError,
@@ -16,29 +16,20 @@ import {
   unmapped,
   wait,
 } from '../src/index.ts'
-import type { TaskRunner } from '../src/index.ts'
 import * as T from './fixtures/tasks.ts'
 import { recordStates } from './helpers/events.ts'
 import { maxOverlap } from './helpers/overlap.ts'
-import { RUNNERS_UNDER_TEST } from './helpers/runners.ts'
+import { RUNNERS_UNDER_TEST, runnersClosedAfter } from './helpers/runners.ts'
 
 for (const runnerUnderTest of RUNNERS_UNDER_TEST) {
   describe(`${runnerUnderTest.kind} runner contract`, () => {
-    const opened: TaskRunner[] = []
-    const make = (parallel?: number) => {
-      const runner = runnerUnderTest.create(parallel)
-      opened.push(runner)
-      return runner
-    }
-    after(async () => {
-      await Promise.all(opened.map((r) => r.close()))
-    })
+    const { make, track } = runnersClosedAfter(runnerUnderTest)
 
     it('has a name, and duplicate() gives a new runner of the same kind', async () => {
       const runner = make()
       assert.equal(runner.name, runnerUnderTest.kind)
       const copy = runner.duplicate()
-      opened.push(copy)
+      track(copy)
       assert.notEqual(copy, runner)
       assert.equal(copy.name, runner.name)
       assert.deepEqual((copy as unknown as { options: unknown }).options, (runner as unknown as { options: unknown }).options)

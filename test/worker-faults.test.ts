@@ -14,6 +14,7 @@ import { after, afterEach, beforeEach, describe, it } from 'node:test'
 import { setDefaultQueue } from '../src/queue/open.ts'
 import { SqliteQueueBackend } from '../src/queue/sqlite.ts'
 import { runPtr, tempDir, waitForOutput } from './helpers/cli.ts'
+import { interruptQueuedFlow } from './helpers/queues.ts'
 import type { WorkerProcess } from './helpers/workers.ts'
 import { childProcesses, killWorkers, startWorker } from './helpers/workers.ts'
 import * as Q from './fixtures/queue-tasks.ts'
@@ -92,19 +93,7 @@ describe('worker faults (real processes, SQLite queue)', () => {
   })
 
   it('Ctrl-C of ptr run --runner prefect with no worker: the runs end Cancelled on the queue too, and a worker started later runs none', async () => {
-    const result = await runPtr(['run', 'test/fixtures/queue-cancel-flow.ts', '--runner', 'prefect'], {
-      env,
-      onSpawn: (child) => {
-        void (async () => {
-          while ((await queue.list({ task: 'q_work' })).length < 3) await sleep(20)
-          child.kill('SIGINT')
-        })()
-      },
-    })
-    assert.equal(result.code, 130, `${result.stdout}\n${result.stderr}`)
-    assert.match(result.stdout, /3 task runs: 3 cancelled/)
-    const runs = await queue.list({ task: 'q_work' })
-    assert.deepEqual(runs.map((r) => r.state), ['Cancelled', 'Cancelled', 'Cancelled'])
+    await interruptQueuedFlow(queue, env)
     const w = await startWorker([TASKS], env)
     await sleep(500)
     assert.doesNotMatch(w.output(), /q_work-\d+ Running/)

@@ -1,8 +1,9 @@
+import assert from 'node:assert/strict'
 import path from 'node:path'
 import type { QueueBackend, QueueBackendOptions } from '../../src/queue/backend.ts'
 import { RedisQueueBackend } from '../../src/queue/redis.ts'
 import { SqliteQueueBackend } from '../../src/queue/sqlite.ts'
-import { tempDir } from './cli.ts'
+import { runPtr, tempDir } from './cli.ts'
 import { redisSkipReason, startRedis } from './redis.ts'
 
 /** One queue under test: `open()` gives another handle (another connection) on the same queue. */
@@ -62,3 +63,23 @@ export const QUEUES_UNDER_TEST: readonly QueueBackendFactory[] = [
     },
   },
 ]
+
+/**
+ * `ptr run test/fixtures/queue-cancel-flow.ts --runner prefect` with no worker, sent SIGINT once
+ * its 3 runs are on `queue`: checks that ptr reports them Cancelled and that the queue agrees.
+ */
+export async function interruptQueuedFlow(queue: QueueBackend, env: Record<string, string>): Promise<void> {
+  const result = await runPtr(['run', 'test/fixtures/queue-cancel-flow.ts', '--runner', 'prefect'], {
+    env,
+    onSpawn: (child) => {
+      void (async () => {
+        while ((await queue.list({ task: 'q_work' })).length < 3) await new Promise((resolve) => setTimeout(resolve, 20))
+        child.kill('SIGINT')
+      })()
+    },
+  })
+  assert.equal(result.code, 130, `${result.stdout}\n${result.stderr}`)
+  assert.match(result.stdout, /3 task runs: 3 cancelled/)
+  const runs = await queue.list({ task: 'q_work' })
+  assert.deepEqual(runs.map((r) => r.state), ['Cancelled', 'Cancelled', 'Cancelled'])
+}

@@ -1,3 +1,4 @@
+import { after } from 'node:test'
 import type { TaskRunner } from '../../src/index.ts'
 import { ConcurrentTaskRunner, ProcessPoolTaskRunner, SequentialTaskRunner, ThreadPoolTaskRunner } from '../../src/index.ts'
 
@@ -16,3 +17,19 @@ export const RUNNERS_UNDER_TEST: readonly RunnerUnderTest[] = [
   { kind: 'thread', create: (parallel) => new ThreadPoolTaskRunner({ maxWorkers: parallel ?? 2 }), parallel: true },
   { kind: 'process', create: (parallel) => new ProcessPoolTaskRunner({ maxWorkers: parallel ?? 2 }), parallel: true },
 ]
+
+/**
+ * Runners for one describe block: `make(parallel)` creates one of `runnerUnderTest`, `track(r)`
+ * adopts one made otherwise (a duplicate()); every one is closed in the block's after().
+ */
+export function runnersClosedAfter(runnerUnderTest: RunnerUnderTest): { make: (parallel?: number) => TaskRunner; track: (runner: TaskRunner) => TaskRunner } {
+  const opened: TaskRunner[] = []
+  after(async () => {
+    await Promise.all(opened.map((r) => r.close()))
+  })
+  const track = (runner: TaskRunner) => {
+    opened.push(runner)
+    return runner
+  }
+  return { make: (parallel) => track(runnerUnderTest.create(parallel)), track }
+}
