@@ -1,5 +1,5 @@
 // The import rules of ptr's sources, checked by `npm run lint` (part of `npm test`).
-// Layers read top-down: cli → worker / settings / render / history → runners / queue → engine → errors.
+// Layers read top-down: cli → worker / settings / render / history → runners / queue / limits → engine → errors.
 // A folder may import its own layer and the layers below it, never a layer above, and no import
 // circle is allowed anywhere (type-only imports count: they are circles in what a reader must know).
 const layer = (name) => `(^|/)src/(${name})(/|\\.ts$)`
@@ -26,13 +26,13 @@ module.exports = {
       severity: 'error',
       comment: 'The engine knows nothing of runners, queues, workers, settings, terminals or the CLI: invert with src/engine/providers.ts or an interface.',
       from: { path: layer('engine') },
-      to: { path: layer('runners|queue|worker|settings|render|history|cli|index') },
+      to: { path: layer('runners|queue|limits|worker|settings|render|history|cli|index') },
     },
     {
       name: 'runners-queue-below-services',
       severity: 'error',
-      comment: 'Runners and queues sit under workers, settings, renderers and the CLI.',
-      from: { path: layer('runners|queue') },
+      comment: 'Runners, queues and the limits (which live in the queue\'s store) sit under workers, settings, renderers and the CLI.',
+      from: { path: layer('runners|queue|limits') },
       to: { path: layer('worker|settings|render|history|cli|index') },
     },
     {

@@ -35,6 +35,11 @@ export type { PrefectTaskRunnerOptions } from './runners/prefect.ts'
 export { PrefectDistributedFuture } from './queue/distributed-future.ts'
 // Loaded for what it provides to the engine: `t.delay()`.
 import './queue/delay.ts'
+// Loaded for what it provides to the engine: task runs wait for slots of their limited tags.
+import './limits/tag-slots.ts'
+export { concurrency, rateLimit } from './limits/api.ts'
+export type { ConcurrencyOptions, RateLimitOptions } from './limits/api.ts'
+export { LimitNotFoundError } from './limits/limits.ts'
 export { TaskWorker, serve } from './worker/task-worker.ts'
 export type { TaskWorkerOptions, WorkerStatus } from './worker/task-worker.ts'
 export type { QueueBackend } from './queue/backend.ts'

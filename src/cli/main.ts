@@ -7,6 +7,7 @@ import { defineConfigCommand } from './commands/config.ts'
 import { defineWorkerCommand } from './commands/worker.ts'
 import { defineRunsCommand } from './commands/runs.ts'
 import { defineFlowRunsCommand } from './commands/flow-runs.ts'
+import { defineConcurrencyLimitCommand } from './commands/concurrency-limit.ts'
 
 /**
  * Builds the `ptr` program. Each command lives in its own file under `commands/`, parses its
@@ -32,6 +33,7 @@ Examples:
   $ ptr worker serve tasks.ts --limit 10         run queued task runs (t.delay())
   $ ptr runs list                                what is on the task-worker queue
   $ ptr flow-runs list                           the flow runs ptr run recorded
+  $ ptr concurrency-limit create db 2            at most 2 runs tagged db at once
 
 Exit codes: 0 completed, 1 failed or crashed, 2 usage or configuration error,
 130 interrupted (Ctrl-C), 143 terminated (SIGTERM).`,
@@ -41,6 +43,7 @@ Exit codes: 0 completed, 1 failed or crashed, 2 usage or configuration error,
   defineWorkerCommand(program, result)
   defineRunsCommand(program, result)
   defineFlowRunsCommand(program, result)
+  defineConcurrencyLimitCommand(program, result)
   return program
 }
 

@@ -16,6 +16,7 @@ import { chooseColor, chooseRenderer } from '../render/select.ts'
 import { importFlowFile, selectFlow } from './load-flow.ts'
 import { describeParameters, parseFlowParameters } from './params.ts'
 import { setDefaultQueue } from '../queue/open.ts'
+import { closeDefaultLimits, setSlotLease } from '../limits/open.ts'
 import { queueSettingsFrom } from '../settings/queue.ts'
 import { historySettingsFrom } from '../settings/history.ts'
 import type { HistoryRecorder } from '../history/recorder.ts'
@@ -107,6 +108,8 @@ export async function runFlowCommand(options: RunFlowCommandOptions): Promise<nu
   // --runner prefect and t.delay() in the flow use the queue the settings name.
   const queue = queueSettingsFrom(settings, process.cwd())
   setDefaultQueue(queue.url, undefined, { source: queue.source, leaseMs: queue.leaseMs, maxLostLeases: queue.maxLostLeases })
+  // Tag concurrency limits live in the same store; their slots' lease is a setting too.
+  setSlotLease(Math.round(Number(settings.settings['concurrency.slotLeaseSeconds'].value) * 1000))
   const mode = String(settings.settings.output.value)
   const jsonToStdout = mode === 'json' && output.file === undefined
 
@@ -159,6 +162,7 @@ export async function runFlowCommand(options: RunFlowCommandOptions): Promise<nu
     restoreConsole()
     for (const off of unsubscribe) off()
     stored?.close()
+    await closeDefaultLimits()
   }
   recorder.endedAt = Date.now()
   await renderer.end(recorder, state)

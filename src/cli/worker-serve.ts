@@ -2,6 +2,7 @@ import { importFlowFile } from './load-flow.ts'
 import { ExitCode, UsageError } from '../errors.ts'
 import type { AnyTask } from '../engine/task-types.ts'
 import { resolveQueueSettings } from '../settings/queue.ts'
+import { setSlotLease } from '../limits/open.ts'
 import { TaskWorker, tasksOf } from '../worker/task-worker.ts'
 
 export interface ServeCommandOptions {
@@ -55,6 +56,7 @@ export async function serveCommand(options: ServeCommandOptions): Promise<number
   })
   for (const hint of queue.settings.hints) process.stderr.write(`ptr: hint: ${hint}\n`)
   const limit = Number(queue.settings.settings['worker.limit'].value)
+  setSlotLease(Math.round(Number(queue.settings.settings['concurrency.slotLeaseSeconds'].value) * 1000))
   const statusPort = parseNumber('--status-port', options.statusPort, (n) => Number.isInteger(n) && n >= 0 && n < 65536, 'a port number (0 for any free one)')
   const graceSeconds = parseNumber('--grace', options.grace, (n) => n >= 0, 'seconds from 0 and up')
   const tasks: AnyTask[] = []

@@ -2,6 +2,9 @@ import { PtrError } from '../errors.ts'
 import type { PrefectFuture } from './future.ts'
 import type { AnyTask } from './task-types.ts'
 import type { TaskRunner } from './task-runner.ts'
+import { provided } from './provided.ts'
+import type { TagSlots } from './provided.ts'
+export type { TagSlotsRun } from './provided.ts'
 
 /**
  * What the engine uses but does not own: capabilities of the layers above it (runners, the queue),
@@ -13,18 +16,18 @@ export interface EngineProviders {
   defaultTaskRunner(): TaskRunner
   /** `t.delay(...args)`: puts one run on the task-worker queue. */
   delay(task: AnyTask, args: readonly unknown[]): PrefectFuture
+  /** Optional (src/limits): a task run with tags waits for a slot of each limited tag before it starts. */
+  tagSlots?: TagSlots
 }
 
-const PROVIDERS = Symbol.for('ptr.engineProviders')
-type WithProviders = { [PROVIDERS]?: Partial<EngineProviders> }
 // On globalThis, like the task registry: a second copy of ptr's modules sees the same providers.
-const providers: Partial<EngineProviders> = ((globalThis as WithProviders)[PROVIDERS] ??= {})
+const providers = provided as Partial<EngineProviders>
 
 export function provide(given: Partial<EngineProviders>): void {
   Object.assign(providers, given)
 }
 
-export function provider<K extends keyof EngineProviders>(name: K): EngineProviders[K] {
+export function provider<K extends keyof EngineProviders>(name: K): NonNullable<EngineProviders[K]> {
   const found = providers[name]
   if (!found) {
     throw new PtrError(`ptr's ${name} is not loaded: import ptr from its package entry ('ptr'), not from a file inside the package`, {

@@ -5,6 +5,7 @@ import { runEvents } from './events.ts'
 import { PrefectFuture } from './future.ts'
 import { callHooks } from './hooks.ts'
 import { emitRunLog } from './log.ts'
+import { tagSlotsProvider } from './provided.ts'
 import type { Upstream } from './resolve.ts'
 import { collectUpstreams, substituteResults } from './resolve.ts'
 import type { RetryDefaults, RetryOptions } from './retry.ts'
@@ -322,6 +323,7 @@ const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
  */
 export async function driveTaskRun(run: TaskRun): Promise<void> {
   const executor = run.executor
+  let freeTagSlots: (() => void) | undefined
   try {
     let args = run.args ?? []
     let upstreams: Upstream[] | undefined
@@ -360,6 +362,13 @@ export async function driveTaskRun(run: TaskRun): Promise<void> {
     // A retry with no delay goes straight from the failed attempt to Retrying (as in Prefect),
     // keeping its slot; the Retrying state carries the failed attempt's error.
     let retryingAfter: Error | undefined
+    // Slots of limited tags, before a runner slot: a run waiting for one holds no pool slot.
+    const tagSlots = run.tags.length > 0 ? tagSlotsProvider() : undefined
+    if (tagSlots) {
+      const taken = tagSlots(run)
+      freeTagSlots = taken === undefined || typeof taken === 'function' ? taken : await taken
+      if (isSettled(run.state)) return
+    }
     for (;;) {
       if (retryingAfter === undefined) {
         const waiting = executor.acquire(run)
@@ -423,6 +432,7 @@ export async function driveTaskRun(run: TaskRun): Promise<void> {
     run.setState(S.Crashed(new CrashedError(`ptr failed while running '${run.name}': ${toError(error).message}`, error)))
   } finally {
     executor.release(run)
+    freeTagSlots?.()
   }
 }
 

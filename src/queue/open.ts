@@ -33,6 +33,11 @@ export function setDefaultQueue(url: string | undefined, backend?: QueueBackend,
   slot.backend = backend ? Promise.resolve(backend) : undefined
 }
 
+/** The URL of the process's default queue and where it came from, without opening it (the limits live there too). */
+export function defaultQueueTarget(): { url: string; source: string } {
+  return slot.url ? { url: slot.url, source: slot.options.source ?? 'the task worker' } : resolveQueueUrl()
+}
+
 /** The process's default queue, opened on first use. */
 export function defaultQueue(): Promise<QueueBackend> {
   if (!slot.backend) {

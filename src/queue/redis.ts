@@ -362,6 +362,69 @@ export interface RedisQueueBackendOptions extends QueueBackendOptions {
   db?: number
 }
 
+/** The longest wait between reconnect attempts. */
+const RECONNECT_MAX_MS = 2000
+
+/**
+ * Connects to the Redis server a URL names, failing fast with one line (unreachable, bad
+ * credentials, no such database), with ptr's client options: auto-pipelining, commands that wait
+ * across reconnects, reconnection forever once connected. `scripts` become commands (Lua, no keys).
+ * The queue, and the limits that live beside it, connect through it.
+ */
+export async function connectRedis(url: string, options: Pick<RedisQueueBackendOptions, 'db' | 'source' | 'connectTimeoutSeconds'>, scripts: Record<string, string>): Promise<Redis> {
+  let connected = false
+  const redis = new Redis(url, redisClientOptions(options, () => connected))
+  // Errors surface through commands and the reconnect log; an unhandled 'error' event would print
+  // ioredis's own line (and, for some errors, the connection details) on every retry.
+  let firstError: unknown
+  redis.on('error', (error: unknown) => (firstError ??= error))
+  for (const [name, lua] of Object.entries(scripts)) redis.defineCommand(name, { numberOfKeys: 0, lua })
+  try {
+    await redis.connect()
+    await redis.ping()
+  } catch (error) {
+    redis.disconnect()
+    // connect() rejects with "Connection is closed."; the cause came as an 'error' event.
+    throw describeConnectError(url, firstError ?? error)
+  }
+  // ioredis selects the URL's database on connect and, if the server has no such database,
+  // goes on in database 0 without a word: select it again and look.
+  const db = options.db ?? redis.options.db ?? 0
+  try {
+    await redis.select(db)
+  } catch (error) {
+    const databases = await redis
+      .config('GET', 'databases')
+      .then((reply) => Number((reply as string[])[1]))
+      .catch(() => undefined)
+    redis.disconnect()
+    const range = databases && databases > 0 ? `use a database from 0 to ${databases - 1} (its \`databases\` setting)` : 'use a database the server has (0 unless it is set up otherwise)'
+    throw new UsageError(
+      `the Redis queue ${redactUrl(url)}${options.source ? ` (from ${options.source})` : ''} names database ${db}, which this server does not have (${(error as Error).message}); ${range}`,
+      'PTR_BAD_QUEUE_URL',
+      error,
+    )
+  }
+  connected = true
+  return redis
+}
+
+function redisClientOptions(options: Pick<RedisQueueBackendOptions, 'connectTimeoutSeconds'>, connected: () => boolean): RedisOptions {
+  return {
+    lazyConnect: true,
+    // Calls made in one event-loop turn (a submitter awaiting 5,000 futures, a worker completing
+    // a batch) go to Redis as one write.
+    enableAutoPipelining: true,
+    connectTimeout: (options.connectTimeoutSeconds ?? 5) * 1000,
+    // Commands wait across reconnects instead of failing after a few retries.
+    maxRetriesPerRequest: null,
+    // Before the first connection: fail at once (one clear line). After: retry forever, backing off to 2 s.
+    retryStrategy: (times) => (connected() ? Math.min(50 * 2 ** Math.min(times, 6), RECONNECT_MAX_MS) : null),
+    // An AUTH failure is final; any other error keeps reconnecting.
+    reconnectOnError: () => false,
+  }
+}
+
 /**
  * The queue on Redis, for task workers on many machines. Open it with {@link RedisQueueBackend.connect}
  * (it fails fast, with one line, when Redis is unreachable or refuses the credentials). Once
@@ -389,7 +452,7 @@ export class RedisQueueBackend implements QueueBackend {
   #own = new Map<string, RunOutcome | number | undefined>()
   static readonly OWN_LIMIT = 20_000
   /** The longest wait between reconnect attempts. */
-  static readonly RECONNECT_MAX_MS = 2000
+  static readonly RECONNECT_MAX_MS = RECONNECT_MAX_MS
   #sweeper: NodeJS.Timeout | undefined
   #down = false
   /** When the connection last came back after an outage (epoch ms). */
@@ -408,57 +471,8 @@ export class RedisQueueBackend implements QueueBackend {
 
   /** Connects (failing fast with a UsageError) and returns the backend. */
   static async connect(url: string, options: RedisQueueBackendOptions = {}): Promise<RedisQueueBackend> {
-    let connected = false
-    const redis = new Redis(url, RedisQueueBackend.#clientOptions(options, () => connected)) as ScriptedRedis
-    // Errors surface through commands and the reconnect log; an unhandled 'error' event would print
-    // ioredis's own line (and, for some errors, the connection details) on every retry.
-    let firstError: unknown
-    redis.on('error', (error: unknown) => (firstError ??= error))
-    for (const [name, lua] of Object.entries(SCRIPTS)) redis.defineCommand(name, { numberOfKeys: 0, lua })
-    try {
-      await redis.connect()
-      await redis.ping()
-    } catch (error) {
-      redis.disconnect()
-      // connect() rejects with "Connection is closed."; the cause came as an 'error' event.
-      throw describeConnectError(url, firstError ?? error)
-    }
-    // ioredis selects the URL's database on connect and, if the server has no such database,
-    // goes on in database 0 without a word: select it again and look.
-    const db = options.db ?? redis.options.db ?? 0
-    try {
-      await redis.select(db)
-    } catch (error) {
-      const databases = await redis
-        .config('GET', 'databases')
-        .then((reply) => Number((reply as string[])[1]))
-        .catch(() => undefined)
-      redis.disconnect()
-      const range = databases && databases > 0 ? `use a database from 0 to ${databases - 1} (its \`databases\` setting)` : 'use a database the server has (0 unless it is set up otherwise)'
-      throw new UsageError(
-        `the Redis queue ${redactUrl(url)}${options.source ? ` (from ${options.source})` : ''} names database ${db}, which this server does not have (${(error as Error).message}); ${range}`,
-        'PTR_BAD_QUEUE_URL',
-        error,
-      )
-    }
-    connected = true
+    const redis = (await connectRedis(url, options, SCRIPTS)) as ScriptedRedis
     return new RedisQueueBackend(redis, url, options)
-  }
-
-  static #clientOptions(options: RedisQueueBackendOptions, connected: () => boolean): RedisOptions {
-    return {
-      lazyConnect: true,
-      // Calls made in one event-loop turn (a submitter awaiting 5,000 futures, a worker completing
-      // a batch) go to Redis as one write.
-      enableAutoPipelining: true,
-      connectTimeout: (options.connectTimeoutSeconds ?? 5) * 1000,
-      // Commands wait across reconnects instead of failing after a few retries.
-      maxRetriesPerRequest: null,
-      // Before the first connection: fail at once (one clear line). After: retry forever, backing off to 2 s.
-      retryStrategy: (times) => (connected() ? Math.min(50 * 2 ** Math.min(times, 6), RedisQueueBackend.RECONNECT_MAX_MS) : null),
-      // An AUTH failure is final; any other error keeps reconnecting.
-      reconnectOnError: () => false,
-    }
   }
 
   #lost(): void {

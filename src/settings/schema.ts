@@ -203,6 +203,15 @@ export const SETTINGS = [
     default: 3,
     fromString: asInteger,
   }),
+  setting<number, 'concurrency.slotLeaseSeconds'>({
+    key: 'concurrency.slotLeaseSeconds',
+    env: ['PREFECT_CONCURRENCY_SLOT_LEASE_SECONDS'],
+    description: 'how long a concurrency slot is held without renewal: the slots of a killed process are free again after about this long',
+    accepts: 'a number of seconds above 0',
+    schema: z.number().positive(),
+    default: 5,
+    fromString: asNumber,
+  }),
   setting<string, 'localDir'>({
     key: 'localDir',
     env: ['PREFECT_LOCAL_DIR'],

@@ -15,6 +15,7 @@ import type { ClaimedRun, LogLine, QueueBackend } from '../queue/backend.ts'
 import { decodeValue, encodeValue, storeError } from '../queue/codec.ts'
 import { openQueue, queueTimingsFromEnv, setDefaultQueue } from '../queue/open.ts'
 import { resolveQueueUrl } from '../queue/url.ts'
+import { closeDefaultLimits, defaultLimits } from '../limits/open.ts'
 
 export interface TaskWorkerOptions {
   /** Most runs executing at once, exactly (no prefetch). @default 10 */
@@ -298,6 +299,7 @@ export class TaskWorker {
     }
     if (this.#ownsBackend) {
       setDefaultQueue(undefined)
+      await closeDefaultLimits()
       await this.#backend?.close()
     }
     this.#state = 'stopped'
@@ -384,13 +386,43 @@ export class TaskWorker {
     })
   }
 
-  /** Runs the task once; never rejects. */
+  /** Runs the task once, holding a slot of each of its limited tags; never rejects. */
   async #attempt(slot: Slot): Promise<Outcome> {
+    let freeTagSlots: (() => void) | undefined
     try {
+      const task = this.#tasks.get(slot.run.task)!
+      if (task.options.tags?.length) freeTagSlots = await this.#tagSlots(task.options.tags, slot)
       const args = decodeValue(slot.run.args) as unknown[]
-      return { ok: true, value: await this.#invoke(this.#tasks.get(slot.run.task)!, slot, args) }
+      return { ok: true, value: await this.#invoke(task, slot, args) }
     } catch (error) {
       return { ok: false, error: toError(error) }
+    } finally {
+      freeTagSlots?.()
+    }
+  }
+
+  /**
+   * Waits for a slot of each limited tag of the run's task (in the queue's store), as `ptr run`
+   * does for its own runs; stopping the attempt (worker stopping, run cancelled) ends the wait.
+   */
+  async #tagSlots(tags: readonly string[], slot: Slot): Promise<(() => void) | undefined> {
+    const limits = await defaultLimits(true)
+    if (!limits) return undefined
+    const names = await limits.store.limitedNames()
+    const wanted = tags.filter((tag) => names.has(tag))
+    if (wanted.length === 0) return undefined
+    if (slot.stopReason) throw slot.stopReason
+    const controller = new AbortController()
+    slot.onStop = (reason) => controller.abort(reason)
+    try {
+      const held = await limits.acquire(wanted, {
+        holder: `${slot.run.name} (${slot.run.runId})`,
+        signal: controller.signal,
+        onWait: () => this.#line(`${slot.run.name} AwaitingConcurrencySlot (${wanted.join(', ')})`),
+      })
+      return held.release
+    } finally {
+      slot.onStop = undefined
     }
   }
 

@@ -1,0 +1,247 @@
+import { randomUUID } from 'node:crypto'
+import os from 'node:os'
+import { PtrError, UsageError } from '../errors.ts'
+import type { AcquireRequest, LimitStore } from './store.ts'
+
+/** Slots held by one acquisition; give them back with `release()` (once; later calls do nothing). */
+export interface HeldSlots {
+  readonly slotIds: readonly string[]
+  release(): void
+}
+
+export interface AcquireOptions {
+  /** Slots of each name to take. @default 1 */
+  occupy?: number
+  /** What holds the slots, as `ptr concurrency-limit inspect` shows it. */
+  holder?: string
+  mode?: 'concurrency' | 'rate'
+  /** Names without a limit are an error (`concurrency()`, `rateLimit()`); otherwise they are skipped (tags). @default false */
+  strict?: boolean
+  /** Gives up waiting: the promise rejects with the signal's reason and the place in line is left. */
+  signal?: AbortSignal
+  /** Called once if the acquisition has to wait (not called when slots were free at once). */
+  onWait?: () => void
+}
+
+export class LimitNotFoundError extends UsageError {
+  constructor(names: readonly string[], url: string) {
+    super(
+      `no concurrency limit named ${names.map((n) => `'${n}'`).join(', ')} in ${url}; create it first: ptr concurrency-limit create ${names[0]} 5 (add --slot-decay-per-second N for a rate limit)`,
+      'PTR_NO_SUCH_LIMIT',
+    )
+  }
+}
+
+interface Waiter {
+  readonly request: AcquireRequest
+  readonly strict: boolean
+  readonly first: boolean
+  resolve(slotIds: readonly string[]): void
+  reject(error: unknown): void
+  timer: NodeJS.Timeout | undefined
+  done: boolean
+}
+
+/**
+ * Acquisitions against a {@link LimitStore}: waits in line (oldest first across processes), wakes
+ * when a slot may have been freed (the store's watch, and timers for lease ends and decay, never a
+ * busy poll), and renews the leases of held slots and places in line every third of the lease, so
+ * a process that dies gives its slots back after about one lease.
+ */
+export class Limits {
+  readonly store: LimitStore
+  readonly leaseMs: number
+  readonly owner = `${os.hostname()}:${process.pid}`
+  #held = new Map<string, string[]>()
+  #waiters: Waiter[] = []
+  #renewTimer: NodeJS.Timeout | undefined
+  #unwatch: (() => void) | undefined
+  #passing = false
+  #passAgain = false
+  #closed = false
+  #warn: (line: string) => void
+
+  constructor(store: LimitStore, options: { leaseMs?: number; warn?: (line: string) => void } = {}) {
+    this.store = store
+    this.leaseMs = options.leaseMs ?? 5_000
+    this.#warn = options.warn ?? ((line) => process.stderr.write(`${line}\n`))
+  }
+
+  /** Waits for `occupy` slots of every name in `names` and takes them all at once. */
+  async acquire(names: readonly string[], options: AcquireOptions = {}): Promise<HeldSlots> {
+    const occupy = options.occupy ?? 1
+    if (!(Number.isInteger(occupy) && occupy >= 1)) throw new UsageError(`expected \`occupy\` to be an integer from 1 and up, got \`${String(occupy)}\` (${typeof occupy})`, 'PTR_BAD_OCCUPY')
+    if (this.#closed) throw new PtrError('the limits of this process were closed', { code: 'PTR_LIMITS_CLOSED' })
+    options.signal?.throwIfAborted()
+    const request: AcquireRequest = {
+      waiterId: randomUUID(),
+      names: [...new Set(names)],
+      occupy,
+      holder: options.holder ?? 'code',
+      owner: this.owner,
+      leaseMs: this.leaseMs,
+      mode: options.mode ?? 'concurrency',
+    }
+    const slotIds = await new Promise<readonly string[]>((resolve, reject) => {
+      const waiter: Waiter = { request, strict: options.strict ?? false, first: true, resolve, reject, timer: undefined, done: false }
+      const signal = options.signal
+      if (signal) {
+        const onAbort = () => this.#giveUp(waiter, signal.reason)
+        signal.addEventListener('abort', onAbort, { once: true })
+        const settle = (fn: (v: never) => void) => (v: never) => {
+          signal.removeEventListener('abort', onAbort)
+          fn(v)
+        }
+        waiter.resolve = settle(resolve as (v: never) => void)
+        waiter.reject = settle(reject as (v: never) => void)
+      }
+      void this.#try(waiter, options.onWait)
+    })
+    return this.#hold(slotIds)
+  }
+
+  #hold(slotIds: readonly string[]): HeldSlots {
+    if (slotIds.length === 0) return { slotIds, release: () => undefined }
+    const key = slotIds[0]!
+    this.#held.set(key, [...slotIds])
+    this.#renewing()
+    let released = false
+    return {
+      slotIds,
+      release: () => {
+        if (released) return
+        released = true
+        this.#held.delete(key)
+        this.store.release(slotIds).catch((error: unknown) => this.#warn(`ptr: could not give back concurrency slots in ${this.store.url}: ${(error as Error).message}; they free themselves when their lease ends`))
+        this.#stopRenewingIfIdle()
+      },
+    }
+  }
+
+  async #try(waiter: Waiter, onWait?: () => void): Promise<void> {
+    let result
+    try {
+      result = await this.store.tryAcquire(waiter.request)
+    } catch (error) {
+      this.#finish(waiter)
+      waiter.reject(error)
+      return
+    }
+    if (waiter.done) {
+      // Given up while the store answered: give back what it took.
+      if (result.ok) void this.store.release(result.slotIds).catch(() => undefined)
+      else void this.store.leave(waiter.request.waiterId).catch(() => undefined)
+      return
+    }
+    if (result.ok) {
+      this.#finish(waiter)
+      waiter.resolve(result.slotIds)
+      return
+    }
+    if ('missing' in result) {
+      if (waiter.strict && (waiter as { first: boolean }).first) {
+        this.#finish(waiter)
+        waiter.reject(new LimitNotFoundError(result.missing, this.store.url))
+        return
+      }
+      // Deleted (or never there, for tags): nothing limits these names any more.
+      const rest = waiter.request.names.filter((n) => !result.missing.includes(n))
+      if (rest.length === 0) {
+        this.#finish(waiter)
+        waiter.resolve([])
+        return
+      }
+      ;(waiter as { request: AcquireRequest }).request = { ...waiter.request, names: rest }
+      return this.#try(waiter, onWait)
+    }
+    if ('impossible' in result) {
+      this.#finish(waiter)
+      waiter.reject(new UsageError(`cannot acquire concurrency slots: ${result.impossible}`, 'PTR_LIMIT_IMPOSSIBLE'))
+      return
+    }
+    ;(waiter as { first: boolean }).first = false
+    if (!this.#waiters.includes(waiter)) {
+      this.#waiters.push(waiter)
+      onWait?.()
+      this.#unwatch ??= this.store.watch(() => this.#pass())
+      this.#renewing()
+    }
+    clearTimeout(waiter.timer)
+    // A lease that ends or a slot that decays frees room without anyone saying so.
+    waiter.timer = result.retryInMs === undefined ? undefined : setTimeout(() => this.#pass(), result.retryInMs)
+  }
+
+  /** Tries the waiters again, oldest first, one at a time (one pass at once; a wake during a pass runs another). */
+  #pass(): void {
+    if (this.#passing) {
+      this.#passAgain = true
+      return
+    }
+    this.#passing = true
+    void (async () => {
+      do {
+        this.#passAgain = false
+        for (const waiter of [...this.#waiters]) if (!waiter.done) await this.#try(waiter)
+      } while (this.#passAgain && this.#waiters.length > 0)
+      this.#passing = false
+    })()
+  }
+
+  #finish(waiter: Waiter): void {
+    waiter.done = true
+    clearTimeout(waiter.timer)
+    const i = this.#waiters.indexOf(waiter)
+    if (i >= 0) this.#waiters.splice(i, 1)
+    if (this.#waiters.length === 0) {
+      this.#unwatch?.()
+      this.#unwatch = undefined
+    }
+    this.#stopRenewingIfIdle()
+  }
+
+  #giveUp(waiter: Waiter, reason: unknown): void {
+    if (waiter.done) return
+    const wasWaiting = this.#waiters.includes(waiter)
+    this.#finish(waiter)
+    if (wasWaiting) void this.store.leave(waiter.request.waiterId).catch(() => undefined)
+    waiter.reject(reason)
+  }
+
+  #renewing(): void {
+    if (this.#renewTimer) return
+    this.#renewTimer = setInterval(() => this.#renew(), Math.max(50, Math.floor(this.leaseMs / 3)))
+    this.#renewTimer.unref()
+  }
+
+  #stopRenewingIfIdle(): void {
+    if (this.#held.size > 0 || this.#waiters.length > 0) return
+    clearInterval(this.#renewTimer)
+    this.#renewTimer = undefined
+  }
+
+  #renew(): void {
+    const slotIds = [...this.#held.values()].flat()
+    const waiterIds = this.#waiters.map((w) => w.request.waiterId)
+    this.store.renew(slotIds, waiterIds, this.leaseMs).then(
+      (gone) => {
+        if (gone.length > 0) this.#warn(`ptr: ${gone.length} concurrency slot(s) held here were freed in ${this.store.url} (reset, deleted, or the lease ran out while this process was stalled)`)
+        for (const [key, ids] of this.#held) if (ids.some((id) => gone.includes(id))) this.#held.delete(key)
+        this.#stopRenewingIfIdle()
+      },
+      () => undefined,
+    )
+  }
+
+  /** Stops waiting (waiters reject with `error`), gives back held slots, closes the store. */
+  async close(error: Error = new PtrError('the limits of this process were closed', { code: 'PTR_LIMITS_CLOSED' })): Promise<void> {
+    if (this.#closed) return
+    this.#closed = true
+    for (const waiter of [...this.#waiters]) this.#giveUp(waiter, error)
+    const held = [...this.#held.values()].flat()
+    this.#held.clear()
+    clearInterval(this.#renewTimer)
+    this.#unwatch?.()
+    if (held.length > 0) await this.store.release(held).catch(() => undefined)
+    await this.store.close()
+  }
+}
