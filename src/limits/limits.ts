@@ -165,6 +165,9 @@ export class Limits {
       onWait?.()
       this.#unwatch ??= this.store.watch(() => this.#pass())
       this.#renewing()
+      // A waiting acquisition keeps the process alive, as a pending sleep would (the store's
+      // watch does not).
+      this.#renewTimer?.ref()
     }
     clearTimeout(waiter.timer)
     // A lease that ends or a slot that decays frees room without anyone saying so.
@@ -195,6 +198,7 @@ export class Limits {
     if (this.#waiters.length === 0) {
       this.#unwatch?.()
       this.#unwatch = undefined
+      this.#renewTimer?.unref()
     }
     this.#stopRenewingIfIdle()
   }

@@ -109,7 +109,7 @@ export class SqliteLimitStore implements LimitStore {
       names: db.prepare(`SELECT name FROM limits`).pluck(),
       upsert: db.prepare(
         `INSERT INTO limits (name, slots, decay, created_at) VALUES (@name, @slots, @decay, @now)
-         ON CONFLICT(name) DO UPDATE SET slots = excluded.slots, decay = excluded.decay RETURNING created_at = @now AS created`,
+         ON CONFLICT(name) DO UPDATE SET slots = excluded.slots, decay = excluded.decay`,
       ),
       deleteLimit: db.prepare(`DELETE FROM limits WHERE name = ?`),
       deleteSlotsOf: db.prepare(`DELETE FROM limit_slots WHERE name = ?`),
@@ -143,9 +143,10 @@ export class SqliteLimitStore implements LimitStore {
     await this.#ensureTables()
     const s = this.#stmts!
     const created = this.#tx(() => {
-      const row = s.upsert.get({ name, slots: limit, decay: slotDecayPerSecond, now: Date.now() }) as { created: number }
+      const existed = s.limit.get(name) !== undefined
+      s.upsert.run({ name, slots: limit, decay: slotDecayPerSecond, now: Date.now() })
       s.bumpVersion.run()
-      return row.created === 1
+      return !existed
     })
     this.#names = undefined
     return created ? 'created' : 'updated'

@@ -1,0 +1,256 @@
+/**
+ * The limits against every store (a real SQLite file, a real redis-server): one suite, run
+ * unchanged against both. Two `Limits` on two connections stand for two processes.
+ */
+import assert from 'node:assert/strict'
+import { after, before, describe, it } from 'node:test'
+import { Limits, LimitNotFoundError } from '../src/limits/limits.ts'
+import { closeDefaultLimits, openLimitStore } from '../src/limits/open.ts'
+import type { LimitStore } from '../src/limits/store.ts'
+import { concurrency, rateLimit } from '../src/index.ts'
+import { setDefaultQueue } from '../src/queue/open.ts'
+import { tempDir } from './helpers/cli.ts'
+import { maxOverlap } from './helpers/overlap.ts'
+import { redisSkipReason, startRedis } from './helpers/redis.ts'
+import type { TestRedis } from './helpers/redis.ts'
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+
+interface StoreUnderTest {
+  name: string
+  skip?: string | undefined
+  start(): Promise<{ url: string; stop(): Promise<void> }>
+}
+
+const STORES: StoreUnderTest[] = [
+  {
+    name: 'SQLite',
+    async start() {
+      const { dir, cleanup } = tempDir('ptr-limits-')
+      return { url: `sqlite:${dir}/queue.db`, stop: async () => cleanup() }
+    },
+  },
+  {
+    name: 'Redis',
+    skip: redisSkipReason(),
+    async start() {
+      const redis: TestRedis = await startRedis()
+      return { url: redis.url, stop: () => redis.stop() }
+    },
+  },
+]
+
+for (const under of STORES) {
+  describe(`limits on ${under.name}`, { skip: under.skip }, () => {
+    let target: { url: string; stop(): Promise<void> }
+    const opened: (Limits | LimitStore)[] = []
+    let admin: LimitStore
+    let uniq = 0
+    /** A fresh limit name per test: the store is shared by the tests of this suite. */
+    const fresh = (what: string) => `${what}-${++uniq}`
+    const limits = async (leaseMs = 5_000) => {
+      const made = new Limits((await openLimitStore(target.url))!, { leaseMs, warn: () => undefined })
+      opened.push(made)
+      return made
+    }
+
+    before(async () => {
+      target = await under.start()
+      admin = (await openLimitStore(target.url))!
+      opened.push(admin)
+    })
+    after(async () => {
+      setDefaultQueue(undefined)
+      await closeDefaultLimits()
+      for (const o of opened.reverse()) await o.close()
+      await target.stop()
+    })
+
+    it('create, list, inspect, reset and delete', async () => {
+      const name = fresh('db')
+      assert.equal(await admin.create(name, 2, 0), 'created')
+      assert.equal(await admin.create(name, 3, 0), 'updated')
+      const a = await limits()
+      const held = await a.acquire([name], { holder: 'run-a (1)' })
+      const info = await admin.get(name)
+      assert.equal(info?.limit, 3)
+      assert.equal(info?.active, 1)
+      assert.deepEqual(info?.holders.map((h) => h.holder), ['run-a (1)'])
+      assert.ok((await admin.list()).some((l) => l.name === name))
+      assert.equal(await admin.reset(name), true)
+      assert.equal((await admin.get(name))?.active, 0, 'reset frees every slot')
+      held.release()
+      assert.equal(await admin.delete(name), true)
+      assert.equal(await admin.get(name), undefined)
+      assert.equal(await admin.delete(name), false)
+      assert.equal(await admin.reset(name), false)
+    })
+
+    it('never more holders than the limit, across two handles, and every waiter gets its turn', async () => {
+      const name = fresh('db')
+      await admin.create(name, 2, 0)
+      const [a, b] = [await limits(), await limits()]
+      const spans: { start: number; end: number }[] = []
+      await Promise.all(
+        Array.from({ length: 12 }, async (_, i) => {
+          const held = await (i % 2 ? a : b).acquire([name])
+          const start = Date.now()
+          await sleep(40)
+          spans.push({ start, end: Date.now() })
+          held.release()
+        }),
+      )
+      assert.equal(spans.length, 12)
+      assert.equal(maxOverlap(spans), 2)
+      assert.equal((await admin.get(name))?.active, 0, 'all slots given back')
+    })
+
+    it('waiters go oldest first, across handles', async () => {
+      const name = fresh('line')
+      await admin.create(name, 1, 0)
+      const [a, b] = [await limits(), await limits()]
+      const first = await a.acquire([name])
+      const order: number[] = []
+      const waits: Promise<void>[] = []
+      for (let i = 0; i < 6; i++) {
+        waits.push((i % 2 ? a : b).acquire([name], { onWait: () => undefined }).then((held) => {
+          order.push(i)
+          held.release()
+        }))
+        // Each in line before the next asks (the store decides the order, not the event loop).
+        await sleep(30)
+      }
+      first.release()
+      await Promise.all(waits)
+      assert.deepEqual(order, [0, 1, 2, 3, 4, 5])
+    })
+
+    it('a run needing a free limit is not held up by waiters of a full one', async () => {
+      const [full, free] = [fresh('full'), fresh('free')]
+      await admin.create(full, 1, 0)
+      await admin.create(free, 1, 0)
+      const a = await limits()
+      const hold = await a.acquire([full])
+      const waiting = a.acquire([full])
+      const other = await a.acquire([free])
+      other.release()
+      hold.release()
+      ;(await waiting).release()
+    })
+
+    it('slots of a holder that stops renewing are free again after the lease', async () => {
+      const name = fresh('lease')
+      await admin.create(name, 1, 0)
+      // A holder that dies: slots taken straight from the store, never renewed nor released.
+      const dead = (await openLimitStore(target.url))!
+      opened.push(dead)
+      const taken = await dead.tryAcquire({ waiterId: 'dead-1', names: [name], occupy: 1, holder: 'dead', owner: 'gone:1', leaseMs: 600, mode: 'concurrency' })
+      assert.equal(taken.ok, true)
+      const b = await limits()
+      const began = Date.now()
+      const held = await b.acquire([name])
+      const waited = Date.now() - began
+      assert.ok(waited >= 450 && waited < 1_500, `got the slot ${waited} ms after the holder stopped (lease 600 ms)`)
+      held.release()
+    })
+
+    it('a live holder keeps its slot past the lease (it renews)', async () => {
+      const name = fresh('renew')
+      await admin.create(name, 1, 0)
+      const a = await limits(300)
+      const held = await a.acquire([name])
+      await sleep(900)
+      assert.equal((await admin.get(name))?.active, 1, 'still held after three leases')
+      const controller = new AbortController()
+      const other = a.acquire([name], { signal: controller.signal })
+      await sleep(100)
+      controller.abort(new Error('gave up'))
+      await assert.rejects(other, /gave up/)
+      assert.equal((await admin.get(name))?.waiting, 0, 'a waiter that gives up leaves the line')
+      held.release()
+    })
+
+    it('occupy takes several slots at once; more than the limit is an error', async () => {
+      const name = fresh('wh')
+      await admin.create(name, 3, 0)
+      const a = await limits()
+      const two = await a.acquire([name], { occupy: 2 })
+      assert.equal((await admin.get(name))?.active, 2)
+      const blocked = a.acquire([name], { occupy: 2 })
+      let got = false
+      void blocked.then(() => (got = true))
+      await sleep(150)
+      assert.equal(got, false, '2 + 2 > 3: waits')
+      two.release()
+      ;(await blocked).release()
+      await assert.rejects(a.acquire([name], { occupy: 4 }), /asks for 4 slots of '.*', which has 3/)
+    })
+
+    it('deleting a limit releases its waiters', async () => {
+      const name = fresh('gone')
+      await admin.create(name, 1, 0)
+      const a = await limits()
+      const hold = await a.acquire([name], { strict: true })
+      const waiter = a.acquire([name], { strict: true })
+      await sleep(100)
+      assert.equal((await admin.get(name))?.waiting, 1)
+      const began = Date.now()
+      await admin.delete(name)
+      await waiter
+      assert.ok(Date.now() - began < 1_000, 'released promptly')
+      hold.release()
+    })
+
+    it('concurrency() and rateLimit(): a name without a limit says how to create one', async () => {
+      setDefaultQueue(target.url)
+      try {
+        await assert.rejects(concurrency(fresh('nope'), async () => 1), (error: Error) => error instanceof LimitNotFoundError && /ptr concurrency-limit create nope-\d+ 5/.test(error.message))
+        await assert.rejects(rateLimit(fresh('nope')), /no concurrency limit named/)
+        const plain = fresh('plain')
+        await admin.create(plain, 1, 0)
+        await assert.rejects(rateLimit(plain), /has no slot decay.*--slot-decay-per-second/)
+      } finally {
+        await closeDefaultLimits()
+        setDefaultQueue(undefined)
+      }
+    })
+
+    it('concurrency() holds the slots around the code and gives them back when it throws', async () => {
+      setDefaultQueue(target.url)
+      try {
+        const name = fresh('warehouse')
+        await admin.create(name, 2, 0)
+        let inside = 0
+        let peak = 0
+        const body = async () => {
+          inside += 2
+          peak = Math.max(peak, inside)
+          await sleep(50)
+          inside -= 2
+        }
+        await Promise.all([concurrency(name, { occupy: 2 }, body), concurrency(name, { occupy: 2 }, body), concurrency(name, { occupy: 2 }, body)])
+        assert.equal(peak, 2)
+        await assert.rejects(concurrency(name, async () => { throw new Error('boom') }), /boom/)
+        assert.equal((await admin.get(name))?.active, 0)
+      } finally {
+        await closeDefaultLimits()
+        setDefaultQueue(undefined)
+      }
+    })
+
+    it('rateLimit() at 10 a second: 30 acquisitions take 2 to 4 s', async () => {
+      setDefaultQueue(target.url)
+      try {
+        const name = fresh('api')
+        await admin.create(name, 10, 10)
+        const began = Date.now()
+        for (let i = 0; i < 30; i++) await rateLimit(name)
+        const took = Date.now() - began
+        assert.ok(took >= 2_000 && took <= 4_000, `30 acquisitions took ${took} ms`)
+      } finally {
+        await closeDefaultLimits()
+        setDefaultQueue(undefined)
+      }
+    })
+  })
+}
