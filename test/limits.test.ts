@@ -125,6 +125,24 @@ for (const under of STORES) {
       assert.deepEqual(order, [0, 1, 2, 3, 4, 5])
     })
 
+    it('many acquisitions at once behind a held slot: all get their turn, in order of arrival', async () => {
+      const name = fresh('burst')
+      await admin.create(name, 1, 0)
+      const [a, b] = [await limits(), await limits()]
+      const hold = await b.acquire([name])
+      const order: number[] = []
+      // Started in one turn: the first asks the store, the others wait behind it in this process.
+      const all = Array.from({ length: 8 }, (_, i) => a.acquire([name]).then(async (held) => {
+        order.push(i)
+        await held.release()
+      }))
+      await sleep(100)
+      assert.equal(order.length, 0)
+      await hold.release()
+      await Promise.all(all)
+      assert.deepEqual(order, [0, 1, 2, 3, 4, 5, 6, 7])
+    })
+
     it('a run needing a free limit is not held up by waiters of a full one', async () => {
       const [full, free] = [fresh('full'), fresh('free')]
       await admin.create(full, 1, 0)

@@ -73,7 +73,7 @@ export async function concurrency<T>(
   try {
     return await fn()
   } finally {
-    held.release()
+    await held.release()
   }
 }
 

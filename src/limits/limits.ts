@@ -6,7 +6,8 @@ import type { AcquireRequest, LimitStore } from './store.ts'
 /** Slots held by one acquisition; give them back with `release()` (once; later calls do nothing). */
 export interface HeldSlots {
   readonly slotIds: readonly string[]
-  release(): void
+  /** Gives the slots back; the promise settles once the store has them (it never rejects). */
+  release(): Promise<void>
 }
 
 export interface AcquireOptions {
@@ -35,7 +36,9 @@ export class LimitNotFoundError extends UsageError {
 interface Waiter {
   readonly request: AcquireRequest
   readonly strict: boolean
-  readonly first: boolean
+  first: boolean
+  /** Arrival in this process. */
+  readonly order: number
   resolve(slotIds: readonly string[]): void
   reject(error: unknown): void
   timer: NodeJS.Timeout | undefined
@@ -54,6 +57,9 @@ export class Limits {
   readonly owner = `${os.hostname()}:${process.pid}`
   #held = new Map<string, string[]>()
   #waiters: Waiter[] = []
+  /** Acquisitions whose first try is with the store now. */
+  #firstTries = new Set<Waiter>()
+  #arrivals = 0
   #renewTimer: NodeJS.Timeout | undefined
   #unwatch: (() => void) | undefined
   #passing = false
@@ -83,7 +89,7 @@ export class Limits {
       mode: options.mode ?? 'concurrency',
     }
     const slotIds = await new Promise<readonly string[]>((resolve, reject) => {
-      const waiter: Waiter = { request, strict: options.strict ?? false, first: true, resolve, reject, timer: undefined, done: false }
+      const waiter: Waiter = { request, strict: options.strict ?? false, first: true, order: this.#arrivals++, resolve, reject, timer: undefined, done: false }
       const signal = options.signal
       if (signal) {
         const onAbort = () => this.#giveUp(waiter, signal.reason)
@@ -95,13 +101,26 @@ export class Limits {
         waiter.resolve = settle(resolve as (v: never) => void)
         waiter.reject = settle(reject as (v: never) => void)
       }
-      void this.#try(waiter, options.onWait)
+      // An older waiter of this process wants one of these names: this one would only join the
+      // line behind it, so it waits here and asks the store when its turn comes (one write less).
+      const shares = (w: Waiter) => w.request.names.some((name) => request.names.includes(name))
+      if (this.#waiters.some(shares) || [...this.#firstTries].some(shares)) {
+        this.#enqueue(waiter, options.onWait)
+        return
+      }
+      this.#firstTries.add(waiter)
+      void this.#try(waiter, options.onWait).then((outcome) => {
+        this.#firstTries.delete(waiter)
+        // Those queued here behind this one may go on now, unless it is in line or took the last slot of their names.
+        if (outcome === 'blocked') return
+        if (this.#waiters.some((w) => !w.done && !(outcome && w.request.names.some((n) => outcome.includes(n))))) this.#pass()
+      })
     })
     return this.#hold(slotIds)
   }
 
   #hold(slotIds: readonly string[]): HeldSlots {
-    if (slotIds.length === 0) return { slotIds, release: () => undefined }
+    if (slotIds.length === 0) return { slotIds, release: () => Promise.resolve() }
     const key = slotIds[0]!
     this.#held.set(key, [...slotIds])
     this.#renewing()
@@ -109,16 +128,20 @@ export class Limits {
     return {
       slotIds,
       release: () => {
-        if (released) return
+        if (released) return Promise.resolve()
         released = true
         this.#held.delete(key)
-        this.store.release(slotIds).catch((error: unknown) => this.#warn(`ptr: could not give back concurrency slots in ${this.store.url}: ${(error as Error).message}; they free themselves when their lease ends`))
         this.#stopRenewingIfIdle()
+        return this.store.release(slotIds).catch((error: unknown) => this.#warn(`ptr: could not give back concurrency slots in ${this.store.url}: ${(error as Error).message}; they free themselves when their lease ends`))
       },
     }
   }
 
-  async #try(waiter: Waiter, onWait?: () => void): Promise<void> {
+  /**
+   * One try. Returns `blocked` when the waiter is (still) in line; when it took its slots, the
+   * names that have none left; undefined when it ended otherwise (rejected, given up).
+   */
+  async #try(waiter: Waiter, onWait?: () => void): Promise<readonly string[] | 'blocked' | undefined> {
     let result
     try {
       result = await this.store.tryAcquire(waiter.request)
@@ -136,10 +159,10 @@ export class Limits {
     if (result.ok) {
       this.#finish(waiter)
       waiter.resolve(result.slotIds)
-      return
+      return result.full
     }
     if ('missing' in result) {
-      if (waiter.strict && (waiter as { first: boolean }).first) {
+      if (waiter.strict && waiter.first) {
         this.#finish(waiter)
         waiter.reject(new LimitNotFoundError(result.missing, this.store.url))
         return
@@ -159,19 +182,25 @@ export class Limits {
       waiter.reject(new UsageError(`cannot acquire concurrency slots: ${result.impossible}`, 'PTR_LIMIT_IMPOSSIBLE'))
       return
     }
-    ;(waiter as { first: boolean }).first = false
-    if (!this.#waiters.includes(waiter)) {
-      this.#waiters.push(waiter)
-      onWait?.()
-      this.#unwatch ??= this.store.watch(() => this.#pass())
-      this.#renewing()
-      // A waiting acquisition keeps the process alive, as a pending sleep would (the store's
-      // watch does not).
-      this.#renewTimer?.ref()
-    }
+    waiter.first = false
+    if (!this.#waiters.includes(waiter)) this.#enqueue(waiter, onWait)
     clearTimeout(waiter.timer)
     // A lease that ends or a slot that decays frees room without anyone saying so.
     waiter.timer = result.retryInMs === undefined ? undefined : setTimeout(() => this.#pass(), result.retryInMs)
+    return 'blocked'
+  }
+
+  /** Puts the waiter in this process's line, in order of arrival (a first try may come back after later arrivals were queued). */
+  #enqueue(waiter: Waiter, onWait: (() => void) | undefined): void {
+    let at = this.#waiters.length
+    while (at > 0 && this.#waiters[at - 1]!.order > waiter.order) at--
+    this.#waiters.splice(at, 0, waiter)
+    onWait?.()
+    this.#unwatch ??= this.store.watch(() => this.#pass())
+    this.#renewing()
+    // A waiting acquisition keeps the process alive, as a pending sleep would (the store's watch
+    // does not).
+    this.#renewTimer?.ref()
   }
 
   /** Tries the waiters again, oldest first, one at a time (one pass at once; a wake during a pass runs another). */
@@ -184,7 +213,15 @@ export class Limits {
     void (async () => {
       do {
         this.#passAgain = false
-        for (const waiter of [...this.#waiters]) if (!waiter.done) await this.#try(waiter)
+        // A waiter still in line holds up every younger one that wants one of its names (the line
+        // is per name): asking the store for those would only cost a transaction each.
+        const blocked = new Set<string>()
+        for (const waiter of [...this.#waiters]) {
+          if (waiter.done || waiter.request.names.some((name) => blocked.has(name))) continue
+          const outcome = await this.#try(waiter)
+          if (!waiter.done) for (const name of waiter.request.names) blocked.add(name)
+          else if (Array.isArray(outcome)) for (const name of outcome) blocked.add(name)
+        }
       } while (this.#passAgain && this.#waiters.length > 0)
       this.#passing = false
     })()

@@ -67,6 +67,7 @@ local seq = tonumber(redis.call('ZSCORE', p .. 'limit-line:' .. names[1], wid) o
 local blocked, retry = false, -1
 local soonest = function(ms) if retry < 0 or ms < retry then retry = ms end end
 local ds = {}
+local full = {}
 for k, name in ipairs(names) do
   local key = p .. 'limit:' .. name
   expire(name)
@@ -81,6 +82,7 @@ for k, name in ipairs(names) do
   local first = redis.call('ZRANGE', p .. 'limit-line:' .. name, 0, 0, 'WITHSCORES')
   if first[1] and first[1] ~= wid and (seq < 0 or tonumber(first[2]) < seq) then blocked = true end
   local over = used + d + occupy - slots
+  if over > -1 + 1e-9 then table.insert(full, name) end
   if over > 1e-9 then
     blocked = true
     local next = redis.call('ZRANGE', p .. 'limit-slots:' .. name, 0, 0, 'WITHSCORES')
@@ -101,7 +103,7 @@ if blocked then
   redis.call('ZADD', p .. 'limit-waiters', untilAt, wid)
   return { 'wait', tostring(retry) }
 end
-local out = { 'ok' }
+local out = { 'ok', table.concat(full, '\\n') }
 for k, name in ipairs(names) do
   local key = p .. 'limit:' .. name
   if mode == 'rate' then
@@ -323,7 +325,7 @@ export class RedisLimitStore implements LimitStore {
   async tryAcquire(request: AcquireRequest): Promise<AcquireResult> {
     const reply = (await this.#redis.ptrLimitAcquire(PREFIX, request.waiterId, request.occupy, request.holder, request.owner, request.leaseMs, request.mode, ...request.names)) as string[]
     const [kind, ...rest] = reply
-    if (kind === 'ok') return { ok: true, slotIds: rest }
+    if (kind === 'ok') return { ok: true, slotIds: rest.slice(1), full: rest[0] ? rest[0].split('\n') : [] }
     if (kind === 'missing') return { ok: false, missing: rest }
     if (kind === 'impossible') return { ok: false, impossible: rest[0]! }
     const retry = Number(rest[0])

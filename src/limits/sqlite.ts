@@ -80,6 +80,7 @@ export class SqliteLimitStore implements LimitStore {
       throw new UsageError(`cannot open the limits in queue file ${file}: ${(error as Error).message}; check that the path is a ptr queue file you can read and write`, 'PTR_BAD_QUEUE_FILE', error)
     }
     this.#dataVersion = this.#db.prepare('PRAGMA data_version').pluck()
+    this.#immediate = this.#db.transaction((fn: () => unknown) => fn()).immediate
     this.#useTablesIfThere()
   }
 
@@ -124,7 +125,7 @@ export class SqliteLimitStore implements LimitStore {
       mySeq: db.prepare(`SELECT seq FROM limit_waiters WHERE id = ? LIMIT 1`).pluck(),
       older: db.prepare(`SELECT 1 FROM limit_waiters WHERE name = ? AND seq < ? LIMIT 1`),
       bumpSeq: db.prepare(`UPDATE limit_meta SET v = v + 1 WHERE k = 'seq' RETURNING v`).pluck(),
-      bumpVersion: db.prepare(`UPDATE limit_meta SET v = v + 1 WHERE k = 'version'`),
+      bumpVersion: db.prepare(`UPDATE limit_meta SET v = v + 1 WHERE k = 'version' RETURNING v`).pluck(),
       version: db.prepare(`SELECT v FROM limit_meta WHERE k = 'version'`).pluck(),
       joinLine: db.prepare(`INSERT OR REPLACE INTO limit_waiters (id, name, seq, lease_until) VALUES (?, ?, ?, ?)`),
       leaveLine: db.prepare(`DELETE FROM limit_waiters WHERE id = ?`),
@@ -135,9 +136,11 @@ export class SqliteLimitStore implements LimitStore {
     }
   }
 
+  /** Runs `fn` in one BEGIN IMMEDIATE transaction (the write lock first: no SQLITE_BUSY half-way). */
   #tx<T>(fn: () => T): T {
-    return this.#db.transaction(fn).immediate()
+    return this.#immediate(fn) as T
   }
+  readonly #immediate: (fn: () => unknown) => unknown
 
   async create(name: string, limit: number, slotDecayPerSecond: number): Promise<'created' | 'updated'> {
     await this.#ensureTables()
@@ -145,7 +148,7 @@ export class SqliteLimitStore implements LimitStore {
     const created = this.#tx(() => {
       const existed = s.limit.get(name) !== undefined
       s.upsert.run({ name, slots: limit, decay: slotDecayPerSecond, now: Date.now() })
-      s.bumpVersion.run()
+      s.bumpVersion.get()
       return !existed
     })
     this.#names = undefined
@@ -188,7 +191,7 @@ export class SqliteLimitStore implements LimitStore {
       if (!s.limit.get(name)) return false
       s.deleteSlotsOf.run(name)
       s.resetDecay.run({ name, now: Date.now() })
-      s.bumpVersion.run()
+      s.bumpVersion.get()
       return true
     })
   }
@@ -200,7 +203,7 @@ export class SqliteLimitStore implements LimitStore {
       if (s.deleteLimit.run(name).changes === 0) return false
       s.deleteSlotsOf.run(name)
       s.deleteWaitersOf.run(name)
-      s.bumpVersion.run()
+      s.bumpVersion.get()
       return true
     })
     this.#names = undefined
@@ -232,7 +235,7 @@ export class SqliteLimitStore implements LimitStore {
         else missing.push(name)
       }
       if (missing.length > 0) {
-        if (s.leaveLine.run(request.waiterId).changes > 0) s.bumpVersion.run()
+        if (s.leaveLine.run(request.waiterId).changes > 0) s.bumpVersion.get()
         return { ok: false, missing }
       }
       const seq = (s.mySeq.get(request.waiterId) as number | undefined) ?? Number.MAX_SAFE_INTEGER
@@ -240,6 +243,7 @@ export class SqliteLimitStore implements LimitStore {
       let retryInMs: number | undefined
       const soonest = (ms: number) => (retryInMs = retryInMs === undefined ? ms : Math.min(retryInMs, ms))
       const decayed: number[] = []
+      const full: string[] = []
       for (const row of rows) {
         if (request.occupy > row.slots) return { ok: false, impossible: `it asks for ${request.occupy} slots of '${row.name}', which has ${row.slots}` }
         if (request.mode === 'rate' && !(row.decay > 0)) {
@@ -250,6 +254,7 @@ export class SqliteLimitStore implements LimitStore {
         if (s.older.get(row.name, seq)) blocked = true
         const { used, next } = s.used.get(row.name) as { used: number; next: number | null }
         const over = used + d + request.occupy - row.slots
+        if (over > -1 + 1e-9) full.push(row.name)
         if (over > 1e-9) {
           blocked = true
           if (next !== null) soonest(Math.max(1, next - now + 1))
@@ -279,9 +284,9 @@ export class SqliteLimitStore implements LimitStore {
       // Those in line behind this one may fit now that it has left.
       if (seq !== Number.MAX_SAFE_INTEGER) {
         s.leaveLine.run(request.waiterId)
-        s.bumpVersion.run()
+        s.bumpVersion.get()
       }
-      return { ok: true, slotIds }
+      return { ok: true, slotIds, full }
     })
   }
 
@@ -289,7 +294,7 @@ export class SqliteLimitStore implements LimitStore {
     if (!this.#useTablesIfThere()) return
     const s = this.#stmts!
     this.#tx(() => {
-      if (s.leaveLine.run(waiterId).changes > 0) s.bumpVersion.run()
+      if (s.leaveLine.run(waiterId).changes > 0) this.#seenVersion = s.bumpVersion.get() as number
     })
     this.#changed()
   }
@@ -311,7 +316,8 @@ export class SqliteLimitStore implements LimitStore {
     const s = this.#stmts!
     this.#tx(() => {
       for (const id of slotIds) s.release.run(id)
-      s.bumpVersion.run()
+      // This process's waiters hear of it at once (below): the file watch need not tell them again.
+      this.#seenVersion = s.bumpVersion.get() as number
     })
     this.#changed()
   }

@@ -44,7 +44,8 @@ export interface AcquireRequest {
 }
 
 export type AcquireResult =
-  | { readonly ok: true; readonly slotIds: readonly string[] }
+  /** Taken; `full`: the names with no slot left now (waiters of those need not ask until one is freed). */
+  | { readonly ok: true; readonly slotIds: readonly string[]; readonly full: readonly string[] }
   /** In line; `retryInMs`: when a lease ends or a slot decays (try again then at the latest). */
   | { readonly ok: false; readonly retryInMs: number | undefined }
   /** Names without a limit (never created, or deleted meanwhile): nothing was taken or queued. */

@@ -42,7 +42,7 @@ function take(limits: Limits, run: TagSlotsRun, limited: ReadonlySet<string>): P
       },
     })
     .then(
-      (held) => held.release,
+      (held) => () => void held.release(),
       (error: unknown) => {
         // Cancelled (or otherwise settled) while waiting: nothing was taken.
         if (isSettled(run.state)) return undefined

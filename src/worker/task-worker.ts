@@ -420,7 +420,7 @@ export class TaskWorker {
         signal: controller.signal,
         onWait: () => this.#line(`${slot.run.name} AwaitingConcurrencySlot (${wanted.join(', ')})`),
       })
-      return held.release
+      return () => void held.release()
     } finally {
       slot.onStop = undefined
     }
