@@ -7,12 +7,13 @@ import type { ChildProcess } from 'node:child_process'
 import { existsSync, readFileSync } from 'node:fs'
 import path from 'node:path'
 import { after, afterEach, before, describe, it } from 'node:test'
-import { runPtr, tempDir, waitForOutput } from './helpers/cli.ts'
+import { PTR_BIN, REPO, runPtr, tempDir, waitForOutput } from './helpers/cli.ts'
 import type { PtrResult } from './helpers/cli.ts'
 import { maxOverlap } from './helpers/overlap.ts'
 import { redisSkipReason, startRedis } from './helpers/redis.ts'
 import type { TestRedis } from './helpers/redis.ts'
 import { killWorkers, startWorker } from './helpers/workers.ts'
+import { Terminal, hasTmux } from './helpers/terminal.ts'
 
 const FLOW = 'test/fixtures/limits-flow.ts'
 
@@ -168,6 +169,26 @@ describe('ptr concurrency-limit and tag limits on SQLite (real processes)', () =
     assert.equal(mine.length, 2)
     const after = Math.min(...mine.map((l) => l.at)) - killedAt
     assert.ok(after >= 0 && after <= 1_000 + 700, `the slot came free ${after} ms after the kill (lease 1 s)`)
+  })
+
+  it('the live view (real tmux) shows runs awaiting a concurrency slot', { skip: hasTmux() ? undefined : 'tmux is not installed' }, async () => {
+    fresh()
+    assertRan(await ptr('concurrency-limit', 'create', 'db', '1'), 'create')
+    const holder = startRun(['--runner', 'concurrent'], { ...env, LIMITS_COUNT: '1', LIMITS_SLEEP_MS: '60000' })
+    await waitForOutput(() => readLog(log).map((l) => l.phase).join(), 'start')
+    const term = new Terminal('limits').open(REPO)
+    try {
+      const vars = Object.entries({ ...env, LIMITS_COUNT: '3', LIMITS_SLEEP_MS: '50' }).map(([k, v]) => `${k}=${v}`).join(' ')
+      term.type(`${vars} node ${PTR_BIN} run ${FLOW} --runner concurrent; echo limits-exit=$?`)
+      await term.waitFor(/db_work \(map\) .*3 awaiting concurrency slot/)
+      holder.child.kill('SIGKILL')
+      await holder.result
+      assertRan(await ptr('concurrency-limit', 'reset', 'db'), 'reset')
+      const done = await term.waitFor(/limits-exit=\d+/, 30_000)
+      assert.match(done, /limits-exit=0/)
+    } finally {
+      term.close()
+    }
   })
 
   it('deleting a limit releases its waiters (ptr concurrency-limit delete from another process)', async () => {

@@ -40,6 +40,8 @@ interface Group {
   /** Failed attempts that were retried, and the latest of them. */
   retries: number
   lastRetry: { name: string; attempt: number; state: State } | undefined
+  /** Runs waiting for a slot of a limited tag (Pending AwaitingConcurrencySlot) now. */
+  awaitingSlot: number
 }
 
 /** A flow run's row, with its task rows and its subflow runs under it. */
@@ -175,6 +177,7 @@ export class LiveRenderer implements Renderer {
           failureCount: 0,
           retries: 0,
           lastRetry: undefined,
+          awaitingSlot: 0,
         }
         flow.groups.set(key, group)
       }
@@ -190,6 +193,11 @@ export class LiveRenderer implements Renderer {
     if (previous !== undefined && previous.type === 'Running') {
       group.running--
       if (group.sample.size > 0) group.sample.delete(taskRun)
+    }
+    if (previous?.name === 'AwaitingConcurrencySlot') group.awaitingSlot--
+    if (state.name === 'AwaitingConcurrencySlot') {
+      group.awaitingSlot++
+      return
     }
     if (state.type === 'Running') {
       group.running++
@@ -245,6 +253,7 @@ export class LiveRenderer implements Renderer {
     const bar = `${c.green('█'.repeat(filledOk))}${badColour('▒'.repeat(filledBad))}${c.dim('░'.repeat(width - filledOk - filledBad))}`
     const parts = [`${done}/${group.total}`]
     if (group.running) parts.push(c.cyan(`${group.running} running`))
+    if (group.awaitingSlot) parts.push(c.yellow(`${group.awaitingSlot} awaiting concurrency slot`))
     if (group.completed) parts.push(c.green(`${group.completed} completed`))
     for (const [name, n] of group.counts) {
       const type = name === 'NotReady' ? 'Pending' : name === 'Cancelled' ? 'Cancelled' : name === 'Crashed' ? 'Crashed' : 'Failed'
