@@ -7,7 +7,8 @@ import { after, before, describe, it } from 'node:test'
 import { Limits, LimitNotFoundError } from '../src/limits/limits.ts'
 import { closeDefaultLimits, openLimitStore } from '../src/limits/open.ts'
 import type { LimitStore } from '../src/limits/store.ts'
-import { concurrency, rateLimit } from '../src/index.ts'
+import { ConcurrentTaskRunner, concurrency, flow, rateLimit, task } from '../src/index.ts'
+import type { State } from '../src/index.ts'
 import { setDefaultQueue } from '../src/queue/open.ts'
 import { tempDir } from './helpers/cli.ts'
 import { maxOverlap } from './helpers/overlap.ts'
@@ -250,6 +251,42 @@ for (const under of STORES) {
         assert.equal(peak, 2)
         await assert.rejects(concurrency(name, async () => { throw new Error('boom') }), /boom/)
         assert.equal((await admin.get(name))?.active, 0)
+      } finally {
+        await closeDefaultLimits()
+        setDefaultQueue(undefined)
+      }
+    })
+
+    it('a task run waiting for a tag slot holds no runner slot: an untagged run behind it goes on; cancelling the flow run ends the wait', { timeout: 20_000 }, async () => {
+      setDefaultQueue(target.url)
+      try {
+        const tag = fresh('tag')
+        await admin.create(tag, 1, 0)
+        const outside = await limits()
+        const hold = await outside.acquire([tag])
+        const limited = task({ name: `limited_${tag}`, tags: [tag] }, async () => 'limited ran')
+        const free = task({ name: `free_${tag}` }, async () => 'free ran')
+        const seen: State[] = []
+        let freeValue: unknown
+        const controller = new AbortController()
+        const demo = flow({ name: `limits_${tag}`, taskRunner: new ConcurrentTaskRunner({ maxConcurrency: 1 }) }, async () => {
+          const waiting = limited.submit()
+          while (waiting.state.name !== 'AwaitingConcurrencySlot') await sleep(5)
+          seen.push(waiting.state)
+          freeValue = await free.submit().result()
+          controller.abort(new Error('stop'))
+          return waiting.result({ raiseOnFailure: false })
+        })
+        const { state } = await demo.run(undefined, { signal: controller.signal })
+        assert.equal(freeValue, 'free ran', 'the untagged run ran while the tagged one waited (runner of 1 slot)')
+        assert.equal(seen[0]?.name, 'AwaitingConcurrencySlot')
+        assert.equal(seen[0]?.type, 'Pending')
+        assert.equal(state.type, 'Cancelled')
+        await sleep(50)
+        const info = await admin.get(tag)
+        assert.equal(info?.waiting, 0, 'the cancelled run left the line')
+        assert.equal(info?.active, 1, 'and took nothing')
+        await hold.release()
       } finally {
         await closeDefaultLimits()
         setDefaultQueue(undefined)
