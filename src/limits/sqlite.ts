@@ -61,6 +61,7 @@ export class SqliteLimitStore implements LimitStore {
   #stmts: ReturnType<SqliteLimitStore['prepareStatements']> | undefined
   readonly #dataVersion: Database.Statement
   #names: { dataVersion: number; names: ReadonlySet<string> } | undefined
+  #namesThisTurn = false
   #listeners = new Set<() => void>()
   #watcher: FSWatcher | undefined
   #poll: NodeJS.Timeout | undefined
@@ -211,8 +212,12 @@ export class SqliteLimitStore implements LimitStore {
   }
 
   limitedNames(): ReadonlySet<string> {
-    // data_version changes when another connection commits to the file; this connection's own
-    // changes to the limits drop the cache where they are made.
+    // Looked at once per turn of the event loop at most (a map of 10,000 tagged runs asks 10,000
+    // times in one turn): data_version changes when another connection commits to the file; this
+    // connection's own changes to the limits drop the cache where they are made.
+    if (this.#names && this.#namesThisTurn) return this.#names.names
+    this.#namesThisTurn = true
+    setImmediate(() => (this.#namesThisTurn = false)).unref()
     const dataVersion = this.#dataVersion.get() as number
     if (this.#names?.dataVersion === dataVersion) return this.#names.names
     const names: ReadonlySet<string> = this.#useTablesIfThere() ? new Set(this.#stmts!.names.all() as string[]) : new Set()
