@@ -39,6 +39,8 @@ interface Waiter {
   first: boolean
   /** Arrival in this process. */
   readonly order: number
+  /** In the store's line (tried, or joined without a try). */
+  joined: boolean
   resolve(slotIds: readonly string[]): void
   reject(error: unknown): void
   timer: NodeJS.Timeout | undefined
@@ -60,6 +62,7 @@ export class Limits {
   /** Acquisitions whose first try is with the store now. */
   #firstTries = new Set<Waiter>()
   #arrivals = 0
+  #joinScheduled = false
   #renewTimer: NodeJS.Timeout | undefined
   #unwatch: (() => void) | undefined
   #passing = false
@@ -89,7 +92,7 @@ export class Limits {
       mode: options.mode ?? 'concurrency',
     }
     const slotIds = await new Promise<readonly string[]>((resolve, reject) => {
-      const waiter: Waiter = { request, strict: options.strict ?? false, first: true, order: this.#arrivals++, resolve, reject, timer: undefined, done: false }
+      const waiter: Waiter = { request, strict: options.strict ?? false, first: true, order: this.#arrivals++, joined: false, resolve, reject, timer: undefined, done: false }
       const signal = options.signal
       if (signal) {
         const onAbort = () => this.#giveUp(waiter, signal.reason)
@@ -106,6 +109,7 @@ export class Limits {
       const shares = (w: Waiter) => w.request.names.some((name) => request.names.includes(name))
       if (this.#waiters.some(shares) || [...this.#firstTries].some(shares)) {
         this.#enqueue(waiter, options.onWait)
+        this.#joinSoon()
         return
       }
       this.#firstTries.add(waiter)
@@ -183,11 +187,27 @@ export class Limits {
       return
     }
     waiter.first = false
+    waiter.joined = true
     if (!this.#waiters.includes(waiter)) this.#enqueue(waiter, onWait)
     clearTimeout(waiter.timer)
     // A lease that ends or a slot that decays frees room without anyone saying so.
     waiter.timer = result.retryInMs === undefined ? undefined : setTimeout(() => this.#pass(), result.retryInMs)
     return 'blocked'
+  }
+
+  /**
+   * Puts the waiters queued here without a try into the store's line, in one write per turn: so
+   * they keep their place against other processes, and `inspect` counts them.
+   */
+  #joinSoon(): void {
+    if (this.#joinScheduled) return
+    this.#joinScheduled = true
+    setImmediate(() => {
+      this.#joinScheduled = false
+      const joining = this.#waiters.filter((w) => !w.done && !w.joined && !this.#firstTries.has(w))
+      for (const w of joining) w.joined = true
+      if (joining.length > 0) this.store.join(joining.map((w) => w.request)).catch(() => undefined)
+    })
   }
 
   /** Puts the waiter in this process's line, in order of arrival (a first try may come back after later arrivals were queued). */

@@ -149,6 +149,25 @@ end
 return gone
 `
 
+/** ARGV: prefix, then per waiter: id, leaseMs, count of names, names... */
+const JOIN = `${COMMON}
+local i = 2
+while i <= #ARGV do
+  local wid, leaseMs, n = ARGV[i], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
+  if not redis.call('ZSCORE', p .. 'limit-waiters', wid) then
+    local mine = redis.call('INCR', p .. 'limit-seq')
+    for k = 1, n do
+      local name = ARGV[i + 2 + k]
+      redis.call('ZADD', p .. 'limit-line:' .. name, mine, wid)
+      redis.call('RPUSH', p .. 'limit-waiter:' .. wid, name)
+    end
+    redis.call('ZADD', p .. 'limit-waiters', now + leaseMs, wid)
+  end
+  i = i + 3 + n
+end
+return 1
+`
+
 /** ARGV: prefix, waiterId */
 const LEAVE = `${COMMON}
 if leave(ARGV[2]) > 0 then redis.call('PUBLISH', p .. 'limits', 'free') end
@@ -207,7 +226,7 @@ end
 return out
 `
 
-const SCRIPTS = { ptrLimitAcquire: ACQUIRE, ptrLimitRelease: RELEASE, ptrLimitRenew: RENEW, ptrLimitLeave: LEAVE, ptrLimitCreate: CREATE, ptrLimitClear: CLEAR, ptrLimitInspect: INSPECT }
+const SCRIPTS = { ptrLimitAcquire: ACQUIRE, ptrLimitRelease: RELEASE, ptrLimitRenew: RENEW, ptrLimitLeave: LEAVE, ptrLimitJoin: JOIN, ptrLimitCreate: CREATE, ptrLimitClear: CLEAR, ptrLimitInspect: INSPECT }
 
 type Script = (...args: (string | number)[]) => Promise<unknown>
 type ScriptedRedis = Redis & { [K in keyof typeof SCRIPTS]: Script }
@@ -330,6 +349,11 @@ export class RedisLimitStore implements LimitStore {
     if (kind === 'impossible') return { ok: false, impossible: rest[0]! }
     const retry = Number(rest[0])
     return { ok: false, retryInMs: retry >= 0 ? retry : undefined }
+  }
+
+  async join(requests: readonly AcquireRequest[]): Promise<void> {
+    if (requests.length === 0) return
+    await this.#redis.ptrLimitJoin(PREFIX, ...requests.flatMap((r) => [r.waiterId, r.leaseMs, r.names.length, ...r.names]))
   }
 
   async leave(waiterId: string): Promise<void> {

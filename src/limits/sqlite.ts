@@ -295,6 +295,19 @@ export class SqliteLimitStore implements LimitStore {
     })
   }
 
+  async join(requests: readonly AcquireRequest[]): Promise<void> {
+    if (requests.length === 0 || !this.#useTablesIfThere()) return
+    const s = this.#stmts!
+    this.#tx(() => {
+      const now = Date.now()
+      for (const request of requests) {
+        if (s.mySeq.get(request.waiterId) !== undefined) continue
+        const seq = s.bumpSeq.get() as number
+        for (const name of request.names) s.joinLine.run(request.waiterId, name, seq, now + request.leaseMs)
+      }
+    })
+  }
+
   async leave(waiterId: string): Promise<void> {
     if (!this.#useTablesIfThere()) return
     const s = this.#stmts!

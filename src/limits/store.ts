@@ -71,6 +71,8 @@ export interface LimitStore {
   limitedNames(): ReadonlySet<string> | Promise<ReadonlySet<string>>
   /** Takes slots of every name at once, or joins the line (oldest first) and says when to try again. */
   tryAcquire(request: AcquireRequest): Promise<AcquireResult>
+  /** Puts acquisitions in line (in the order given) without trying them: those known to wait behind an older one. */
+  join(requests: readonly AcquireRequest[]): Promise<void>
   /** Leaves the line (an acquisition given up). */
   leave(waiterId: string): Promise<void>
   /** Extends the leases of held slots and of waiters' places in line; returns the slot ids that were gone. */
