@@ -37,7 +37,7 @@ export { PrefectDistributedFuture } from './queue/distributed-future.ts'
 import './queue/delay.ts'
 // Loaded for what it provides to the engine: task runs wait for slots of their limited tags.
 import './limits/tag-slots.ts'
-export { concurrency, rateLimit } from './limits/api.ts'
+export { concurrency, rateLimit, ConcurrencySlotTimeoutError } from './limits/api.ts'
 export type { ConcurrencyOptions, RateLimitOptions } from './limits/api.ts'
 export { LimitNotFoundError } from './limits/limits.ts'
 export { TaskWorker, serve } from './worker/task-worker.ts'

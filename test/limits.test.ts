@@ -250,6 +250,13 @@ for (const under of STORES) {
         await Promise.all([concurrency(name, { occupy: 2 }, body), concurrency(name, { occupy: 2 }, body), concurrency(name, { occupy: 2 }, body)])
         assert.equal(peak, 2)
         await assert.rejects(concurrency(name, async () => { throw new Error('boom') }), /boom/)
+        // Both slots held elsewhere: a timeout ends the wait with an error that names the limit.
+        const other = await (await limits()).acquire([name], { occupy: 2 })
+        const began = Date.now()
+        await assert.rejects(concurrency(name, { timeoutSeconds: 0.3 }, async () => 1), new RegExp(`no slot of '${name}' within 0.3 s`))
+        assert.ok(Date.now() - began >= 250)
+        assert.equal((await admin.get(name))?.waiting, 0, 'it left the line')
+        await other.release()
         assert.equal((await admin.get(name))?.active, 0)
       } finally {
         await closeDefaultLimits()

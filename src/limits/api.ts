@@ -6,6 +6,8 @@ import { defaultLimits } from './open.ts'
 export interface ConcurrencyOptions {
   /** Slots of the limit to hold while `fn` runs. @default 1 */
   occupy?: number
+  /** Most seconds to wait for the slots; then the call rejects with a `ConcurrencySlotTimeoutError`. @default no limit */
+  timeoutSeconds?: number
   /** Gives up waiting: the call rejects with the signal's reason. @default the task run's signal inside a task, none outside */
   signal?: AbortSignal
 }
@@ -13,8 +15,45 @@ export interface ConcurrencyOptions {
 export interface RateLimitOptions {
   /** Tokens to take. @default 1 */
   occupy?: number
+  /** Most seconds to wait for the tokens; then the call rejects with a `ConcurrencySlotTimeoutError`. @default no limit */
+  timeoutSeconds?: number
   /** Gives up waiting: the call rejects with the signal's reason. @default the task run's signal inside a task, none outside */
   signal?: AbortSignal
+}
+
+/** `concurrency()` or `rateLimit()` got no slots within its `timeoutSeconds`. */
+export class ConcurrencySlotTimeoutError extends PtrError {
+  constructor(message: string) {
+    super(message, { code: 'PTR_SLOT_TIMEOUT' })
+  }
+}
+
+/**
+ * Acquires with the caller's signal (or the task run's) and `timeoutSeconds`, whichever ends first.
+ */
+async function acquireWithin(limits: Limits, what: string, names: string[], options: { occupy?: number | undefined; timeoutSeconds?: number | undefined; signal?: AbortSignal | undefined }, mode: 'concurrency' | 'rate') {
+  const { timeoutSeconds } = options
+  if (timeoutSeconds !== undefined && !(typeof timeoutSeconds === 'number' && timeoutSeconds >= 0)) {
+    throw new UsageError(`${what}: expected \`timeoutSeconds\` to be a number of seconds from 0 and up, got \`${String(timeoutSeconds)}\` (${typeof timeoutSeconds})`, 'PTR_BAD_ARGUMENT')
+  }
+  const outer = options.signal ?? contextSignal()
+  if (timeoutSeconds === undefined) {
+    return limits.acquire(names, { occupy: options.occupy ?? 1, strict: true, mode, holder: holderOf(), ...(outer ? { signal: outer } : {}) })
+  }
+  const controller = new AbortController()
+  const onOuter = () => controller.abort(outer!.reason)
+  if (outer?.aborted) onOuter()
+  else outer?.addEventListener('abort', onOuter, { once: true })
+  const timer = setTimeout(
+    () => controller.abort(new ConcurrencySlotTimeoutError(`${what}: no slot of ${names.map((n) => `'${n}'`).join(', ')} within ${timeoutSeconds} s; raise timeoutSeconds, or the limit (ptr concurrency-limit create ${names[0]} N)`)),
+    timeoutSeconds * 1000,
+  )
+  try {
+    return await limits.acquire(names, { occupy: options.occupy ?? 1, strict: true, mode, holder: holderOf(), signal: controller.signal })
+  } finally {
+    clearTimeout(timer)
+    outer?.removeEventListener('abort', onOuter)
+  }
 }
 
 async function openLimits(): Promise<Limits> {
@@ -63,13 +102,7 @@ export async function concurrency<T>(
   const list = namesOf('concurrency', names)
   if (typeof fn !== 'function') throw new UsageError(`concurrency('${list.join("', '")}'): expected a function to run while holding the slots, got ${typeof fn}`, 'PTR_BAD_ARGUMENT')
   const limits = await openLimits()
-  const signal = options.signal ?? contextSignal()
-  const held = await limits.acquire(list, {
-    occupy: options.occupy ?? 1,
-    strict: true,
-    holder: holderOf(),
-    ...(signal ? { signal } : {}),
-  })
+  const held = await acquireWithin(limits, `concurrency('${list.join("', '")}')`, list, options, 'concurrency')
   try {
     return await fn()
   } finally {
@@ -89,6 +122,5 @@ export async function concurrency<T>(
 export async function rateLimit(names: string | readonly string[], options: RateLimitOptions = {}): Promise<void> {
   const list = namesOf('rateLimit', names)
   const limits = await openLimits()
-  const signal = options.signal ?? contextSignal()
-  await limits.acquire(list, { occupy: options.occupy ?? 1, strict: true, mode: 'rate', holder: holderOf(), ...(signal ? { signal } : {}) })
+  await acquireWithin(limits, `rateLimit('${list.join("', '")}')`, list, options, 'rate')
 }
