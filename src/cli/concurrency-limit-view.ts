@@ -2,6 +2,7 @@ import { ExitCode, UsageError } from '../errors.ts'
 import { openLimitStore } from '../limits/open.ts'
 import type { LimitInfo, LimitStore } from '../limits/store.ts'
 import { resolveQueueSettings } from '../settings/queue.ts'
+import { redactUrl } from '../queue/url.ts'
 import { formatTable } from './table.ts'
 
 interface Common {
@@ -11,9 +12,11 @@ interface Common {
   stdout?: NodeJS.WritableStream
 }
 
-async function withStore<T>(options: Common, fn: (store: LimitStore) => Promise<T>): Promise<T> {
+/** Runs `fn` on the limits of the queue the settings name. `create`: a missing queue file is made; otherwise none is, and `fn` sees no store. */
+async function withStore<T>(options: Common, fn: (store: LimitStore) => Promise<T>, missing?: (url: string) => T): Promise<T> {
   const { url, source } = await resolveQueueSettings({ cwd: process.cwd(), env: process.env, configPath: options.config, flags: { '--queue': options.queue } })
-  const store = (await openLimitStore(url, { source }))!
+  const store = await openLimitStore(url, { source, mustExist: missing !== undefined })
+  if (!store) return missing!(redactUrl(url))
   try {
     return await fn(store)
   } finally {
@@ -55,14 +58,15 @@ export async function createLimitCommand(options: Common & { tag: string; limit:
 /** `ptr concurrency-limit ls [--json]` */
 export async function listLimitsCommand(options: Common): Promise<number> {
   const out = options.stdout ?? process.stdout
+  const none = (url: string) => {
+    out.write(options.json ? '[]\n' : `no concurrency limits in ${url}; create one with: ptr concurrency-limit create TAG N\n`)
+    return ExitCode.Completed
+  }
   return withStore(options, async (store) => {
     const limits = await store.list()
+    if (limits.length === 0) return none(store.url)
     if (options.json) {
       out.write(`${JSON.stringify(limits.map(toJson), null, 2)}\n`)
-      return ExitCode.Completed
-    }
-    if (limits.length === 0) {
-      out.write(`no concurrency limits in ${store.url}; create one with: ptr concurrency-limit create TAG N\n`)
       return ExitCode.Completed
     }
     out.write(
@@ -72,12 +76,18 @@ export async function listLimitsCommand(options: Common): Promise<number> {
       ),
     )
     return ExitCode.Completed
-  })
+  }, none)
+}
+
+const noSuchLimit = (tag: string, url: string) =>
+  new UsageError(`no concurrency limit named '${tag}' in ${url}; see them with ptr concurrency-limit ls, or create it: ptr concurrency-limit create ${tag} 5`, 'PTR_NO_SUCH_LIMIT')
+const noQueueFile = (tag: string) => (url: string): never => {
+  throw noSuchLimit(tag, url)
 }
 
 async function existing(store: LimitStore, tag: string): Promise<LimitInfo> {
   const info = await store.get(tag)
-  if (!info) throw new UsageError(`no concurrency limit named '${tag}' in ${store.url}; see them with ptr concurrency-limit ls, or create it: ptr concurrency-limit create ${tag} 5`, 'PTR_NO_SUCH_LIMIT')
+  if (!info) throw noSuchLimit(tag, store.url)
   return info
 }
 
@@ -102,7 +112,7 @@ export async function inspectLimitCommand(options: Common & { tag: string }): Pr
       )
     }
     return ExitCode.Completed
-  })
+  }, noQueueFile(options.tag))
 }
 
 /** `ptr concurrency-limit reset TAG` */
@@ -113,17 +123,15 @@ export async function resetLimitCommand(options: Common & { tag: string }): Prom
     await store.reset(options.tag)
     out.write(`reset concurrency limit '${options.tag}': freed ${info.active} slot${info.active === 1 ? '' : 's'}\n`)
     return ExitCode.Completed
-  })
+  }, noQueueFile(options.tag))
 }
 
 /** `ptr concurrency-limit delete TAG` */
 export async function deleteLimitCommand(options: Common & { tag: string }): Promise<number> {
   const out = options.stdout ?? process.stdout
   return withStore(options, async (store) => {
-    if (!(await store.delete(options.tag))) {
-      throw new UsageError(`no concurrency limit named '${options.tag}' in ${store.url}; see them with ptr concurrency-limit ls`, 'PTR_NO_SUCH_LIMIT')
-    }
+    if (!(await store.delete(options.tag))) throw noSuchLimit(options.tag, store.url)
     out.write(`deleted concurrency limit '${options.tag}'\n`)
     return ExitCode.Completed
-  })
+  }, noQueueFile(options.tag))
 }
