@@ -80,7 +80,7 @@ for (const under of STORES) {
       assert.ok((await admin.list()).some((l) => l.name === name))
       assert.equal(await admin.reset(name), true)
       assert.equal((await admin.get(name))?.active, 0, 'reset frees every slot')
-      held.release()
+      await held.release()
       assert.equal(await admin.delete(name), true)
       assert.equal(await admin.get(name), undefined)
       assert.equal(await admin.delete(name), false)
@@ -98,7 +98,7 @@ for (const under of STORES) {
           const start = Date.now()
           await sleep(40)
           spans.push({ start, end: Date.now() })
-          held.release()
+          await held.release()
         }),
       )
       assert.equal(spans.length, 12)
@@ -116,7 +116,7 @@ for (const under of STORES) {
       for (let i = 0; i < 6; i++) {
         waits.push((i % 2 ? a : b).acquire([name], { onWait: () => undefined }).then((held) => {
           order.push(i)
-          held.release()
+          await held.release()
         }))
         // Each in line before the next asks (the store decides the order, not the event loop).
         await sleep(30)
@@ -152,8 +152,8 @@ for (const under of STORES) {
       const hold = await a.acquire([full])
       const waiting = a.acquire([full])
       const other = await a.acquire([free])
-      other.release()
-      hold.release()
+      await other.release()
+      await hold.release()
       ;(await waiting).release()
     })
 
@@ -170,7 +170,31 @@ for (const under of STORES) {
       const held = await b.acquire([name])
       const waited = Date.now() - began
       assert.ok(waited >= 450 && waited < 1_500, `got the slot ${waited} ms after the holder stopped (lease 600 ms)`)
-      held.release()
+      await held.release()
+    })
+
+    it('a slot is never counted twice: a late release of an expired lease does not free the new holder\'s slot', async () => {
+      const name = fresh('twice')
+      await admin.create(name, 1, 0)
+      const stalled = (await openLimitStore(target.url))!
+      opened.push(stalled)
+      const old = await stalled.tryAcquire({ waiterId: 'stalled-1', names: [name], occupy: 1, holder: 'stalled', owner: 'slow:1', leaseMs: 300, mode: 'concurrency' })
+      assert.ok(old.ok)
+      const b = await limits()
+      const held = await b.acquire([name], { holder: 'new holder' })
+      // The stalled holder wakes up and gives back what it thinks it holds, and renews it.
+      await stalled.release(old.slotIds)
+      assert.deepEqual(await stalled.renew(old.slotIds, [], 5_000), [...old.slotIds], 'its lease is gone for good')
+      const info = await admin.get(name)
+      assert.equal(info?.active, 1)
+      assert.deepEqual(info?.holders.map((h) => h.holder), ['new holder'])
+      const third = b.acquire([name])
+      let got = false
+      void third.then(() => (got = true))
+      await sleep(150)
+      assert.equal(got, false, 'the limit still holds')
+      await held.release()
+      await (await third).release()
     })
 
     it('a live holder keeps its slot past the lease (it renews)', async () => {
@@ -186,7 +210,7 @@ for (const under of STORES) {
       controller.abort(new Error('gave up'))
       await assert.rejects(other, /gave up/)
       assert.equal((await admin.get(name))?.waiting, 0, 'a waiter that gives up leaves the line')
-      held.release()
+      await held.release()
     })
 
     it('occupy takes several slots at once; more than the limit is an error', async () => {
@@ -217,7 +241,7 @@ for (const under of STORES) {
       await admin.delete(name)
       await waiter
       assert.ok(Date.now() - began < 1_000, 'released promptly')
-      hold.release()
+      await hold.release()
     })
 
     it('concurrency() and rateLimit(): a name without a limit says how to create one', async () => {
