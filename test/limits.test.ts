@@ -114,14 +114,14 @@ for (const under of STORES) {
       const order: number[] = []
       const waits: Promise<void>[] = []
       for (let i = 0; i < 6; i++) {
-        waits.push((i % 2 ? a : b).acquire([name], { onWait: () => undefined }).then((held) => {
+        waits.push((i % 2 ? a : b).acquire([name], { onWait: () => undefined }).then(async (held) => {
           order.push(i)
           await held.release()
         }))
         // Each in line before the next asks (the store decides the order, not the event loop).
         await sleep(30)
       }
-      first.release()
+      await first.release()
       await Promise.all(waits)
       assert.deepEqual(order, [0, 1, 2, 3, 4, 5])
     })
@@ -224,7 +224,7 @@ for (const under of STORES) {
       void blocked.then(() => (got = true))
       await sleep(150)
       assert.equal(got, false, '2 + 2 > 3: waits')
-      two.release()
+      await two.release()
       ;(await blocked).release()
       await assert.rejects(a.acquire([name], { occupy: 4 }), /asks for 4 slots of '.*', which has 3/)
     })
