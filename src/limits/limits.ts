@@ -41,6 +41,8 @@ interface Waiter {
   readonly order: number
   /** In the store's line (tried, or joined without a try). */
   joined: boolean
+  /** In this process's line (`#waiters`). */
+  queued: boolean
   resolve(slotIds: readonly string[]): void
   reject(error: unknown): void
   timer: NodeJS.Timeout | undefined
@@ -58,7 +60,12 @@ export class Limits {
   readonly leaseMs: number
   readonly owner = `${os.hostname()}:${process.pid}`
   #held = new Map<string, string[]>()
+  /** This process's line, in order of arrival. */
   #waiters: Waiter[] = []
+  /** How many waiters in `#waiters` want each name. */
+  #waitingNames = new Map<string, number>()
+  /** Waiters queued here without a try, not yet in the store's line. */
+  #unjoined: Waiter[] = []
   /** Acquisitions whose first try is with the store now. */
   #firstTries = new Set<Waiter>()
   #arrivals = 0
@@ -92,7 +99,7 @@ export class Limits {
       mode: options.mode ?? 'concurrency',
     }
     const slotIds = await new Promise<readonly string[]>((resolve, reject) => {
-      const waiter: Waiter = { request, strict: options.strict ?? false, first: true, order: this.#arrivals++, joined: false, resolve, reject, timer: undefined, done: false }
+      const waiter: Waiter = { request, strict: options.strict ?? false, first: true, order: this.#arrivals++, joined: false, queued: false, resolve, reject, timer: undefined, done: false }
       const signal = options.signal
       if (signal) {
         const onAbort = () => this.#giveUp(waiter, signal.reason)
@@ -107,8 +114,9 @@ export class Limits {
       // An older waiter of this process wants one of these names: this one would only join the
       // line behind it, so it waits here and asks the store when its turn comes (one write less).
       const shares = (w: Waiter) => w.request.names.some((name) => request.names.includes(name))
-      if (this.#waiters.some(shares) || [...this.#firstTries].some(shares)) {
+      if (request.names.some((name) => this.#waitingNames.has(name)) || [...this.#firstTries].some(shares)) {
         this.#enqueue(waiter, options.onWait)
+        this.#unjoined.push(waiter)
         this.#joinSoon()
         return
       }
@@ -117,7 +125,7 @@ export class Limits {
         this.#firstTries.delete(waiter)
         // Those queued here behind this one may go on now, unless it is in line or took the last slot of their names.
         if (outcome === 'blocked') return
-        if (this.#waiters.some((w) => !w.done && !(outcome && w.request.names.some((n) => outcome.includes(n))))) this.#pass()
+        if ([...this.#waitingNames.keys()].some((name) => !(outcome && outcome.includes(name)))) this.#pass()
       })
     })
     return this.#hold(slotIds)
@@ -188,7 +196,7 @@ export class Limits {
     }
     waiter.first = false
     waiter.joined = true
-    if (!this.#waiters.includes(waiter)) this.#enqueue(waiter, onWait)
+    if (!waiter.queued) this.#enqueue(waiter, onWait)
     clearTimeout(waiter.timer)
     // A lease that ends or a slot that decays frees room without anyone saying so.
     waiter.timer = result.retryInMs === undefined ? undefined : setTimeout(() => this.#pass(), result.retryInMs)
@@ -204,7 +212,8 @@ export class Limits {
     this.#joinScheduled = true
     setImmediate(() => {
       this.#joinScheduled = false
-      const joining = this.#waiters.filter((w) => !w.done && !w.joined && !this.#firstTries.has(w))
+      const joining = this.#unjoined.filter((w) => !w.done && !w.joined)
+      this.#unjoined = []
       for (const w of joining) w.joined = true
       if (joining.length > 0) this.store.join(joining.map((w) => w.request)).catch(() => undefined)
     })
@@ -215,6 +224,8 @@ export class Limits {
     let at = this.#waiters.length
     while (at > 0 && this.#waiters[at - 1]!.order > waiter.order) at--
     this.#waiters.splice(at, 0, waiter)
+    waiter.queued = true
+    for (const name of waiter.request.names) this.#waitingNames.set(name, (this.#waitingNames.get(name) ?? 0) + 1)
     onWait?.()
     this.#unwatch ??= this.store.watch(() => this.#pass())
     this.#renewing()
@@ -236,7 +247,14 @@ export class Limits {
         // A waiter still in line holds up every younger one that wants one of its names (the line
         // is per name): asking the store for those would only cost a transaction each.
         const blocked = new Set<string>()
-        for (const waiter of [...this.#waiters]) {
+        // Walks the line by arrival (it may change while a try is out), and stops once every name
+        // anyone here waits for is known to be held up: a pass costs a few tries, not the line's length.
+        let after = -1
+        for (;;) {
+          if ([...this.#waitingNames.keys()].every((name) => blocked.has(name))) break
+          const waiter = this.#nextAfter(after)
+          if (!waiter) break
+          after = waiter.order
           if (waiter.done || waiter.request.names.some((name) => blocked.has(name))) continue
           const outcome = await this.#try(waiter)
           if (!waiter.done) for (const name of waiter.request.names) blocked.add(name)
@@ -247,11 +265,36 @@ export class Limits {
     })()
   }
 
+  /** Where the waiter that arrived `order`-th is, or would be, in `#waiters` (sorted by arrival). */
+  #indexOf(order: number): number {
+    let lo = 0
+    let hi = this.#waiters.length
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1
+      if (this.#waiters[mid]!.order < order) lo = mid + 1
+      else hi = mid
+    }
+    return lo
+  }
+
+  /** The first waiter in line that arrived after `order`. */
+  #nextAfter(order: number): Waiter | undefined {
+    return this.#waiters[this.#indexOf(order + 1)]
+  }
+
   #finish(waiter: Waiter): void {
     waiter.done = true
     clearTimeout(waiter.timer)
-    const i = this.#waiters.indexOf(waiter)
-    if (i >= 0) this.#waiters.splice(i, 1)
+    if (waiter.queued) {
+      waiter.queued = false
+      const i = this.#indexOf(waiter.order)
+      if (this.#waiters[i] === waiter) this.#waiters.splice(i, 1)
+      for (const name of waiter.request.names) {
+        const n = this.#waitingNames.get(name)! - 1
+        if (n === 0) this.#waitingNames.delete(name)
+        else this.#waitingNames.set(name, n)
+      }
+    }
     if (this.#waiters.length === 0) {
       this.#unwatch?.()
       this.#unwatch = undefined
@@ -262,7 +305,7 @@ export class Limits {
 
   #giveUp(waiter: Waiter, reason: unknown): void {
     if (waiter.done) return
-    const wasWaiting = this.#waiters.includes(waiter)
+    const wasWaiting = waiter.joined || waiter.queued
     this.#finish(waiter)
     if (wasWaiting) void this.store.leave(waiter.request.waiterId).catch(() => undefined)
     waiter.reject(reason)
@@ -282,7 +325,7 @@ export class Limits {
 
   #renew(): void {
     const slotIds = [...this.#held.values()].flat()
-    const waiterIds = this.#waiters.map((w) => w.request.waiterId)
+    const waiterIds = this.#waiters.filter((w) => w.joined).map((w) => w.request.waiterId)
     this.store.renew(slotIds, waiterIds, this.leaseMs).then(
       (gone) => {
         if (gone.length > 0) this.#warn(`ptr: ${gone.length} concurrency slot(s) held here were freed in ${this.store.url} (reset, deleted, or the lease ran out while this process was stalled)`)
