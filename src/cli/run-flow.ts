@@ -19,6 +19,8 @@ import { setDefaultQueue } from '../queue/open.ts'
 import { queueSettingsFrom } from '../settings/queue.ts'
 import { historySettingsFrom } from '../settings/history.ts'
 import type { HistoryRecorder } from '../history/recorder.ts'
+import type { HistoryStore } from '../history/store.ts'
+import type { ResolvedHistorySettings } from '../settings/history.ts'
 import { runnerSettingsForRun } from './run-settings.ts'
 
 export interface RunFlowCommandOptions {
@@ -43,6 +45,10 @@ export interface RunFlowCommandOptions {
   color?: string | undefined
   /** `--debug`: whole stacks in the summary. */
   debug?: boolean
+  /** `--resume`: reuse the completed task runs of this flow's latest flow run that did not complete. */
+  resume?: boolean
+  /** `ptr flow-runs retry ID`: reuse the completed task runs of this root flow run (and take its parameters). */
+  resumeFrom?: string | undefined
 }
 
 const SIGNAL_EXIT: Record<'SIGINT' | 'SIGTERM', number> = { SIGINT: ExitCode.Sigint, SIGTERM: ExitCode.Sigterm }
@@ -77,15 +83,19 @@ function writeReport(file: string, text: string, flag: string): void {
  * The run history for this run, or undefined when it is off. A history that cannot be opened or
  * written is a warning, never a reason to fail the flow run.
  */
-async function startHistory(file: string): Promise<{ recorder: HistoryRecorder; close: () => void } | undefined> {
+async function startHistory(
+  settings: ResolvedHistorySettings,
+  flowFile: string,
+): Promise<{ recorder: HistoryRecorder; store: HistoryStore; close: () => void } | undefined> {
   const warn = (error: Error) => process.stderr.write(`ptr: the run history is off for this run: ${error.message}\n`)
   try {
     const [{ HistoryStore }, { HistoryRecorder }] = await Promise.all([import('../history/store.ts'), import('../history/recorder.ts')])
-    const store = HistoryStore.open(file)
-    const recorder = new HistoryRecorder(store)
+    const store = HistoryStore.open(settings.file)
+    const recorder = new HistoryRecorder(store, { results: settings.results, file: flowFile })
     recorder.onError = warn
     return {
       recorder,
+      store,
       close: () => {
         recorder.close()
         store.close()
@@ -97,12 +107,33 @@ async function startHistory(file: string): Promise<{ recorder: HistoryRecorder; 
   }
 }
 
+/**
+ * Points the recorder at the flow run to resume (the latest of `flowName` that did not complete,
+ * or `id`) and returns that run's parameters. Says on stderr what it resumes.
+ */
+function resumeFrom(stored: { recorder: HistoryRecorder; store: HistoryStore }, flowName: string, id: string | undefined): Record<string, unknown> {
+  const earlier = id === undefined ? stored.store.latestUnfinished(flowName) : stored.store.flowRun(id)
+  if (!earlier) {
+    throw new UsageError(
+      `no flow run of '${flowName}' to resume in ${stored.store.file}: every recorded one completed (or none was recorded); run it without --resume, or see ptr flow-runs list --flow ${flowName}`,
+      'PTR_NOTHING_TO_RESUME',
+    )
+  }
+  const count = stored.recorder.resumeFrom(earlier.id)
+  process.stderr.write(`ptr: resuming flow run ${earlier.id} (${earlier.record.state.name}): ${count} completed task run${count === 1 ? '' : 's'} to reuse\n`)
+  return (earlier.record.parameters ?? {}) as Record<string, unknown>
+}
+
 /** `ptr run`: loads the file, runs the flow with a renderer attached, returns the exit code. */
 export async function runFlowCommand(options: RunFlowCommandOptions): Promise<number> {
   const output = parseOutput(options.output, options.outputFile)
+  const resuming = options.resume === true || options.resumeFrom !== undefined
+  if (resuming && (options.param.length > 0 || options.params !== undefined)) {
+    throw new UsageError(`${options.resumeFrom ? 'ptr flow-runs retry' : '--resume'} runs the flow again with the parameters of the run it resumes; drop --param/--params (or run without --resume)`, 'PTR_USAGE')
+  }
   const { exports } = await importFlowFile(options.file)
   const flow = selectFlow(options.file, exports, options.flowName)
-  const parameters = parseFlowParameters(options.param, options.params, flow)
+  let parameters = resuming ? undefined : parseFlowParameters(options.param, options.params, flow)
   const { taskRunner, defaultTaskRunner, retryDefaults, settings } = await runnerSettingsForRun(flow, { ...options, output: output.mode })
   // --runner prefect and t.delay() in the flow use the queue the settings name.
   const queue = queueSettingsFrom(settings, process.cwd())
@@ -122,7 +153,19 @@ export async function runFlowCommand(options: RunFlowCommandOptions): Promise<nu
   const recorder = new RunRecorder()
   const history = mode === 'json' || options.junit ? new RunHistory() : undefined
   const historySettings = historySettingsFrom(settings, process.cwd())
-  const stored = historySettings.enabled ? await startHistory(historySettings.file) : undefined
+  if (resuming && !historySettings.enabled) {
+    throw new UsageError('the run history is off (history: false / PREFECT_HISTORY=false), so there is no earlier run to resume; turn it on to use --resume', 'PTR_USAGE')
+  }
+  const stored = historySettings.enabled ? await startHistory(historySettings, path.resolve(options.file)) : undefined
+  if (resuming) {
+    if (!stored) throw new UsageError(`cannot resume: the run history ${historySettings.file} cannot be opened (see the line above)`, 'PTR_USAGE')
+    try {
+      parameters = resumeFrom(stored, flow.name, options.resumeFrom)
+    } catch (error) {
+      stored.close()
+      throw error
+    }
+  }
   const unsubscribe = [runEvents.on(recorder.onEvent), runEvents.on(renderer.onEvent)]
   if (history) unsubscribe.push(runEvents.on(history.onEvent))
   if (stored) unsubscribe.push(runEvents.on(stored.recorder.onEvent))
@@ -149,7 +192,7 @@ export async function runFlowCommand(options: RunFlowCommandOptions): Promise<nu
   let state: State
   try {
     await renderer.start()
-    ;({ state } = await flow.run(parameters, { taskRunner, defaultTaskRunner, retryDefaults, signal: controller.signal }))
+    ;({ state } = await flow.run(parameters, { taskRunner, defaultTaskRunner, retryDefaults, signal: controller.signal, results: stored?.recorder }))
   } catch (error) {
     renderer.abort()
     throw error

@@ -1,3 +1,4 @@
+import type { TaskRunMemo } from './results.ts'
 import type { State } from './states.ts'
 
 /** What renderers and reporters see of a task run. The engine's `TaskRun` implements it. */
@@ -17,6 +18,8 @@ export interface TaskRunInfo {
   readonly attempt: number
   /** When the run first started Running (epoch ms), if it has. */
   readonly startTime: number | undefined
+  /** What the run is known by across runs (caching, resume), when its flow run keeps results. */
+  readonly memo?: TaskRunMemo | undefined
 }
 
 export interface FlowRunInfo {
@@ -30,6 +33,8 @@ export interface FlowRunInfo {
   readonly tags: readonly string[]
   readonly state: State
   readonly history: readonly State[]
+  /** Whether the flow run's value is to be stored (it has a result store, and `persistResult` allows it). */
+  readonly persistResult?: boolean
 }
 
 export type LogLevel = 'debug' | 'info' | 'warning' | 'error'

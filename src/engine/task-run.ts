@@ -15,6 +15,8 @@ import { isSettled } from './states.ts'
 import { adoptState, isStateValue } from './state-values.ts'
 import { contextTags } from './tags.ts'
 import type { AnyTask, WaitForItem } from './task-types.ts'
+import type { MemoOwner, TaskRunMemo } from './results.ts'
+import { memoize, storedOutcome } from './results.ts'
 
 /**
  * A random UUID as a flat string. `crypto.randomUUID()` builds its result by concatenation, which
@@ -39,6 +41,8 @@ export interface TaskRunOwner {
   taskRunHandled(run: TaskRun): void
   /** Keeps the owner open, as a run would, until the returned function is called (a map() waiting for a future). */
   hold?(): () => void
+  /** Set when the flow run keeps results (caching, resume): see src/engine/results.ts. */
+  readonly memo?: MemoOwner | undefined
 }
 
 /**
@@ -84,6 +88,8 @@ export class TaskRun implements TaskRunInfo {
   holdsSlot = false
   /** Set when cancellation was asked for. */
   cancelError: Error | undefined
+  /** What the run is known by across runs (caching, resume); set before its first attempt when its flow run keeps results. */
+  memo: TaskRunMemo | undefined
   /** Why the current attempt was aborted (timeout or cancellation), if it was. */
   #abortReason: Error | undefined
   /** Created only when someone reads `signal`: most tasks never do, and AbortControllers are costly. */
@@ -355,6 +361,16 @@ export async function driveTaskRun(run: TaskRun): Promise<void> {
       args = substituteResults(args) as unknown[]
     } else if (wrapped) {
       args = substituteResults(args) as unknown[]
+    }
+    const memoOwner = run.owner?.memo
+    if (memoOwner !== undefined) {
+      // A value stored by an earlier run (a resumed flow run's, or the cache's) stands in for the run.
+      const memo = (run.memo = memoize(run, memoOwner, args))
+      const stored = storedOutcome(run.task, memo, memoOwner.results)
+      if (stored) {
+        run.setState(S.makeState('Completed', 'Cached', { message: `result of ${stored.from}` }, stored.value))
+        return
+      }
     }
     const { timeoutSeconds } = run.task.options
     // A retry with no delay goes straight from the failed attempt to Retrying (as in Prefect),

@@ -55,6 +55,8 @@ export interface TaskRunRecord extends RunLifetime {
   mapIndex: number | null
   mapId: string | null
   attempts: number
+  /** In the run history: why the run's value was not kept (so a resume runs it again), when it was not. */
+  resultNotStored?: string
 }
 
 export interface FlowRunRecord extends RunLifetime {

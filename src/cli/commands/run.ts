@@ -21,6 +21,7 @@ interface RunCommandFlags {
   quiet?: boolean
   logLevel?: string
   color?: string
+  resume?: boolean
 }
 
 /** `ptr run FILE [FLOW]`: load a flow file and run one of its flows. */
@@ -46,6 +47,7 @@ export function defineRunCommand(program: Command, result: CliResult): void {
     .option('-q, --quiet', 'print only failures and the summary')
     .option('--log-level <level>', 'thin the plain output: debug, info, warning (retries, failures, cancellations) or error (failures)')
     .option('--color <when>', 'auto, always or never (auto honours NO_COLOR and FORCE_COLOR)')
+    .option('--resume', "run again the latest run of this flow that did not complete, with its parameters: task runs that completed in it are not run again (they show as Cached)")
     .addHelpText(
       'after',
       `
@@ -56,6 +58,7 @@ Examples:
   $ ptr run flows/elevator.ts elevator    run the flow exported as (or named) elevator
   $ ptr run flows/hello.ts --help         the flow's parameters
   $ ptr run flows/failures.ts --output json --output-file report.json --junit junit.xml
+  $ ptr run flows/pipeline.ts --resume    go on from the last failed (or killed) run
 
 Output: a live view on a terminal; one timestamped line per task-run state change when stdout is
 not a terminal or CI is set; then a summary. Settings (runner, sizes, output) also come from
@@ -95,6 +98,7 @@ Exit codes: 0 completed, 1 failed or crashed, 2 usage error, 130 Ctrl-C, 143 SIG
         quiet: options.quiet ?? false,
         logLevel: options.logLevel,
         color: options.color,
+        resume: options.resume ?? false,
         debug: Boolean(program.opts().debug),
       })
     })
