@@ -75,6 +75,8 @@ export class HistoryRecorder implements ResultStore {
   readonly #roots = new Set<string>()
   #seq = 0
   #timer: NodeJS.Timeout | undefined
+  /** Whether `#timer` is only the heartbeat's (nothing changed since the last write). */
+  #heartbeatOnly = false
   #failed: Error | undefined
   /** Called once if a write fails; recording stops (the flow run goes on). */
   onError: ((error: Error) => void) | undefined
@@ -139,7 +141,8 @@ export class HistoryRecorder implements ResultStore {
     try {
       bytes = encodeValue(value, 'the result')
     } catch (error) {
-      return (error as Error).message.replace(/^the result cannot be stored on the queue: /, '').replace(/; pass plain data.*$/, '')
+      // encodeValue's message, without its queue wording: "value is an instance of Point, which would arrive as ...".
+      return `its ${(error as Error).message.replace(/^the result cannot be stored on the queue: /, '').replace(/; pass plain data.*$/s, '')}`
     }
     if (bytes.byteLength > this.#results.maxBytes) {
       return `its value is ${bytes.byteLength} bytes serialized, over the results.maxBytes setting (${this.#results.maxBytes})`
@@ -161,7 +164,12 @@ export class HistoryRecorder implements ResultStore {
     if (event.kind === 'log') return this.#log(event)
     if (event.kind === 'flow-run-state') this.#flowState(event.flowRun, event.state)
     else if (event.kind === 'task-run-state') this.#taskState(event.taskRun, event.state)
-    this.#timer ??= setTimeout(this.#flushSoon, FLUSH_MS).unref()
+    if (this.#timer === undefined || this.#heartbeatOnly) {
+      // A change is written within FLUSH_MS, even when only the (slower) heartbeat timer was set.
+      clearTimeout(this.#timer)
+      this.#heartbeatOnly = false
+      this.#timer = setTimeout(this.#flushSoon, FLUSH_MS).unref()
+    }
   }
 
   #flushSoon = (): void => {
@@ -169,6 +177,7 @@ export class HistoryRecorder implements ResultStore {
     this.flush()
     // Keep the heartbeat fresh while any flow run is open, even when nothing changes.
     if (!this.#failed && [...this.#flows.values()].some((f) => !isSettled(f.history[f.history.length - 1]!))) {
+      this.#heartbeatOnly = true
       this.#timer = setTimeout(this.#flushSoon, FLUSH_MS * 4).unref()
     }
   }
