@@ -198,6 +198,8 @@ export class TaskRun implements TaskRunInfo {
     if (runEvents.hasListeners) runEvents.emit({ kind: 'task-run-state', taskRun: this, state, previous })
     if (isSettled(state)) {
       this.args = undefined
+      // Listeners (the history) have read it with this state; a settled run never needs it again.
+      this.memo = undefined
       this.#controller = undefined
       this.executor.release(this)
       this.executor.runSettled(this)

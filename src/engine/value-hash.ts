@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto'
+import { hash } from 'node:crypto'
 
 /**
  * Deterministic hashes of argument values, for cache keys and for matching a task run of a
@@ -120,18 +120,51 @@ function write(value: unknown, path: string, out: string[], seen: Set<object>): 
   }
 }
 
+/** The canonical text of a string, number, boolean, undefined or bigint (as `write` gives it), else undefined. */
+function primitive(value: unknown): string | undefined {
+  switch (typeof value) {
+    case 'string':
+      return `s${value.length}:${value}`
+    case 'number':
+      return Object.is(value, -0) ? 'n-0;' : `n${value};`
+    case 'boolean':
+      return value ? 'T' : 'F'
+    case 'undefined':
+      return 'u'
+    case 'bigint':
+      return `b${value};`
+  }
+  return value === null ? 'z' : undefined
+}
+
 /** The canonical text of `value` (see the module's comment), or where it cannot be hashed. */
 export function canonical(value: unknown, path = 'value'): string | UnhashableValue {
+  // The common case, a task's arguments all primitives: no walk.
+  if (Array.isArray(value) && value.length <= 8) {
+    let text = `[${value.length}:`
+    for (const item of value) {
+      const part = primitive(item)
+      if (part === undefined) {
+        text = ''
+        break
+      }
+      text += part
+    }
+    if (text !== '') return `${text}]`
+  }
   const out: string[] = []
   const bad = write(value, path, out, new Set())
   return bad ?? out.join('')
 }
 
-/** A short hash (sha256, base64url, 22 characters = 132 bits) of the given texts, kept apart. */
+/**
+ * A short hash (sha256, base64url, 22 characters = 132 bits) of the given texts, kept apart by
+ * their lengths. One-shot `crypto.hash`: about 3× cheaper per call than createHash's object.
+ */
 export function digest(...parts: readonly string[]): string {
-  const hash = createHash('sha256')
-  for (const part of parts) hash.update(`${part.length}:`).update(part)
-  return hash.digest('base64url').slice(0, 22)
+  let text = ''
+  for (const part of parts) text += `${part.length}:${part}`
+  return hash('sha256', text, 'base64url').slice(0, 22)
 }
 
 /** `digest` of `value`'s canonical text, or where it cannot be hashed. */

@@ -3,7 +3,7 @@ import type { State } from '../engine/states.ts'
 import { isSettled } from '../engine/states.ts'
 import type { RunLogs } from '../render/run-history.ts'
 import { RunHistory, errorRecord, flowRunRecord } from '../render/run-history.ts'
-import type { CachePolicy, ResultStore, StoredResult } from '../engine/results.ts'
+import type { CachePolicy, ResultStore, StoredResult, TaskRunMemo } from '../engine/results.ts'
 import { digest } from '../engine/value-hash.ts'
 import { decodeValue, encodeValue } from '../queue/codec.ts'
 import type { CacheWrite, FlowRunWrite, HistoryStore, StoredTaskRun, StoredValue, TaskRunWrite } from './store.ts'
@@ -18,6 +18,16 @@ interface TaskEntry {
   settled: boolean
   identity?: string | undefined
   value?: StoredValue | undefined
+  /** A completed run's value, serialized when the entry is written (not on the engine's hot path). */
+  keep?: { value: unknown; memo: TaskRunMemo } | undefined
+}
+
+/** A cache entry of this process not yet written: its value as the run returned it. */
+interface PendingCacheEntry {
+  value: unknown
+  created: number
+  expires: number | undefined
+  source: string
 }
 
 /** How results are kept (the `results.*` settings). */
@@ -64,8 +74,8 @@ export class HistoryRecorder implements ResultStore {
   #resumeFrom: string | undefined
   /** Stored values of the resumed run's completed task runs, by identity (read once, at start). */
   #resumable: Map<string, { result: Uint8Array | null; file: string | null }> | undefined
-  /** Cache entries written by this process and not yet flushed, by key: a later run in this process sees them. */
-  readonly #cacheWrites = new Map<string, CacheWrite>()
+  /** Cache entries of this process not yet written, by key: a later run in this process sees them. */
+  readonly #pendingCache = new Map<string, PendingCacheEntry>()
   /** Flow run values to keep, by flow run id, until written. */
   readonly #flowValues = new Map<string, Uint8Array>()
   readonly #tasks = new Map<string, TaskEntry>()
@@ -109,10 +119,11 @@ export class HistoryRecorder implements ResultStore {
   }
 
   cached(key: string): StoredResult | undefined {
-    const pending = this.#cacheWrites.get(key)
+    const pending = this.#pendingCache.get(key)
     if (pending) {
       if (pending.expires !== undefined && pending.expires <= Date.now()) return undefined
-      const value = this.#decode(() => pending.value.bytes ?? this.#store.readValue({ result: null, file: pending.value.file! }))
+      // A copy, as a read from the store would be: the run that wrote it keeps its own object.
+      const value = this.#decode(() => encodeValue(pending.value, 'the result'))
       return value && { value: value.value, from: `the cache (written ${iso(pending.created)} by ${pending.source})` }
     }
     let found: ReturnType<HistoryStore['cached']>
@@ -227,33 +238,45 @@ export class HistoryRecorder implements ResultStore {
     this.#dirtyTasks.add(entry)
   }
 
-  /** Keeps a completed run's value for resuming (under its identity) and in the cache (under its key). */
+  /**
+   * Notes a completed run's value for resuming (under its identity) and for the cache (under its
+   * key); it is serialized when the entry is written.
+   */
   #keepTaskValue(entry: TaskEntry, info: TaskRunInfo, state: State): void {
     const memo = info.memo!
     if (memo.identity === undefined && memo.cacheKey === undefined) {
       entry.row.r = `it cannot be matched on resume: ${memo.unhashable ?? 'its arguments have no stable hash'}`
       return
     }
-    const kept = this.#keep(state.result, memo.cacheKey === undefined ? `${entry.rootId}-${entry.seq}` : `cache-${digest(memo.cacheKey)}`)
+    entry.keep = { value: state.result, memo }
+    // A run that executed refreshes its cache entry; one that a stored value stood in for does not.
+    if (memo.cacheKey !== undefined && state.name !== 'Cached') {
+      const flow = info.flowRunId === undefined ? undefined : this.#flows.get(info.flowRunId)
+      this.#pendingCache.set(memo.cacheKey, {
+        value: state.result,
+        created: state.timestamp,
+        expires: memo.cacheTtlMs === undefined ? undefined : state.timestamp + memo.cacheTtlMs,
+        source: `'${info.name}' of flow run ${flow?.rootId ?? info.flowRunId}`,
+      })
+    }
+  }
+
+  /** Serializes the value `entry` keeps (see #keepTaskValue), or says in its row why it cannot be kept. */
+  #serializeKept(entry: TaskEntry, cache: CacheWrite[]): void {
+    const { value, memo } = entry.keep!
+    entry.keep = undefined
+    const kept = this.#keep(value, memo.cacheKey === undefined ? `${entry.rootId}-${entry.seq}` : `cache-${digest(memo.cacheKey)}`)
     if (typeof kept === 'string') {
       entry.row.r = kept
+      if (memo.cacheKey !== undefined) this.#pendingCache.delete(memo.cacheKey)
       return
     }
     if (memo.identity !== undefined) {
       entry.identity = memo.identity
       entry.value = kept
     } else entry.row.r = `it cannot be matched on resume: ${memo.unhashable}`
-    // A run that executed refreshes its cache entry; one that a stored value stood in for does not.
-    if (memo.cacheKey !== undefined && state.name !== 'Cached') {
-      const flow = info.flowRunId === undefined ? undefined : this.#flows.get(info.flowRunId)
-      this.#cacheWrites.set(memo.cacheKey, {
-        key: memo.cacheKey,
-        value: kept,
-        created: state.timestamp,
-        expires: memo.cacheTtlMs === undefined ? undefined : state.timestamp + memo.cacheTtlMs,
-        source: `'${info.name}' of flow run ${flow?.rootId ?? info.flowRunId}`,
-      })
-    }
+    const pending = memo.cacheKey === undefined ? undefined : this.#pendingCache.get(memo.cacheKey)
+    if (pending && pending.value === value) cache.push({ key: memo.cacheKey!, value: kept, created: pending.created, expires: pending.expires, source: pending.source })
   }
 
   #log(event: LogEvent): void {
@@ -285,15 +308,20 @@ export class HistoryRecorder implements ResultStore {
       file: f.rootId === f.info.id ? this.#file : undefined,
       result: this.#flowValues.get(f.info.id),
     }))
-    const tasks: TaskRunWrite[] = [...this.#dirtyTasks].map((t) => ({ rootId: t.rootId, seq: t.seq, row: t.row, settled: t.settled, identity: t.identity, value: t.value }))
+    const cache: CacheWrite[] = []
+    const tasks: TaskRunWrite[] = []
+    for (const t of this.#dirtyTasks) {
+      if (t.keep) this.#serializeKept(t, cache)
+      tasks.push({ rootId: t.rootId, seq: t.seq, row: t.row, settled: t.settled, identity: t.identity, value: t.value })
+    }
     try {
-      this.#store.write(flows, tasks, this.rootIds, [...this.#cacheWrites.values()])
+      this.#store.write(flows, tasks, this.rootIds, cache)
     } catch (error) {
       this.#failed = error as Error
       this.onError?.(this.#failed)
       return
     }
-    this.#cacheWrites.clear()
+    for (const entry of cache) this.#pendingCache.delete(entry.key)
     for (const task of this.#dirtyTasks) if (task.settled) this.#tasks.delete(task.row.id)
     this.#dirtyTasks.clear()
     this.#dirtyFlows.clear()
