@@ -9,7 +9,8 @@ import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { after, describe, it } from 'node:test'
 import Database from 'better-sqlite3'
-import { REPO, runPtr, tempProject, waitForOutput } from './helpers/cli.ts'
+import { PTR_BIN, REPO, runPtr, tempProject, waitForOutput } from './helpers/cli.ts'
+import { Terminal, hasTmux } from './helpers/terminal.ts'
 import { UnhashableValue, canonical, hashValue } from '../src/engine/value-hash.ts'
 import { flow, onRunEvent, task, SequentialTaskRunner } from '../src/index.ts'
 import { HistoryStore } from '../src/history/store.ts'
@@ -283,6 +284,27 @@ describe('ptr run --resume and ptr flow-runs retry', () => {
     } finally {
       writeFileSync(project.path('pipeline.ts'), PIPELINE)
     }
+  })
+
+  it('the live view counts Cached runs apart, and JUnit says a test case was Cached', { skip: !hasTmux() && !process.env.CI ? 'tmux is not installed' : false }, async () => {
+    writeFileSync(project.path('marker'), '')
+    assert.equal((await ptr(['run', 'pipeline.ts', '--param', 'n=6'])).code, 1)
+    rmSync(project.path('marker'))
+    const term = new Terminal('resume').open(project.dir)
+    try {
+      term.type(`clear; node ${PTR_BIN} run pipeline.ts --resume --junit junit.xml; echo "resume-exit=$?"`)
+      const done = await term.waitFor(/resume-exit=\d+/)
+      assert.match(done, /resume-exit=0/)
+      assert.match(done, /ptr: resuming flow run \S+ \(Failed\): 4 completed task runs to reuse/)
+      assert.match(done, /✔ a .*1\/1 · 1 cached\n/)
+      assert.match(done, /✔ c .*1\/1 · 1 completed\n/)
+      assert.match(done, /5 task runs: 4 cached, 1 completed in/)
+    } finally {
+      term.close()
+    }
+    const junit = readFileSync(project.path('junit.xml'), 'utf8')
+    assert.match(junit, /<testcase classname="pipeline\.a" name="a-\d+" time="[\d.]+">\n\s+<system-out>Cached: result of flow run [0-9a-f-]{36}<\/system-out>/)
+    assert.match(junit, /<testcase classname="pipeline\.c" name="c-\d+" time="[\d.]+"\/>/)
   })
 
   it('says what is wrong when there is nothing to resume, or parameters are given with --resume', async () => {

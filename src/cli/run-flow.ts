@@ -111,7 +111,7 @@ async function startHistory(
  * Points the recorder at the flow run to resume (the latest of `flowName` that did not complete,
  * or `id`) and returns that run's parameters. Says on stderr what it resumes.
  */
-function resumeFrom(stored: { recorder: HistoryRecorder; store: HistoryStore }, flowName: string, id: string | undefined): Record<string, unknown> {
+function resumeFrom(stored: { recorder: HistoryRecorder; store: HistoryStore }, flowName: string, id: string | undefined): { parameters: Record<string, unknown>; notice: string } {
   const earlier = id === undefined ? stored.store.latestUnfinished(flowName) : stored.store.flowRun(id)
   if (!earlier) {
     throw new UsageError(
@@ -120,8 +120,10 @@ function resumeFrom(stored: { recorder: HistoryRecorder; store: HistoryStore }, 
     )
   }
   const count = stored.recorder.resumeFrom(earlier.id)
-  process.stderr.write(`ptr: resuming flow run ${earlier.id} (${earlier.record.state.name}): ${count} completed task run${count === 1 ? '' : 's'} to reuse\n`)
-  return (earlier.record.parameters ?? {}) as Record<string, unknown>
+  return {
+    parameters: (earlier.record.parameters ?? {}) as Record<string, unknown>,
+    notice: `ptr: resuming flow run ${earlier.id} (${earlier.record.state.name}): ${count} completed task run${count === 1 ? '' : 's'} to reuse\n`,
+  }
 }
 
 /** `ptr run`: loads the file, runs the flow with a renderer attached, returns the exit code. */
@@ -157,10 +159,11 @@ export async function runFlowCommand(options: RunFlowCommandOptions): Promise<nu
     throw new UsageError('the run history is off (history: false / PREFECT_HISTORY=false), so there is no earlier run to resume; turn it on to use --resume', 'PTR_USAGE')
   }
   const stored = historySettings.enabled ? await startHistory(historySettings, path.resolve(options.file)) : undefined
+  let notice: string | undefined
   if (resuming) {
     if (!stored) throw new UsageError(`cannot resume: the run history ${historySettings.file} cannot be opened (see the line above)`, 'PTR_USAGE')
     try {
-      parameters = resumeFrom(stored, flow.name, options.resumeFrom)
+      ;({ parameters, notice } = resumeFrom(stored, flow.name, options.resumeFrom))
     } catch (error) {
       stored.close()
       throw error
@@ -192,6 +195,8 @@ export async function runFlowCommand(options: RunFlowCommandOptions): Promise<nu
   let state: State
   try {
     await renderer.start()
+    // After start: the live view puts other writes above itself.
+    if (notice) process.stderr.write(notice)
     ;({ state } = await flow.run(parameters, { taskRunner, defaultTaskRunner, retryDefaults, signal: controller.signal, results: stored?.recorder }))
   } catch (error) {
     renderer.abort()
