@@ -1,4 +1,4 @@
-import type { TaskRunMemo } from './results.ts'
+import type { TaskRunMemo } from './result-types.ts'
 import type { State } from './states.ts'
 
 /** What renderers and reporters see of a task run. The engine's `TaskRun` implements it. */

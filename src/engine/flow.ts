@@ -17,7 +17,7 @@ import type { State } from './states.ts'
 import * as S from './states.ts'
 import { isFailure } from './states.ts'
 import type { TaskRun, TaskRunOwner } from './task-run.ts'
-import type { MemoOwner, ResultStore } from './results.ts'
+import type { MemoOwner, ResultStore } from './result-types.ts'
 
 /**
  * A validator that implements Standard Schema v1 (https://standardschema.dev): zod 3.24+ and 4,

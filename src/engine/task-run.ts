@@ -15,7 +15,7 @@ import { isSettled } from './states.ts'
 import { adoptState, isStateValue } from './state-values.ts'
 import { contextTags } from './tags.ts'
 import type { AnyTask, WaitForItem } from './task-types.ts'
-import type { MemoOwner, TaskRunMemo } from './results.ts'
+import type { MemoOwner, TaskRunMemo } from './result-types.ts'
 import { memoize, storedOutcome } from './results.ts'
 
 /**

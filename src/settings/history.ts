@@ -1,5 +1,5 @@
 import path from 'node:path'
-import type { CachePolicyName } from '../engine/results.ts'
+import type { CachePolicyName } from '../engine/result-types.ts'
 import { localDirFrom } from './local-dir.ts'
 import type { ResolvedSettings } from './resolve.ts'
 
