@@ -313,7 +313,21 @@ describe('ptr run --resume and ptr flow-runs retry', () => {
     try {
       const nothing = await runPtr(['run', 'pipeline.ts', '--resume'], { cwd: other.dir, env: { CI: 'true' } })
       assert.equal(nothing.code, 2)
-      assert.match(nothing.stderr, /^ptr: no flow run of 'pipeline' to resume in .*history\.db: every recorded one completed \(or none was recorded\); run it without --resume, or see ptr flow-runs list --flow pipeline\n$/)
+      assert.match(
+        nothing.stderr,
+        /^ptr: no flow run of 'pipeline' to resume in .*history\.db: every recorded one completed or is still running \(or none was recorded\); run it without --resume, or see ptr flow-runs list --flow pipeline\n$/,
+      )
+      // A flow run still running in another ptr run is not resumed.
+      writeFileSync(path.join(other.dir, 'hang'), '')
+      let stdout = ''
+      const running = runPtr(['run', 'pipeline.ts'], { cwd: other.dir, env: { CI: 'true' }, onSpawn: (c) => c.stdout!.on('data', (chunk: Buffer) => (stdout += chunk.toString())) })
+      await waitForOutput(() => stdout, /c-\d+ Running/)
+      await new Promise((resolve) => setTimeout(resolve, 400))
+      const busy = await runPtr(['run', 'pipeline.ts', '--resume'], { cwd: other.dir, env: { CI: 'true' } })
+      rmSync(path.join(other.dir, 'hang'))
+      assert.equal((await running).code, 0)
+      assert.equal(busy.code, 2, busy.stderr)
+      assert.match(busy.stderr, /no flow run of 'pipeline' to resume/)
       const off = await runPtr(['run', 'pipeline.ts', '--resume'], { cwd: other.dir, env: { CI: 'true', PREFECT_HISTORY: 'false' } })
       assert.equal(off.code, 2)
       assert.match(off.stderr, /the run history is off .* turn it on to use --resume/)

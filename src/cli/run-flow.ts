@@ -115,7 +115,7 @@ function resumeFrom(stored: { recorder: HistoryRecorder; store: HistoryStore }, 
   const earlier = id === undefined ? stored.store.latestUnfinished(flowName) : stored.store.flowRun(id)
   if (!earlier) {
     throw new UsageError(
-      `no flow run of '${flowName}' to resume in ${stored.store.file}: every recorded one completed (or none was recorded); run it without --resume, or see ptr flow-runs list --flow ${flowName}`,
+      `no flow run of '${flowName}' to resume in ${stored.store.file}: every recorded one completed or is still running (or none was recorded); run it without --resume, or see ptr flow-runs list --flow ${flowName}`,
       'PTR_NOTHING_TO_RESUME',
     )
   }

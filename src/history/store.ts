@@ -305,10 +305,16 @@ export class HistoryStore {
     return new Map(rows.map((r) => [r.identity, { result: r.result, file: r.file }]))
   }
 
-  /** The newest root flow run of `flowName` that did not complete (what `ptr run --resume` resumes). */
+  /**
+   * The newest root flow run of `flowName` that ended without completing (what `ptr run --resume`
+   * resumes). One still running in another `ptr run` is not a candidate; one whose process died
+   * was marked Crashed (ended) when the store was opened.
+   */
   latestUnfinished(flowName: string): { id: string; file: string | null; record: FlowRunRecord } | undefined {
     const row = this.#db
-      .prepare(`SELECT id, file, record FROM flow_runs WHERE parent_id IS NULL AND flow_name = ? AND state_type != 'Completed' ORDER BY created DESC, rowid DESC LIMIT 1`)
+      .prepare(
+        `SELECT id, file, record FROM flow_runs WHERE parent_id IS NULL AND flow_name = ? AND ended IS NOT NULL AND state_type != 'Completed' ORDER BY created DESC, rowid DESC LIMIT 1`,
+      )
       .get(flowName) as { id: string; file: string | null; record: string } | undefined
     return row && { id: row.id, file: row.file, record: JSON.parse(row.record) as FlowRunRecord }
   }
