@@ -15,6 +15,7 @@ import { UnhashableValue, canonical, hashValue } from '../src/engine/value-hash.
 import { flow, onRunEvent, task, SequentialTaskRunner } from '../src/index.ts'
 import { HistoryStore } from '../src/history/store.ts'
 import { HistoryRecorder } from '../src/history/recorder.ts'
+import { decodeResult, encodeResult } from '../src/history/values.ts'
 import type { LogEvent } from '../src/engine/events.ts'
 
 describe('argument hashing', () => {
@@ -59,6 +60,19 @@ describe('argument hashing', () => {
     // The same object twice is not a cycle.
     const shared = { n: 1 }
     assert.equal(typeof canonical([shared, shared]), 'string')
+  })
+})
+
+describe('kept values', () => {
+  it('come back as themselves: primitives by the short form, everything else by v8 serialization', () => {
+    for (const value of [undefined, true, false, null, 0, -0, 1.5, -7, NaN, Infinity, -Infinity, 'x"y\n\u2028', '', 2n ** 70n]) {
+      assert.ok(Object.is(decodeResult(encodeResult(value)), value), String(value))
+    }
+    const rich = { when: new Date(5), tags: new Set(['a']), m: new Map([[1, [2]]]), bytes: new Uint8Array([1, 2]), error: new RangeError('r') }
+    const back = decodeResult(encodeResult(rich)) as typeof rich
+    assert.deepEqual(back, rich)
+    assert.ok(back.when instanceof Date && back.error instanceof RangeError)
+    assert.equal(encodeResult(42).byteLength, 3, 'a number is its tag and its digits')
   })
 })
 

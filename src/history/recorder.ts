@@ -5,7 +5,7 @@ import type { RunLogs } from '../render/run-history.ts'
 import { RunHistory, errorRecord, flowRunRecord } from '../render/run-history.ts'
 import type { CachePolicy, ResultStore, StoredResult, TaskRunMemo } from '../engine/result-types.ts'
 import { digest } from '../engine/value-hash.ts'
-import { decodeValue, encodeValue } from '../queue/codec.ts'
+import { decodeResult, encodeResult } from './values.ts'
 import type { CacheWrite, FlowRunWrite, HistoryStore, StoredTaskRun, StoredValue, TaskRunWrite } from './store.ts'
 
 /** How often buffered changes are written (and the heartbeat renewed). */
@@ -123,7 +123,7 @@ export class HistoryRecorder implements ResultStore {
     if (pending) {
       if (pending.expires !== undefined && pending.expires <= Date.now()) return undefined
       // A copy, as a read from the store would be: the run that wrote it keeps its own object.
-      const value = this.#decode(() => encodeValue(pending.value, 'the result'))
+      const value = this.#decode(() => encodeResult(pending.value))
       return value && { value: value.value, from: `the cache (written ${iso(pending.created)} by ${pending.source})` }
     }
     let found: ReturnType<HistoryStore['cached']>
@@ -140,7 +140,7 @@ export class HistoryRecorder implements ResultStore {
   /** A stored value that cannot be read back (a results file removed by hand) is a miss: the run runs. */
   #decode(read: () => Uint8Array): { value: unknown } | undefined {
     try {
-      return { value: decodeValue(read()) }
+      return { value: decodeResult(read()) }
     } catch {
       return undefined
     }
@@ -150,7 +150,7 @@ export class HistoryRecorder implements ResultStore {
   #keep(value: unknown, name: string): StoredValue | string {
     let bytes: Uint8Array
     try {
-      bytes = encodeValue(value, 'the result')
+      bytes = encodeResult(value)
     } catch (error) {
       // encodeValue's message, without its queue wording: "value is an instance of Point, which would arrive as ...".
       return `its ${(error as Error).message.replace(/^the result cannot be stored on the queue: /, '').replace(/; pass plain data.*$/s, '')}`
