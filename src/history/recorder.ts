@@ -185,7 +185,7 @@ export class HistoryRecorder implements ResultStore {
 
   #flushSoon = (): void => {
     this.#timer = undefined
-    this.flush()
+    this.flush(false)
     // Keep the heartbeat fresh while any flow run is open, even when nothing changes.
     if (!this.#failed && [...this.#flows.values()].some((f) => !isSettled(f.history[f.history.length - 1]!))) {
       this.#heartbeatOnly = true
@@ -296,8 +296,13 @@ export class HistoryRecorder implements ResultStore {
     this.#dirtyFlows.add(flow)
   }
 
-  /** Writes what changed since the last write. Never throws: a failed write stops recording and is reported once. */
-  flush(): void {
+  /**
+   * Writes what changed since the last write. Never throws: a failed write stops recording and is
+   * reported once. Unless `all`, task runs that are only Pending (not started yet) wait until they
+   * start or settle: the runs of a big map are then written once each, not once Pending and again
+   * when done. (A killed `ptr run` leaves no trace of runs that never started.)
+   */
+  flush(all = true): void {
     if (this.#failed) return
     // Flow runs are few: their records are built here, the way the JSON report builds them.
     const flows: FlowRunWrite[] = [...this.#dirtyFlows].map((f) => ({
@@ -310,7 +315,12 @@ export class HistoryRecorder implements ResultStore {
     }))
     const cache: CacheWrite[] = []
     const tasks: TaskRunWrite[] = []
+    const waiting: TaskEntry[] = []
     for (const t of this.#dirtyTasks) {
+      if (!all && t.row.s.length === 1 && !t.settled) {
+        waiting.push(t)
+        continue
+      }
       if (t.keep) this.#serializeKept(t, cache)
       tasks.push({ rootId: t.rootId, seq: t.seq, row: t.row, settled: t.settled, identity: t.identity, value: t.value })
     }
@@ -324,6 +334,7 @@ export class HistoryRecorder implements ResultStore {
     for (const entry of cache) this.#pendingCache.delete(entry.key)
     for (const task of this.#dirtyTasks) if (task.settled) this.#tasks.delete(task.row.id)
     this.#dirtyTasks.clear()
+    for (const task of waiting) this.#dirtyTasks.add(task)
     this.#dirtyFlows.clear()
   }
 
