@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto'
-import { CancelledError, CrashedError, TaskRunTimeoutError, UpstreamTaskRunError, toError } from '../errors.ts'
+import { CancelledError, CrashedError, TaskRunTimeoutError, UpstreamTaskRunError, attemptEnded, toError } from '../errors.ts'
 import type { FlowRunInfo, TaskRunInfo } from './events.ts'
 import { runEvents } from './events.ts'
 import { PrefectFuture } from './future.ts'
@@ -389,7 +389,7 @@ export async function driveTaskRun(run: TaskRun): Promise<void> {
         executor.marksRunning
           ? S.makeState('Scheduled')
           : retryingAfter
-            ? S.makeState('Running', 'Retrying', { error: retryingAfter, message: `attempt ${run.attempt - 1} failed: ${retryingAfter.message}; retrying now` })
+            ? S.makeState('Running', 'Retrying', { error: retryingAfter, message: `attempt ${run.attempt - 1} ${attemptEnded(retryingAfter)}: ${retryingAfter.message}; retrying now` })
             : S.Running(run.attempt === 1 ? 'Running' : 'Retrying'),
       )
       if (hooked) await hooked

@@ -1,3 +1,4 @@
+import { attemptEnded } from '../errors.ts'
 import { Chalk, type ChalkInstance } from 'chalk'
 import type { FlowRunInfo, RunEvent } from '../engine/events.ts'
 import type { State } from '../engine/states.ts'
@@ -272,7 +273,7 @@ export class LiveRenderer implements Renderer {
     if (group.running > shown && shown > 0) details[details.length - 1] += c.dim(` … +${group.running - shown} running`)
     if (retryLine && group.lastRetry) {
       const { name, attempt, state } = group.lastRetry
-      details.push(c.yellow(`${pad}↻ ${name} attempt ${attempt} failed: ${state.error ? errorHeadline(state.error) : (state.message ?? '')}`))
+      details.push(c.yellow(`${pad}↻ ${name} attempt ${attempt} ${attemptEnded(state.error)}: ${state.error ? errorHeadline(state.error) : (state.message ?? '')}`))
     }
     for (const failure of group.failures.slice(0, failureLines)) {
       const after = failure.attempts > 1 ? ` after ${plural(failure.attempts, 'attempt')}` : ''
