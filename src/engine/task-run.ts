@@ -54,6 +54,8 @@ export interface AttemptExecutor {
   acquire(run: TaskRun): Promise<void> | void
   /** Gives back the run's slot; does nothing if the run holds none. */
   release(run: TaskRun): void
+  /** The runner's kind (`thread`, `concurrent`, ...): names its slots. */
+  readonly name?: string
   /**
    * Runs one attempt with resolved `args`; rejects with the task's error, or a CrashedError when
    * the infrastructure under it died. `run.signal` aborts on timeout or cancellation.
@@ -86,6 +88,10 @@ export class TaskRun implements TaskRunInfo {
   handled = false
   /** Whether the run holds one of its executor's slots right now. */
   holdsSlot = false
+  /** Which of its executor's slots it holds or shares (0-based), if any: see `slot`. */
+  slotIndex: number | undefined
+  /** Ids of the runs whose futures it was given (arguments and `waitFor`), set when it is created. */
+  readonly upstreamTaskRunIds: readonly string[] | undefined
   /** Set when cancellation was asked for. */
   cancelError: Error | undefined
   /** What the run is known by across runs (caching, resume); set before its first attempt when its flow run keeps results. */
@@ -117,6 +123,7 @@ export class TaskRun implements TaskRunInfo {
     this.mapIndex = options.mapIndex
     this.mapId = options.mapId
     this.name = task.runName(args)
+    this.upstreamTaskRunIds = upstreamIds(args, options.waitFor)
     const inherited = contextTags()
     if (inherited !== undefined) this.#tags = [...new Set([...inherited, ...(task.options.tags ?? [])])]
     this.state = S.Pending()
@@ -138,6 +145,10 @@ export class TaskRun implements TaskRunInfo {
   }
   get future(): TaskRunFuture<unknown> {
     return (this.#future ??= new TaskRunFuture(this))
+  }
+  /** The slot the current attempt holds, named after the runner: `thread 2`. */
+  get slot(): string | undefined {
+    return this.slotIndex === undefined ? undefined : `${this.executor.name ?? 'runner'} ${this.slotIndex + 1}`
   }
 
   /** The current attempt's signal: aborted on timeout or cancellation. */
@@ -177,8 +188,8 @@ export class TaskRun implements TaskRunInfo {
 
   /** What a hook is given: the run's info, as it is in `state`. */
   #info(state: State): TaskRunInfo {
-    const { id, name, taskName, taskKey, flowRunId, tags, mapIndex, mapId, attempt, startTime } = this
-    return { id, name, taskName, taskKey, flowRunId, tags, mapIndex, mapId, attempt, startTime: startTime ?? (state.type === 'Running' ? state.timestamp : undefined), state }
+    const { id, name, taskName, taskKey, flowRunId, tags, mapIndex, mapId, attempt, startTime, upstreamTaskRunIds, slot } = this
+    return { id, name, taskName, taskKey, flowRunId, tags, mapIndex, mapId, attempt, startTime: startTime ?? (state.type === 'Running' ? state.timestamp : undefined), state, upstreamTaskRunIds, slot }
   }
 
   #logTarget() {
@@ -285,6 +296,19 @@ export class TaskRunFuture<R> extends PrefectFuture<R> {
   addDoneCallback(callback: (future: this) => void): void {
     this.#run.onSettled(() => callback(this))
   }
+}
+
+/**
+ * The ids of the runs behind the futures in `args` and `waitFor`, each once; undefined when none.
+ * Cheap for primitive arguments, the common case of a large map().
+ */
+function upstreamIds(args: readonly unknown[], waitFor: readonly WaitForItem[] | undefined): readonly string[] | undefined {
+  let found: Upstream[] | undefined
+  for (const arg of args) if (typeof arg === 'object' && arg !== null) collectUpstreams(arg, (found ??= []))
+  if (waitFor) collectUpstreams(waitFor, (found ??= []))
+  if (!found || found.length === 0) return undefined
+  if (found.length === 1) return [found[0]!.future.taskRunId]
+  return [...new Set(found.map((u) => u.future.taskRunId))]
 }
 
 function describeUpstream(future: PrefectFuture): string {

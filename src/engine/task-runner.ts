@@ -31,6 +31,9 @@ export abstract class TaskRunner implements TaskSubmitter, AttemptExecutor, Asyn
   /** Runs at most this many attempts at once. */
   readonly #limit: number
   #free: number
+  /** Slot numbers given back, reused before new ones: a run's `slotIndex` says which it holds. */
+  #freeSlots: number[] = []
+  #slots = 0
   #waiting: TaskRun[] = []
   #waitingHead = 0
   #wakers = new Map<TaskRun, () => void>()
@@ -242,6 +245,7 @@ export abstract class TaskRunner implements TaskSubmitter, AttemptExecutor, Asyn
     if (this.#free > 0) {
       this.#free--
       run.holdsSlot = true
+      run.slotIndex = this.#freeSlots.pop() ?? this.#slots++
       return
     }
     this.#waiting.push(run)
@@ -257,20 +261,25 @@ export abstract class TaskRunner implements TaskSubmitter, AttemptExecutor, Asyn
       this.#wakers.delete(next)
       if (!wake || isSettled(next.state)) continue
       next.holdsSlot = true
+      next.slotIndex = run.slotIndex
+      run.slotIndex = undefined
       this.#compactWaiting()
       wake()
       return
     }
     this.#compactWaiting()
     this.#free++
+    if (run.slotIndex !== undefined) this.#freeSlots.push(run.slotIndex)
+    run.slotIndex = undefined
   }
 
   /**
    * Takes up to `max` runs that wait for a slot and match `wanted`, in FIFO order, and lets them
    * go on without a slot of their own: they share the slot of the run that took them (pool
    * runners send such runs to one worker together). Looks at most `4 × max` waiting runs.
+   * `holder` is the run whose slot they share.
    */
-  protected takeWaiting(wanted: (run: TaskRun) => boolean, max: number): TaskRun[] {
+  protected takeWaiting(wanted: (run: TaskRun) => boolean, max: number, holder?: TaskRun): TaskRun[] {
     const taken: TaskRun[] = []
     const end = Math.min(this.#waiting.length, this.#waitingHead + 4 * max)
     for (let i = this.#waitingHead; i < end && taken.length < max; i++) {
@@ -279,6 +288,7 @@ export abstract class TaskRunner implements TaskSubmitter, AttemptExecutor, Asyn
       if (!wake || isSettled(run.state) || !wanted(run)) continue
       // Left in the array without a waker: release() skips it.
       this.#wakers.delete(run)
+      run.slotIndex = holder?.slotIndex
       taken.push(run)
       wake()
     }
