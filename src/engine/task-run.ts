@@ -113,7 +113,14 @@ export class TaskRun implements TaskRunInfo {
     task: AnyTask,
     args: unknown[],
     executor: AttemptExecutor,
-    options: { owner: TaskRunOwner | undefined; waitFor?: readonly WaitForItem[] | undefined; mapIndex?: number; mapId?: string },
+    options: {
+      owner: TaskRunOwner | undefined
+      waitFor?: readonly WaitForItem[] | undefined
+      mapIndex?: number
+      mapId?: string
+      /** Runs it depends on beyond the futures in `args` and `waitFor` (the future a map() iterated). */
+      mappedFrom?: readonly string[] | undefined
+    },
   ) {
     this.task = task
     this.args = args
@@ -123,7 +130,7 @@ export class TaskRun implements TaskRunInfo {
     this.mapIndex = options.mapIndex
     this.mapId = options.mapId
     this.name = task.runName(args)
-    this.upstreamTaskRunIds = upstreamIds(args, options.waitFor)
+    this.upstreamTaskRunIds = upstreamIds(args, options.waitFor, options.mappedFrom)
     const inherited = contextTags()
     if (inherited !== undefined) this.#tags = [...new Set([...inherited, ...(task.options.tags ?? [])])]
     this.state = S.Pending()
@@ -302,13 +309,14 @@ export class TaskRunFuture<R> extends PrefectFuture<R> {
  * The ids of the runs behind the futures in `args` and `waitFor`, each once; undefined when none.
  * Cheap for primitive arguments, the common case of a large map().
  */
-function upstreamIds(args: readonly unknown[], waitFor: readonly WaitForItem[] | undefined): readonly string[] | undefined {
+function upstreamIds(args: readonly unknown[], waitFor: readonly WaitForItem[] | undefined, mappedFrom: readonly string[] | undefined): readonly string[] | undefined {
   let found: Upstream[] | undefined
   for (const arg of args) if (typeof arg === 'object' && arg !== null) collectUpstreams(arg, (found ??= []))
   if (waitFor) collectUpstreams(waitFor, (found ??= []))
-  if (!found || found.length === 0) return undefined
-  if (found.length === 1) return [found[0]!.future.taskRunId]
-  return [...new Set(found.map((u) => u.future.taskRunId))]
+  // The runs of one map() share its array when they have no upstream of their own.
+  if (!found || found.length === 0) return mappedFrom
+  if (found.length === 1 && !mappedFrom) return [found[0]!.future.taskRunId]
+  return [...new Set([...(mappedFrom ?? []), ...found.map((u) => u.future.taskRunId)])]
 }
 
 function describeUpstream(future: PrefectFuture): string {

@@ -121,6 +121,8 @@ export abstract class TaskRunner implements TaskSubmitter, AttemptExecutor, Asyn
     const columns: { values: unknown[] | undefined; fixed: unknown }[] = []
     let length: number | undefined
     let lengthFrom = 0
+    /** The futures mapped over: upstreams of every run of the map. */
+    let mappedFrom: string[] | undefined
     args.forEach((arg, index) => {
       if (isUnmapped(arg)) return columns.push({ values: undefined, fixed: arg.value })
       // allowFailure(list) maps over the list, each item under allowFailure().
@@ -131,6 +133,7 @@ export abstract class TaskRunner implements TaskSubmitter, AttemptExecutor, Asyn
         const { state } = source
         if (!(state.type === 'Completed' && isIterable(state.result))) return columns.push({ values: undefined, fixed: arg })
         source.outcome(state, undefined)
+        ;(mappedFrom ??= []).push(source.taskRunId)
         source = state.result
       }
       if (!isIterable(source)) return columns.push({ values: undefined, fixed: arg })
@@ -155,7 +158,7 @@ export abstract class TaskRunner implements TaskSubmitter, AttemptExecutor, Asyn
     const futures = new PrefectFutureList()
     for (let i = 0; i < length; i++) {
       const callArgs = columns.map((column) => (column.values ? column.values[i] : column.fixed))
-      futures.push(this.#submitRun(task, callArgs, options, i, mapId))
+      futures.push(this.#submitRun(task, callArgs, options, i, mapId, mappedFrom))
     }
     return futures
   }
@@ -198,7 +201,14 @@ export abstract class TaskRunner implements TaskSubmitter, AttemptExecutor, Asyn
     return task
   }
 
-  #submitRun(submitted: AnyTask, args: readonly unknown[], options: CallOptions, mapIndex: number | undefined, mapId: string | undefined): PrefectFuture {
+  #submitRun(
+    submitted: AnyTask,
+    args: readonly unknown[],
+    options: CallOptions,
+    mapIndex: number | undefined,
+    mapId: string | undefined,
+    mappedFrom?: readonly string[],
+  ): PrefectFuture {
     const task = this.engineTask(submitted)
     if (this.#state === 'closed' || this.#state === 'closing') {
       throw new PtrError(`cannot submit '${task.name}': the ${this.name} task runner is closed; submit inside the flow, before it returns`, {
@@ -211,6 +221,7 @@ export abstract class TaskRunner implements TaskSubmitter, AttemptExecutor, Asyn
       owner: context?.owner,
       waitFor: options.waitFor ?? task.callOptions.waitFor,
       ...(mapIndex === undefined ? {} : { mapIndex, mapId: mapId! }),
+      mappedFrom,
     })
     this.#active.add(run)
     // Code that ignored its flow's cancellation or timeout and submits on: the run never starts.

@@ -208,7 +208,7 @@ export function flowRunRecord(info: FlowRunInfo, history: readonly State[], logs
     taskRunner: info.taskRunnerName,
     tags: [...(info.tags ?? [])],
     state: stateRecord(last),
-    stateHistory: history.map(stateRecord),
+    stateHistory: history.map((s) => stateRecord(s)),
     startTime: running ? iso(running.timestamp) : null,
     endTime: ended ? iso(ended.timestamp) : null,
     durationSeconds: running && ended ? (ended.timestamp - running.timestamp) / 1000 : null,
