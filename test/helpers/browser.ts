@@ -50,6 +50,6 @@ export async function openReport(browser: Browser, file: string, viewport = { wi
   page.on('request', (request) => requests.push(request.url()))
   page.on('pageerror', (error) => pageErrors.push(String(error)))
   await page.goto(url)
-  await page.waitForSelector('body[data-ready="1"]', { timeout: 20_000 })
+  await page.waitForSelector('body[data-ready="1"]', { state: 'attached', timeout: 20_000 })
   return { page, requests, blocked, pageErrors, close: () => context.close() }
 }

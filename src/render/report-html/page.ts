@@ -865,6 +865,7 @@ function showGroupDetails(label: string, members: number[]): void {
   box.classList.add('open')
 }
 
+const PROBLEMS_SHOWN = 10
 /** The runs that did not complete, first: what a reader of a failed CI run looks for. */
 function drawProblems(): void {
   const root = $('problems')
@@ -874,7 +875,7 @@ function drawProblems(): void {
     return
   }
   const ul = h('ul', {})
-  for (const i of bad.slice(0, 30)) {
+  for (const i of bad.slice(0, PROBLEMS_SHOWN)) {
     const run = runs[i]!
     const detail = data.details[i]!
     const text = detail.error ? `${detail.error.name}: ${detail.error.message}` : detail.message!
@@ -886,7 +887,7 @@ function drawProblems(): void {
     ul.append(h('li', {}, a, ' ', badge(run[6]), ` ${text.split('\n')[0]!.slice(0, 200)}`))
   }
   root.append(h('h2', {}, `${bad.length} run${bad.length === 1 ? '' : 's'} did not complete`), ul)
-  if (bad.length > 30) root.append(h('p', { class: 'muted' }, `and ${bad.length - 30} more: filter the table by state`))
+  if (bad.length > PROBLEMS_SHOWN) root.append(h('p', { class: 'muted' }, `and ${bad.length - PROBLEMS_SHOWN} more: filter the table below by state`))
 }
 
 drawSummary()
