@@ -9,12 +9,13 @@ import path from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import type { Browser } from 'playwright-core'
 import type { RunReport } from '../src/render/report-json.ts'
-import { openReport, launchChromium } from './helpers/browser.ts'
+import { launchChromium, openReport, skipWithoutChromium } from './helpers/browser.ts'
 import type { OpenedReport } from './helpers/browser.ts'
 import { REPO, runPtr, tempDir } from './helpers/cli.ts'
 
 const FIXTURE = path.join(REPO, 'test', 'fixtures', 'report-flow.ts')
 const BIG = path.join(REPO, 'test', 'fixtures', 'report-big.ts')
+const skip = skipWithoutChromium()
 
 /** Attempts a run made: one per Running state, as the JSON report records them. */
 const attemptsOf = (run: RunReport['taskRuns'][number]) => run.stateHistory.filter((s) => s.type === 'Running').length
@@ -53,7 +54,7 @@ const EXPECTED_EDGES = [
   'polish>polish',
 ].sort()
 
-describe('ptr run --report: the HTML report in a real browser', () => {
+describe('ptr run --report: the HTML report in a real browser', { skip }, () => {
   let browser: Browser
   const folder = artifactsFolder('ptr-report-')
   const htmlFile = path.join(folder.dir, 'run.html')
@@ -219,7 +220,7 @@ describe('ptr run --report: the HTML report in a real browser', () => {
   })
 })
 
-describe('ptr run flows/elevator.ts --report r.html in a fresh project', () => {
+describe('ptr run flows/elevator.ts --report r.html in a fresh project', { skip }, () => {
   it('shows ten bars on three lanes, offline', async () => {
     const project = tempDir('ptr-elevator-')
     let browser: Browser | undefined
@@ -249,7 +250,7 @@ describe('ptr run flows/elevator.ts --report r.html in a fresh project', () => {
   })
 })
 
-describe('a report of 10,000 task runs', () => {
+describe('a report of 10,000 task runs', { skip }, () => {
   it('stays under 10 MB and draws a bounded number of elements (aggregated bars, a folded map, rows in view)', async () => {
     const folder = tempDir('ptr-report-big-')
     let browser: Browser | undefined

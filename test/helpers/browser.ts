@@ -18,6 +18,17 @@ export function chromiumPath(): string {
   return found
 }
 
+/** A skip reason for browser tests when no Chromium is here, except in CI, where they must run (and fail). */
+export function skipWithoutChromium(): string | false {
+  if (process.env.CI) return false
+  try {
+    chromiumPath()
+    return false
+  } catch {
+    return 'chromium is not installed: apt-get install -y chromium to run the HTML report tests (or set PTR_TEST_CHROMIUM)'
+  }
+}
+
 export function launchChromium(): Promise<Browser> {
   return chromium.launch({ executablePath: chromiumPath(), headless: true, args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'] })
 }
