@@ -40,7 +40,7 @@ async function readyMs(file: string): Promise<number> {
   try {
     await page.goto(pathToFileURL(file).href)
     await page.waitForSelector('body[data-ready="1"]', { state: 'attached', timeout: 30_000 })
-    return await page.evaluate(() => (window as unknown as { ptrReport: { readyMs: number } }).ptrReport.readyMs)
+    return await page.evaluate(() => (globalThis as unknown as { ptrReport: { readyMs: number } }).ptrReport.readyMs)
   } finally {
     await page.close()
   }

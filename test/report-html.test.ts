@@ -13,6 +13,10 @@ import { launchChromium, openReport, skipWithoutChromium } from './helpers/brows
 import type { OpenedReport } from './helpers/browser.ts'
 import { REPO, runPtr, tempDir } from './helpers/cli.ts'
 
+// The page's own globals, as code passed to page.evaluate() sees them (the tests' tsconfig has no DOM types).
+declare const document: any
+declare const window: any
+
 const FIXTURE = path.join(REPO, 'test', 'fixtures', 'report-flow.ts')
 const BIG = path.join(REPO, 'test', 'fixtures', 'report-big.ts')
 const skip = skipWithoutChromium()
