@@ -29,6 +29,16 @@ export function newRunId(): string {
   return id
 }
 
+/** Slot names by runner kind and index (`thread 2`), made once: Running events read them. */
+const slotNames = new Map<string, string[]>()
+function slotName(kind: string, index: number): string {
+  // An unbounded runner may open thousands of slots: only the first ones are kept.
+  if (index >= 1024) return `${kind} ${index + 1}`
+  let names = slotNames.get(kind)
+  if (!names) slotNames.set(kind, (names = []))
+  return (names[index] ??= `${kind} ${index + 1}`)
+}
+
 /** What a task run reports to the flow run that owns it. */
 export interface TaskRunOwner {
   readonly info: FlowRunInfo
@@ -155,7 +165,7 @@ export class TaskRun implements TaskRunInfo {
   }
   /** The slot the current attempt holds, named after the runner: `thread 2`. */
   get slot(): string | undefined {
-    return this.slotIndex === undefined ? undefined : `${this.executor.name ?? 'runner'} ${this.slotIndex + 1}`
+    return this.slotIndex === undefined ? undefined : slotName(this.executor.name ?? 'runner', this.slotIndex)
   }
 
   /** The current attempt's signal: aborted on timeout or cancellation. */
