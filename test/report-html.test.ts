@@ -105,8 +105,11 @@ describe('ptr run --report: the HTML report in a real browser', { skip }, () => 
     assert.equal(await flakyBars.nth(1).getAttribute('data-state'), 'Completed')
     const never = report.taskRuns.findIndex((run) => run.state.name === 'NotReady')
     assert.equal(await page.locator(`rect.bar[data-run="${never}"]`).count(), 0)
-    const lanes = await page.$$eval('g.lane', (gs) => gs.map((g) => g.getAttribute('data-label')))
+    const lanes = await page.$$eval('g.lane[data-kind="slot"]', (gs) => gs.map((g) => g.getAttribute('data-label')))
     assert.deepEqual(lanes, ['concurrent 1', 'concurrent 2', 'concurrent 3', 'sequential 1'])
+    // Each flow run's own span heads its lanes.
+    assert.deepEqual(await page.$$eval('g.lane[data-kind="flow"]', (gs) => gs.map((g) => g.getAttribute('data-label'))), ['flow report-fixture', 'subflow child'])
+    assert.equal(await page.locator('rect.flow-bar').count(), 2)
   })
 
   check('hovering a bar shows its name, times and error', async () => {
@@ -139,6 +142,12 @@ describe('ptr run --report: the HTML report in a real browser', { skip }, () => 
     const squares = page.locator('g.node[data-task="square"]')
     assert.equal(await squares.count(), 2, 'each map of 12 is one node')
     assert.deepEqual(await squares.evaluateAll((gs) => gs.map((g) => g.getAttribute('data-label'))), ['square ×12', 'square ×12'])
+    // A folded node lists its runs in the table.
+    await squares.first().click()
+    assert.equal(await page.locator('#shown').innerText(), '12 of 31 runs')
+    assert.match(await page.locator('#details-title').innerText(), /square ×12/)
+    await page.click('#clear-group')
+    assert.equal(await page.locator('#shown').innerText(), '31 of 31 runs')
     const groups = await page.$$eval('svg.graph rect.group', (rects) => rects.length)
     assert.equal(groups, 2, 'the root flow run and the subflow')
     // The JSON report carries the same edges.
@@ -241,9 +250,9 @@ describe('ptr run flows/elevator.ts --report r.html in a fresh project', { skip 
       opened = await openReport(browser, path.join(project.dir, 'r.html'))
       const { page } = opened
       assert.equal(await page.locator('rect.bar').count(), 10)
-      assert.deepEqual(await page.$$eval('g.lane', (gs) => gs.map((g) => g.getAttribute('data-label'))), ['thread 1', 'thread 2', 'thread 3'])
+      assert.deepEqual(await page.$$eval('g.lane[data-kind="slot"]', (gs) => gs.map((g) => g.getAttribute('data-label'))), ['thread 1', 'thread 2', 'thread 3'])
       // Each lane runs one stop at a time: its bars never overlap.
-      const lanes = await page.$$eval('g.lane', (gs) => gs.map((g) => [...g.querySelectorAll('rect.bar')].map((r) => [Number(r.getAttribute('x')), Number(r.getAttribute('width'))])))
+      const lanes = await page.$$eval('g.lane[data-kind="slot"]', (gs) => gs.map((g) => [...g.querySelectorAll('rect.bar')].map((r) => [Number(r.getAttribute('x')), Number(r.getAttribute('width'))])))
       for (const bars of lanes) for (let i = 1; i < bars.length; i++) assert.ok(bars[i]![0]! >= bars[i - 1]![0]! + bars[i - 1]![1]! - 2.5, `bars overlap on a lane: ${JSON.stringify(bars)}`)
       assert.deepEqual(opened.blocked, [])
     } finally {

@@ -174,6 +174,8 @@ interface Bar {
   message: string | undefined
 }
 interface Lane {
+  /** `flow`: the flow run's own span, above the lanes of its slots. */
+  kind: 'flow' | 'slot'
   label: string
   flow: number
   bars: Bar[]
@@ -195,7 +197,7 @@ function buildLanes(): Lane[] {
       }
       const key = `${run[3]}\u0000${slot}`
       let lane = byKey.get(key)
-      if (!lane) byKey.set(key, (lane = { label: data.slots[slot] ?? '?', flow: run[3], bars: [], longest: 0 }))
+      if (!lane) byKey.set(key, (lane = { kind: 'slot', label: data.slots[slot] ?? '?', flow: run[3], bars: [], longest: 0 }))
       lane.bars.push(bar)
     })
   })
@@ -205,13 +207,16 @@ function buildLanes(): Lane[] {
     const packed: Lane[] = []
     for (const bar of bars) {
       let lane = packed.find((l) => l.bars[l.bars.length - 1]!.end <= bar.start)
-      if (!lane) packed.push((lane = { label: `nested ${packed.length + 1}`, flow, bars: [], longest: 0 }))
+      if (!lane) packed.push((lane = { kind: 'slot', label: `nested ${packed.length + 1}`, flow, bars: [], longest: 0 }))
       lane.bars.push(bar)
     }
     for (const [i, lane] of packed.entries()) byKey.set(`${flow}\u0000nested${i}`, lane)
   }
+  // Each flow run gets a lane of its own span, first among its lanes.
+  data.flows.forEach((f, i) => byKey.set(`${i}\u0000`, { kind: 'flow', label: `${f.parent >= 0 ? 'subflow' : 'flow'} ${f.flowName}`, flow: i, bars: [], longest: 0 }))
   const natural = (a: string, b: string) => a.localeCompare(b, undefined, { numeric: true })
-  const lanes = [...byKey.values()].sort((a, b) => (a.flow === b.flow ? natural(a.label, b.label) : (a.flow < 0 ? 1e9 : a.flow) - (b.flow < 0 ? 1e9 : b.flow)))
+  const rank = (lane: Lane) => (lane.flow < 0 ? 1e9 : lane.flow)
+  const lanes = [...byKey.values()].sort((a, b) => rank(a) - rank(b) || (a.kind === b.kind ? natural(a.label, b.label) : a.kind === 'flow' ? -1 : 1))
   for (const lane of lanes) {
     lane.bars.sort((a, b) => a.start - b.start)
     for (const bar of lane.bars) lane.longest = Math.max(lane.longest, bar.end - bar.start)
@@ -226,11 +231,12 @@ const AXIS_H = 22
 function drawTimeline(): { lanes: number; bars: number } {
   const lanes = buildLanes()
   const total = lanes.reduce((n, l) => n + l.bars.length, 0)
+  const slotLanes = lanes.filter((l) => l.kind === 'slot').length
   const root = $('timeline')
   root.append(
-    h('p', { class: 'muted' }, `${total} attempt${total === 1 ? '' : 's'} on ${lanes.length} lane${lanes.length === 1 ? '' : 's'} (a lane per worker slot of each flow run's task runner). Wheel to zoom, drag to pan, click a bar for its run.`),
+    h('p', { class: 'muted' }, `${total} attempt${total === 1 ? '' : 's'} on ${slotLanes} lane${slotLanes === 1 ? '' : 's'} (a lane per worker slot of each flow run's task runner, under the flow run's own span). Wheel to zoom, drag to pan, click a bar for its run.`),
   )
-  if (lanes.length === 0) {
+  if (total === 0 && data.flows.length === 0) {
     root.append(h('p', {}, 'No attempt ran.'))
     return { lanes: 0, bars: 0 }
   }
@@ -286,8 +292,18 @@ function drawTimeline(): { lanes: number; bars: number } {
     for (let li = first; li <= last; li++) {
       const lane = lanes[li]!
       const y = (li - first) * LANE_H
-      const g = s('g', { class: 'lane', 'data-lane': li, 'data-label': lane.label, 'data-flow': lane.flow })
+      const g = s('g', { class: 'lane', 'data-lane': li, 'data-label': lane.label, 'data-flow': lane.flow, 'data-kind': lane.kind })
       if (li % 2 === 1) g.append(s('rect', { x: 0, y, width: full, height: LANE_H, class: 'stripe' }))
+      if (lane.kind === 'flow') {
+        const f = data.flows[lane.flow]!
+        g.append(s('text', { x: 6, y: y + 15, class: 'lane-label flow-label' }, lane.label))
+        if (f.start !== null) {
+          const x0 = x(f.start)
+          g.append(s('rect', { x: x0, y: y + 7, width: Math.max(2, x(f.end ?? data.span) - x0), height: LANE_H - 14, rx: 3, fill: colourOf(f.state), class: 'flow-bar', 'data-flow': lane.flow }))
+        }
+        plot.append(g)
+        continue
+      }
       const flowName = lane.flow >= 0 && data.flows.length > 1 ? `${data.flows[lane.flow]!.flowName} › ` : ''
       g.append(s('text', { x: 6, y: y + 15, class: 'lane-label' }, `${flowName}${lane.label}`))
       const bars = lane.bars
@@ -377,6 +393,9 @@ function drawTimeline(): { lanes: number; bars: number } {
       const error = bar.message ?? (bar.attempt === run[7].length ? detail?.error?.message : undefined)
       if (error && stateName(bar.outcome) !== 'Completed') lines.push(error.split('\n')[0]!.slice(0, 300))
       showTip(event, lines)
+    } else if (target.classList?.contains('flow-bar')) {
+      const f = data.flows[Number(target.getAttribute('data-flow'))]!
+      showTip(event, [`flow run ${f.name}`, `${stateName(f.state)}, ${f.taskRuns} task runs on ${f.runner}`, f.start === null ? '' : `${clock(f.start)} → ${f.end === null ? '…' : clock(f.end)}${f.end === null ? '' : ` (${duration(f.end - f.start)})`}`])
     } else if (target.classList?.contains('cluster')) {
       const from = Number(target.getAttribute('data-from'))
       const to = Number(target.getAttribute('data-to'))
@@ -386,7 +405,9 @@ function drawTimeline(): { lanes: number; bars: number } {
   plot.addEventListener('mouseleave', hideTip)
   plot.addEventListener('click', (event) => {
     const bar = barOf(event.target)
-    if (bar) select(bar.run)
+    if (bar) return select(bar.run)
+    const flow = (event.target as SVGElement).getAttribute?.('data-flow')
+    if ((event.target as SVGElement).classList?.contains('flow-bar') && flow !== null) showFlowDetails(Number(flow))
   })
   const zoom = (factor: number, at: number) => {
     const span = Math.min(Math.max((view1 - view0) * factor, 0.05), data.span * 4 + 10)
@@ -434,7 +455,7 @@ function drawTimeline(): { lanes: number; bars: number } {
   })
   onSelect.push(redrawSoon)
   draw()
-  return { lanes: lanes.length, bars: drawn }
+  return { lanes: slotLanes, bars: drawn }
 }
 
 // ---------------------------------------------------------------------------------------------

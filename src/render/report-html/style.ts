@@ -23,6 +23,8 @@ ul.flows ul { list-style: none; padding-left: 22px; border-left: 2px solid var(-
 .tick-label { font-size: 11px; fill: var(--muted); }
 .stripe { fill: var(--soft); }
 .lane-label { font-size: 12px; fill: var(--fg); }
+.flow-label { font-weight: 600; }
+.flow-bar { cursor: pointer; opacity: .85; }
 .bar { cursor: pointer; }
 .bar.retried { opacity: .55; }
 .bar.sel, .node.sel .node-box { stroke: var(--sel); stroke-width: 3px; }
