@@ -217,6 +217,7 @@ describe('ptr run --report: the HTML report in a real browser', { skip }, () => 
     const fromHistory = await openReport(browser, file)
     try {
       assert.equal(await fromHistory.page.locator('rect.bar').count(), 31)
+      assert.deepEqual(await fromHistory.page.$$eval('g.lane[data-kind="slot"]', (gs) => gs.map((g) => g.getAttribute('data-label'))), ['concurrent 1', 'concurrent 2', 'concurrent 3', 'sequential 1'])
       assert.deepEqual(await edgesOf(fromHistory), EXPECTED_EDGES)
       assert.match(await fromHistory.page.locator('#summary').innerText(), /from the run history/)
       assert.deepEqual(fromHistory.blocked, [])
