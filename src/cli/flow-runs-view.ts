@@ -9,6 +9,7 @@ import { resolveSettings } from '../settings/resolve.ts'
 import { parseAge } from './runs-view.ts'
 import { formatTable } from './table.ts'
 import type { RunFlowCommandOptions } from './run-flow.ts'
+import { checkHtmlReportPath, writeReport } from './report-files.ts'
 
 interface HistoryCommandOptions {
   config?: string | undefined
@@ -72,6 +73,8 @@ export async function flowRunsListCommand(options: FlowRunsListOptions): Promise
 
 export interface FlowRunsShowOptions extends HistoryCommandOptions {
   id: string
+  /** `--report FILE`: the HTML report of the stored run, instead of the text view. */
+  report?: string | undefined
 }
 
 /** The report (docs/report.schema.json) of a stored flow run, as `ptr run --output json` writes it. */
@@ -95,13 +98,20 @@ function reportOf(flowRuns: FlowRunRecord[], taskRuns: TaskRunRecord[], version:
 /** `ptr flow-runs show ID`: a flow run with its subflows and task runs (states, durations, errors, logs). */
 export async function flowRunsShowCommand(options: FlowRunsShowOptions): Promise<number> {
   const out = options.stdout ?? process.stdout
+  const htmlReport = options.report === undefined ? undefined : checkHtmlReportPath(options.report)
   const store = await openHistory(options.config)
   try {
     const id = store.resolveId(options.id)
     const found = store.get(id)!
-    if (options.json) {
+    if (options.json || htmlReport) {
       const { version } = (await import('../../package.json', { with: { type: 'json' } })).default as { version: string }
-      out.write(`${JSON.stringify(reportOf(found.flowRuns, found.taskRuns, version), null, 2)}\n`)
+      const report = reportOf(found.flowRuns, found.taskRuns, version)
+      if (options.json) out.write(`${JSON.stringify(report, null, 2)}\n`)
+      if (htmlReport) {
+        const { buildHtmlReport } = await import('../render/report-html/index.ts')
+        writeReport(htmlReport, await buildHtmlReport(report, { source: 'history' }), '--report')
+        ;(options.json ? process.stderr : out).write(`wrote the HTML report of flow run ${id} to ${htmlReport}\n`)
+      }
       return ExitCode.Completed
     }
     const [root, ...subflows] = found.flowRuns

@@ -1,4 +1,3 @@
-import { mkdirSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { ExitCode, UsageError } from '../errors.ts'
 import { captureConsole } from '../engine/context.ts'
@@ -22,6 +21,7 @@ import type { HistoryRecorder } from '../history/recorder.ts'
 import type { HistoryStore } from '../history/store.ts'
 import type { ResolvedHistorySettings } from '../settings/history.ts'
 import { runnerSettingsForRun } from './run-settings.ts'
+import { checkHtmlReportPath, writeReport } from './report-files.ts'
 
 export interface RunFlowCommandOptions {
   file: string
@@ -40,6 +40,8 @@ export interface RunFlowCommandOptions {
   /** `--output-file FILE`: where `--output json` writes the report (else stdout). */
   outputFile?: string | undefined
   junit?: string | undefined
+  /** `--report FILE`: a self-contained HTML report of the run (src/render/report-html/). */
+  report?: string | undefined
   quiet?: boolean
   logLevel?: string | undefined
   color?: string | undefined
@@ -68,15 +70,6 @@ function parseOutput(mode: string | undefined, file: string | undefined): { mode
 export async function flowParametersHelp(file: string, flowName: string | undefined): Promise<string> {
   const { exports } = await importFlowFile(file)
   return describeParameters(selectFlow(file, exports, flowName))
-}
-
-function writeReport(file: string, text: string, flag: string): void {
-  try {
-    mkdirSync(path.dirname(path.resolve(file)), { recursive: true })
-    writeFileSync(file, text)
-  } catch (error) {
-    throw new UsageError(`${flag} ${file}: cannot write the report (${(error as Error).message}); choose a writable path`, 'PTR_REPORT_WRITE')
-  }
 }
 
 /**
@@ -133,6 +126,7 @@ export async function runFlowCommand(options: RunFlowCommandOptions): Promise<nu
   if (resuming && (options.param.length > 0 || options.params !== undefined)) {
     throw new UsageError(`${options.resumeFrom ? 'ptr flow-runs retry' : '--resume'} runs the flow again with the parameters of the run it resumes; drop --param/--params (or run without --resume)`, 'PTR_USAGE')
   }
+  const htmlReport = checkHtmlReportPath(options.report)
   const { exports } = await importFlowFile(options.file)
   const flow = selectFlow(options.file, exports, options.flowName)
   let parameters = resuming ? undefined : parseFlowParameters(options.param, options.params, flow)
@@ -153,7 +147,7 @@ export async function runFlowCommand(options: RunFlowCommandOptions): Promise<nu
       ? new LiveRenderer({ color, debug: options.debug ?? false })
       : new PlainRenderer(screen, { color, debug: options.debug ?? false, quiet: options.quiet ?? false, logLevel: String(settings.settings.logLevel.value).toLowerCase() as LogLevel })
   const recorder = new RunRecorder()
-  const history = mode === 'json' || options.junit ? new RunHistory() : undefined
+  const history = mode === 'json' || options.junit || htmlReport ? new RunHistory() : undefined
   const historySettings = historySettingsFrom(settings, process.cwd())
   if (resuming && !historySettings.enabled) {
     throw new UsageError('the run history is off (history: false / PREFECT_HISTORY=false), so there is no earlier run to resume; turn it on to use --resume', 'PTR_USAGE')
@@ -219,6 +213,11 @@ export async function runFlowCommand(options: RunFlowCommandOptions): Promise<nu
       else process.stdout.write(text)
     }
     if (options.junit) writeReport(options.junit, buildJUnitXml(report), '--junit')
+    if (htmlReport) {
+      const { buildHtmlReport } = await import('../render/report-html/index.ts')
+      writeReport(htmlReport, await buildHtmlReport(report, { source: 'run' }), '--report')
+      process.stderr.write(`ptr: wrote the HTML report to ${htmlReport} (open it in a browser)\n`)
+    }
   }
   if (signalled) return SIGNAL_EXIT[signalled]
   return state.type === 'Completed' ? ExitCode.Completed : ExitCode.Failed

@@ -20,6 +20,17 @@ export interface TaskRunInfo {
   readonly startTime: number | undefined
   /** What the run is known by across runs (caching, resume), when its flow run keeps results. */
   readonly memo?: TaskRunMemo | undefined
+  /**
+   * The task runs this run waits for, recorded when it is submitted: futures passed in its
+   * arguments (at any depth) and in `waitFor`. Undefined when there are none.
+   */
+  readonly upstreamTaskRunIds?: readonly string[] | undefined
+  /**
+   * The slot of its task runner that the current attempt holds, as `<runner> <n>` (`thread 2`,
+   * `concurrent 1`): read it on a Running state to know where that attempt ran. Undefined when the
+   * run holds no slot (waiting, or nested inside another run's worker).
+   */
+  readonly slot?: string | undefined
 }
 
 export interface FlowRunInfo {

@@ -29,6 +29,16 @@ export function newRunId(): string {
   return id
 }
 
+/** Slot names by runner kind and index (`thread 2`), made once: Running events read them. */
+const slotNames = new Map<string, string[]>()
+function slotName(kind: string, index: number): string {
+  // An unbounded runner may open thousands of slots: only the first ones are kept.
+  if (index >= 1024) return `${kind} ${index + 1}`
+  let names = slotNames.get(kind)
+  if (!names) slotNames.set(kind, (names = []))
+  return (names[index] ??= `${kind} ${index + 1}`)
+}
+
 /** What a task run reports to the flow run that owns it. */
 export interface TaskRunOwner {
   readonly info: FlowRunInfo
@@ -54,6 +64,8 @@ export interface AttemptExecutor {
   acquire(run: TaskRun): Promise<void> | void
   /** Gives back the run's slot; does nothing if the run holds none. */
   release(run: TaskRun): void
+  /** The runner's kind (`thread`, `concurrent`, ...): names its slots. */
+  readonly name?: string
   /**
    * Runs one attempt with resolved `args`; rejects with the task's error, or a CrashedError when
    * the infrastructure under it died. `run.signal` aborts on timeout or cancellation.
@@ -86,6 +98,10 @@ export class TaskRun implements TaskRunInfo {
   handled = false
   /** Whether the run holds one of its executor's slots right now. */
   holdsSlot = false
+  /** Which of its executor's slots it holds or shares (0-based), if any: see `slot`. */
+  slotIndex: number | undefined
+  /** Ids of the runs whose futures it was given (arguments and `waitFor`), set when it is created. */
+  readonly upstreamTaskRunIds: readonly string[] | undefined
   /** Set when cancellation was asked for. */
   cancelError: Error | undefined
   /** What the run is known by across runs (caching, resume); set before its first attempt when its flow run keeps results. */
@@ -107,7 +123,14 @@ export class TaskRun implements TaskRunInfo {
     task: AnyTask,
     args: unknown[],
     executor: AttemptExecutor,
-    options: { owner: TaskRunOwner | undefined; waitFor?: readonly WaitForItem[] | undefined; mapIndex?: number; mapId?: string },
+    options: {
+      owner: TaskRunOwner | undefined
+      waitFor?: readonly WaitForItem[] | undefined
+      mapIndex?: number
+      mapId?: string
+      /** Runs it depends on beyond the futures in `args` and `waitFor` (the future a map() iterated). */
+      mappedFrom?: readonly string[] | undefined
+    },
   ) {
     this.task = task
     this.args = args
@@ -117,6 +140,7 @@ export class TaskRun implements TaskRunInfo {
     this.mapIndex = options.mapIndex
     this.mapId = options.mapId
     this.name = task.runName(args)
+    this.upstreamTaskRunIds = upstreamIds(args, options.waitFor, options.mappedFrom)
     const inherited = contextTags()
     if (inherited !== undefined) this.#tags = [...new Set([...inherited, ...(task.options.tags ?? [])])]
     this.state = S.Pending()
@@ -138,6 +162,10 @@ export class TaskRun implements TaskRunInfo {
   }
   get future(): TaskRunFuture<unknown> {
     return (this.#future ??= new TaskRunFuture(this))
+  }
+  /** The slot the current attempt holds, named after the runner: `thread 2`. */
+  get slot(): string | undefined {
+    return this.slotIndex === undefined ? undefined : slotName(this.executor.name ?? 'runner', this.slotIndex)
   }
 
   /** The current attempt's signal: aborted on timeout or cancellation. */
@@ -177,8 +205,8 @@ export class TaskRun implements TaskRunInfo {
 
   /** What a hook is given: the run's info, as it is in `state`. */
   #info(state: State): TaskRunInfo {
-    const { id, name, taskName, taskKey, flowRunId, tags, mapIndex, mapId, attempt, startTime } = this
-    return { id, name, taskName, taskKey, flowRunId, tags, mapIndex, mapId, attempt, startTime: startTime ?? (state.type === 'Running' ? state.timestamp : undefined), state }
+    const { id, name, taskName, taskKey, flowRunId, tags, mapIndex, mapId, attempt, startTime, upstreamTaskRunIds, slot } = this
+    return { id, name, taskName, taskKey, flowRunId, tags, mapIndex, mapId, attempt, startTime: startTime ?? (state.type === 'Running' ? state.timestamp : undefined), state, upstreamTaskRunIds, slot }
   }
 
   #logTarget() {
@@ -285,6 +313,20 @@ export class TaskRunFuture<R> extends PrefectFuture<R> {
   addDoneCallback(callback: (future: this) => void): void {
     this.#run.onSettled(() => callback(this))
   }
+}
+
+/**
+ * The ids of the runs behind the futures in `args` and `waitFor`, each once; undefined when none.
+ * Cheap for primitive arguments, the common case of a large map().
+ */
+function upstreamIds(args: readonly unknown[], waitFor: readonly WaitForItem[] | undefined, mappedFrom: readonly string[] | undefined): readonly string[] | undefined {
+  let found: Upstream[] | undefined
+  for (const arg of args) if (typeof arg === 'object' && arg !== null) collectUpstreams(arg, (found ??= []))
+  if (waitFor) collectUpstreams(waitFor, (found ??= []))
+  // The runs of one map() share its array when they have no upstream of their own.
+  if (!found || found.length === 0) return mappedFrom
+  if (found.length === 1 && !mappedFrom) return [found[0]!.future.taskRunId]
+  return [...new Set([...(mappedFrom ?? []), ...found.map((u) => u.future.taskRunId)])]
 }
 
 function describeUpstream(future: PrefectFuture): string {

@@ -223,12 +223,20 @@ export class HistoryRecorder implements ResultStore {
         row.m = info.mapId
         row.i = info.mapIndex
       }
+      if (info.upstreamTaskRunIds !== undefined) row.u = [...info.upstreamTaskRunIds]
       entry = { rootId: flow.rootId, seq: this.#seq++, row, settled: false }
       this.#tasks.set(info.id, entry)
     }
     const { row } = entry
     // The hot path: a compact state (type, name, epoch ms); the report's record is built when read.
-    row.s.push(state.message === undefined ? [state.type, state.name, state.timestamp] : [state.type, state.name, state.timestamp, state.message])
+    const slot = state.type === 'Running' ? info.slot : undefined
+    row.s.push(
+      slot !== undefined
+        ? [state.type, state.name, state.timestamp, state.message ?? null, slot]
+        : state.message === undefined
+          ? [state.type, state.name, state.timestamp]
+          : [state.type, state.name, state.timestamp, state.message],
+    )
     row.a = info.attempt
     if (isSettled(state)) {
       entry.settled = true

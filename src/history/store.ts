@@ -53,8 +53,8 @@ export interface StoredTaskRun {
   t: string
   k: string
   f: string
-  /** states: [type, name, epoch ms, message?] */
-  s: [State['type'], string, number, string?][]
+  /** states: [type, name, epoch ms, message?, slot?] (slot on Running states; a missing message is null then) */
+  s: [State['type'], string, number, (string | null)?, string?][]
   /** attempts */
   a: number
   /** tags, map id and index, error, logs ([epoch ms, level, message]) and logs omitted, when there are any */
@@ -66,6 +66,8 @@ export interface StoredTaskRun {
   o?: number
   /** Why the run's value was not stored (it cannot be serialized, or it is too big), when it was not. */
   r?: string
+  /** upstream task run ids, when there are any */
+  u?: string[]
 }
 
 /**
@@ -99,7 +101,12 @@ const iso = (ms: number) => new Date(ms).toISOString()
 
 /** The report's record (docs/report.schema.json) of a stored task run. */
 export function taskRunRecord(row: StoredTaskRun): TaskRunRecord {
-  const stateHistory: StateRecord[] = row.s.map(([type, name, at, message]) => (message === undefined ? { type, name, timestamp: iso(at) } : { type, name, timestamp: iso(at), message }))
+  const stateHistory: StateRecord[] = row.s.map(([type, name, at, message, slot]) => {
+    const state: StateRecord = { type, name, timestamp: iso(at) }
+    if (message !== undefined && message !== null) state.message = message
+    if (slot !== undefined) state.slot = slot
+    return state
+  })
   const last = row.s[row.s.length - 1]!
   const started = row.s.find((s) => s[0] === 'Running')?.[2]
   const ended = isFinal({ type: last[0] }) ? last[2] : undefined
@@ -112,6 +119,7 @@ export function taskRunRecord(row: StoredTaskRun): TaskRunRecord {
     tags: row.g ?? [],
     mapIndex: row.i ?? null,
     mapId: row.m ?? null,
+    upstreamTaskRunIds: row.u ?? [],
     state: stateHistory[stateHistory.length - 1]!,
     stateHistory,
     attempts: row.a,

@@ -24,7 +24,8 @@ export function defineFlowRunsCommand(program: Command, result: CliResult): void
     .argument('<id>', 'the flow run id, or a unique prefix of it (at least 4 characters)')
     .option('-c, --config <path>', CONFIG)
     .option('--json', 'the JSON report of the run (docs/report.schema.json), as ptr run --output json writes it')
-    .action(async (id: string, options: { config?: string; json?: boolean }) => {
+    .option('--report <file>', 'write the HTML report of the run (timeline, task graph, runs with errors and logs) to this .html file, as ptr run --report does')
+    .action(async (id: string, options: { config?: string; json?: boolean; report?: string }) => {
       const { flowRunsShowCommand } = await import('../flow-runs-view.ts')
       result.exitCode = await flowRunsShowCommand({ id, ...options })
     })
