@@ -410,7 +410,7 @@ export const square = task({ name: 'square', cachePolicy: ['inputs', 'taskSource
 export default flow({ name: 'squares' }, async ({ x = 2 }: { x?: number }) => square(x))
 `
   const write = (expiry: number, sleep = 0, extra = '') => SOURCE.replace('EXPIRY', String(expiry)).replace('SLEEP', String(sleep)).replace('x * x', `x * x${extra}`)
-  const project = tempProject({ 'squares.ts': write(2) })
+  const project = tempProject({ 'squares.ts': write(600) })
   after(project.remove)
   const ptr = (args: string[]) => runPtr(args, { cwd: project.dir, env: { CI: 'true' } })
   const executions = () => {
@@ -427,16 +427,22 @@ export default flow({ name: 'squares' }, async ({ x = 2 }: { x?: number }) => sq
   }
 
   it('an inputs-policy task runs once for the same arguments, again for others, after its expiration, and when its source changes', async () => {
+    // A long expiry first, so a slow machine cannot expire an entry between two runs.
+    writeFileSync(project.path('squares.ts'), write(600))
     executions()
     assert.equal((await run(3)).state, 'Completed')
     assert.equal((await run(3)).state, 'Cached')
     assert.equal(executions(), 'square 3')
     assert.equal((await run(4)).state, 'Completed')
     assert.equal(executions(), 'square 4')
-    await new Promise((resolve) => setTimeout(resolve, 2100))
-    assert.equal((await run(3)).state, 'Completed', 'the entry expired')
-    assert.equal(executions(), 'square 3')
-    writeFileSync(project.path('squares.ts'), write(2, 0, ' + 0'))
+    // An entry written with a 1 s expiry (the key does not change: it is the function's source that counts).
+    writeFileSync(project.path('squares.ts'), write(1))
+    assert.equal((await run(5)).state, 'Completed')
+    await new Promise((resolve) => setTimeout(resolve, 1100))
+    assert.equal((await run(5)).state, 'Completed', 'the entry expired')
+    assert.equal(executions(), 'square 5, square 5')
+    assert.equal((await run(3)).state, 'Cached', "the other entries keep the expiry they were written with")
+    writeFileSync(project.path('squares.ts'), write(600, 0, ' + 0'))
     assert.equal((await run(3)).state, 'Completed', 'the task source changed')
     assert.equal((await run(3)).state, 'Cached')
     assert.equal(executions(), 'square 3')
