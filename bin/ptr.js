@@ -16,8 +16,8 @@ if (command === 'run' || command === 'config') await preloadDependencies()
 // ptr's own modules load before tsx's hooks exist: they are plain JavaScript and never transformed.
 const { main } = await import(MAIN.href)
 // Only the commands that import the user's .ts files pay for tsx's hooks (about 270 ms here):
-// `ptr --version`, `--help`, `runs` and `flow-runs` start without them.
-if (command === 'run' || command === 'config' || command === 'worker') {
+// `ptr --version`, `--help`, `runs` and `flow-runs` (but `flow-runs retry`, which runs a flow) start without them.
+if (command === 'run' || command === 'config' || command === 'worker' || (command === 'flow-runs' && process.argv.includes('retry'))) {
   const [{ register: registerEsm }, { register: registerCjs }] = await Promise.all([import('tsx/esm/api'), import('tsx/cjs/api')])
   registerEsm()
   registerCjs()

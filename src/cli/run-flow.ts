@@ -1,4 +1,3 @@
-import { mkdirSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { ExitCode, UsageError } from '../errors.ts'
 import { captureConsole } from '../engine/context.ts'
@@ -20,7 +19,10 @@ import { closeDefaultLimits, setSlotLease } from '../limits/open.ts'
 import { queueSettingsFrom } from '../settings/queue.ts'
 import { historySettingsFrom } from '../settings/history.ts'
 import type { HistoryRecorder } from '../history/recorder.ts'
+import type { HistoryStore } from '../history/store.ts'
+import type { ResolvedHistorySettings } from '../settings/history.ts'
 import { runnerSettingsForRun } from './run-settings.ts'
+import { checkHtmlReportPath, writeReport } from './report-files.ts'
 
 export interface RunFlowCommandOptions {
   file: string
@@ -39,11 +41,17 @@ export interface RunFlowCommandOptions {
   /** `--output-file FILE`: where `--output json` writes the report (else stdout). */
   outputFile?: string | undefined
   junit?: string | undefined
+  /** `--report FILE`: a self-contained HTML report of the run (src/render/report-html/). */
+  report?: string | undefined
   quiet?: boolean
   logLevel?: string | undefined
   color?: string | undefined
   /** `--debug`: whole stacks in the summary. */
   debug?: boolean
+  /** `--resume`: reuse the completed task runs of this flow's latest flow run that did not complete. */
+  resume?: boolean
+  /** `ptr flow-runs retry ID`: reuse the completed task runs of this root flow run (and take its parameters). */
+  resumeFrom?: string | undefined
 }
 
 const SIGNAL_EXIT: Record<'SIGINT' | 'SIGTERM', number> = { SIGINT: ExitCode.Sigint, SIGTERM: ExitCode.Sigterm }
@@ -65,28 +73,23 @@ export async function flowParametersHelp(file: string, flowName: string | undefi
   return describeParameters(selectFlow(file, exports, flowName))
 }
 
-function writeReport(file: string, text: string, flag: string): void {
-  try {
-    mkdirSync(path.dirname(path.resolve(file)), { recursive: true })
-    writeFileSync(file, text)
-  } catch (error) {
-    throw new UsageError(`${flag} ${file}: cannot write the report (${(error as Error).message}); choose a writable path`, 'PTR_REPORT_WRITE')
-  }
-}
-
 /**
  * The run history for this run, or undefined when it is off. A history that cannot be opened or
  * written is a warning, never a reason to fail the flow run.
  */
-async function startHistory(file: string): Promise<{ recorder: HistoryRecorder; close: () => void } | undefined> {
+async function startHistory(
+  settings: ResolvedHistorySettings,
+  flowFile: string,
+): Promise<{ recorder: HistoryRecorder; store: HistoryStore; close: () => void } | undefined> {
   const warn = (error: Error) => process.stderr.write(`ptr: the run history is off for this run: ${error.message}\n`)
   try {
     const [{ HistoryStore }, { HistoryRecorder }] = await Promise.all([import('../history/store.ts'), import('../history/recorder.ts')])
-    const store = HistoryStore.open(file)
-    const recorder = new HistoryRecorder(store)
+    const store = HistoryStore.open(settings.file)
+    const recorder = new HistoryRecorder(store, { results: settings.results, file: flowFile })
     recorder.onError = warn
     return {
       recorder,
+      store,
       close: () => {
         recorder.close()
         store.close()
@@ -98,12 +101,36 @@ async function startHistory(file: string): Promise<{ recorder: HistoryRecorder; 
   }
 }
 
+/**
+ * Points the recorder at the flow run to resume (the latest of `flowName` that did not complete,
+ * or `id`) and returns that run's parameters. Says on stderr what it resumes.
+ */
+function resumeFrom(stored: { recorder: HistoryRecorder; store: HistoryStore }, flowName: string, id: string | undefined): { parameters: Record<string, unknown>; notice: string } {
+  const earlier = id === undefined ? stored.store.latestUnfinished(flowName) : stored.store.flowRun(id)
+  if (!earlier) {
+    throw new UsageError(
+      `no flow run of '${flowName}' to resume in ${stored.store.file}: every recorded one completed or is still running (or none was recorded); run it without --resume, or see ptr flow-runs list --flow ${flowName}`,
+      'PTR_NOTHING_TO_RESUME',
+    )
+  }
+  const count = stored.recorder.resumeFrom(earlier.id)
+  return {
+    parameters: (earlier.record.parameters ?? {}) as Record<string, unknown>,
+    notice: `ptr: resuming flow run ${earlier.id} (${earlier.record.state.name}): ${count} completed task run${count === 1 ? '' : 's'} to reuse\n`,
+  }
+}
+
 /** `ptr run`: loads the file, runs the flow with a renderer attached, returns the exit code. */
 export async function runFlowCommand(options: RunFlowCommandOptions): Promise<number> {
   const output = parseOutput(options.output, options.outputFile)
+  const resuming = options.resume === true || options.resumeFrom !== undefined
+  if (resuming && (options.param.length > 0 || options.params !== undefined)) {
+    throw new UsageError(`${options.resumeFrom ? 'ptr flow-runs retry' : '--resume'} runs the flow again with the parameters of the run it resumes; drop --param/--params (or run without --resume)`, 'PTR_USAGE')
+  }
+  const htmlReport = checkHtmlReportPath(options.report)
   const { exports } = await importFlowFile(options.file)
   const flow = selectFlow(options.file, exports, options.flowName)
-  const parameters = parseFlowParameters(options.param, options.params, flow)
+  let parameters = resuming ? undefined : parseFlowParameters(options.param, options.params, flow)
   const { taskRunner, defaultTaskRunner, retryDefaults, settings } = await runnerSettingsForRun(flow, { ...options, output: output.mode })
   // --runner prefect and t.delay() in the flow use the queue the settings name.
   const queue = queueSettingsFrom(settings, process.cwd())
@@ -123,9 +150,22 @@ export async function runFlowCommand(options: RunFlowCommandOptions): Promise<nu
       ? new LiveRenderer({ color, debug: options.debug ?? false })
       : new PlainRenderer(screen, { color, debug: options.debug ?? false, quiet: options.quiet ?? false, logLevel: String(settings.settings.logLevel.value).toLowerCase() as LogLevel })
   const recorder = new RunRecorder()
-  const history = mode === 'json' || options.junit ? new RunHistory() : undefined
+  const history = mode === 'json' || options.junit || htmlReport ? new RunHistory() : undefined
   const historySettings = historySettingsFrom(settings, process.cwd())
-  const stored = historySettings.enabled ? await startHistory(historySettings.file) : undefined
+  if (resuming && !historySettings.enabled) {
+    throw new UsageError('the run history is off (history: false / PREFECT_HISTORY=false), so there is no earlier run to resume; turn it on to use --resume', 'PTR_USAGE')
+  }
+  const stored = historySettings.enabled ? await startHistory(historySettings, path.resolve(options.file)) : undefined
+  let notice: string | undefined
+  if (resuming) {
+    if (!stored) throw new UsageError(`cannot resume: the run history ${historySettings.file} cannot be opened (see the line above)`, 'PTR_USAGE')
+    try {
+      ;({ parameters, notice } = resumeFrom(stored, flow.name, options.resumeFrom))
+    } catch (error) {
+      stored.close()
+      throw error
+    }
+  }
   const unsubscribe = [runEvents.on(recorder.onEvent), runEvents.on(renderer.onEvent)]
   if (history) unsubscribe.push(runEvents.on(history.onEvent))
   if (stored) unsubscribe.push(runEvents.on(stored.recorder.onEvent))
@@ -152,7 +192,9 @@ export async function runFlowCommand(options: RunFlowCommandOptions): Promise<nu
   let state: State
   try {
     await renderer.start()
-    ;({ state } = await flow.run(parameters, { taskRunner, defaultTaskRunner, retryDefaults, signal: controller.signal }))
+    // After start: the live view puts other writes above itself.
+    if (notice) process.stderr.write(notice)
+    ;({ state } = await flow.run(parameters, { taskRunner, defaultTaskRunner, retryDefaults, signal: controller.signal, results: stored?.recorder }))
   } catch (error) {
     renderer.abort()
     throw error
@@ -175,6 +217,11 @@ export async function runFlowCommand(options: RunFlowCommandOptions): Promise<nu
       else process.stdout.write(text)
     }
     if (options.junit) writeReport(options.junit, buildJUnitXml(report), '--junit')
+    if (htmlReport) {
+      const { buildHtmlReport } = await import('../render/report-html/index.ts')
+      writeReport(htmlReport, await buildHtmlReport(report, { source: 'run' }), '--report')
+      process.stderr.write(`ptr: wrote the HTML report to ${htmlReport} (open it in a browser)\n`)
+    }
   }
   if (signalled) return SIGNAL_EXIT[signalled]
   return state.type === 'Completed' ? ExitCode.Completed : ExitCode.Failed
