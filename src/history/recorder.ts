@@ -217,7 +217,10 @@ export class HistoryRecorder implements ResultStore {
       const flow = info.flowRunId === undefined ? undefined : this.#flows.get(info.flowRunId)
       // A task run outside any flow run this process records (a direct call in a script) is not kept.
       if (!flow) return
-      const row: StoredTaskRun = { id: info.id, n: info.name, t: info.taskName, k: info.taskKey, f: info.flowRunId!, s: [], a: 0 }
+      const row: StoredTaskRun = { id: info.id, n: info.name, k: info.taskKey, s: [], a: 0 }
+      // Left out when they can be told from the key and the root (see StoredTaskRun).
+      if (!info.taskKey.endsWith(`#${info.taskName}`)) row.t = info.taskName
+      if (info.flowRunId !== flow.rootId) row.f = info.flowRunId!
       if (info.tags.length > 0) row.g = [...info.tags]
       if (info.mapId !== undefined) {
         row.m = info.mapId

@@ -48,11 +48,15 @@ export interface FlowRunWrite {
  */
 export interface StoredTaskRun {
   id: string
-  /** name, task name, task key, flow run id */
+  /**
+   * Name, task name, task key, flow run id. The task name is left out when the key ends in
+   * `#<task name>` (it always does for tasks defined with `task()`), and the flow run id when it is
+   * the root flow run's: a row is written per run, so every byte counts.
+   */
   n: string
-  t: string
+  t?: string
   k: string
-  f: string
+  f?: string
   /** states: [type, name, epoch ms, message?, slot?] (slot on Running states; a missing message is null then) */
   s: [State['type'], string, number, (string | null)?, string?][]
   /** attempts */
@@ -100,7 +104,7 @@ export interface CacheWrite {
 const iso = (ms: number) => new Date(ms).toISOString()
 
 /** The report's record (docs/report.schema.json) of a stored task run. */
-export function taskRunRecord(row: StoredTaskRun): TaskRunRecord {
+export function taskRunRecord(row: StoredTaskRun, rootId: string): TaskRunRecord {
   const stateHistory: StateRecord[] = row.s.map(([type, name, at, message, slot]) => {
     const state: StateRecord = { type, name, timestamp: iso(at) }
     if (message !== undefined && message !== null) state.message = message
@@ -113,9 +117,9 @@ export function taskRunRecord(row: StoredTaskRun): TaskRunRecord {
   return {
     id: row.id,
     name: row.n,
-    taskName: row.t,
+    taskName: row.t ?? row.k.slice(row.k.lastIndexOf('#') + 1),
     taskKey: row.k,
-    flowRunId: row.f,
+    flowRunId: row.f ?? rootId,
     tags: row.g ?? [],
     mapIndex: row.i ?? null,
     mapId: row.m ?? null,
@@ -422,7 +426,7 @@ export class HistoryStore {
       (a, b) => (a.id === id ? -1 : b.id === id ? 1 : 0),
     )
     const tasks = this.#db.prepare(`SELECT row FROM task_runs WHERE root_id = ? ORDER BY seq`).all(root) as { row: string }[]
-    return { flowRuns: flows.map((f) => JSON.parse(f.record) as FlowRunRecord), taskRuns: tasks.map((t) => taskRunRecord(JSON.parse(t.row) as StoredTaskRun)) }
+    return { flowRuns: flows.map((f) => JSON.parse(f.record) as FlowRunRecord), taskRuns: tasks.map((t) => taskRunRecord(JSON.parse(t.row) as StoredTaskRun, root)) }
   }
 
   /** Deletes root flow runs that ended before `before` (epoch ms), with their subflows and task runs. */
