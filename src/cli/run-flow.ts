@@ -20,6 +20,10 @@ import { queueSettingsFrom } from '../settings/queue.ts'
 import { historySettingsFrom } from '../settings/history.ts'
 import type { HistoryRecorder } from '../history/recorder.ts'
 import { runnerSettingsForRun } from './run-settings.ts'
+import { startupMark } from '../runners/startup-trace.ts'
+import { useModuleBundle } from '../runners/bundles.ts'
+import type { FlowBundle } from './bundle-flow.ts'
+import { startWorkersEarly, stopEarlyWorkers } from './early-workers.ts'
 
 export interface RunFlowCommandOptions {
   file: string
@@ -99,11 +103,31 @@ async function startHistory(file: string): Promise<{ recorder: HistoryRecorder; 
 
 /** `ptr run`: loads the file, runs the flow with a renderer attached, returns the exit code. */
 export async function runFlowCommand(options: RunFlowCommandOptions): Promise<number> {
+  startupMark('run: command started')
   const output = parseOutput(options.output, options.outputFile)
-  const { exports } = await importFlowFile(options.file)
+  startWorkersEarly(options)
+  let stopBundle: (() => void) | undefined
+  let bundle: FlowBundle | undefined
+  try {
+    // The flow file and the user's files it imports, bundled once for this run: the pool workers
+    // import the same bundle (see bundle-flow.ts).
+    const imported = await importFlowFile(options.file, process.cwd(), { bundle: true })
+    startupMark('run: flow file imported')
+    bundle = imported.bundle
+    if (bundle) stopBundle = useModuleBundle(bundle)
+    return await runImportedFlow(options, output, imported.exports)
+  } finally {
+    await stopEarlyWorkers()
+    stopBundle?.()
+    bundle?.dispose()
+  }
+}
+
+async function runImportedFlow(options: RunFlowCommandOptions, output: ReturnType<typeof parseOutput>, exports: Record<string, unknown>): Promise<number> {
   const flow = selectFlow(options.file, exports, options.flowName)
   const parameters = parseFlowParameters(options.param, options.params, flow)
   const { taskRunner, defaultTaskRunner, retryDefaults, settings } = await runnerSettingsForRun(flow, { ...options, output: output.mode })
+  startupMark('run: settings resolved')
   // --runner prefect and t.delay() in the flow use the queue the settings name.
   const queue = queueSettingsFrom(settings, process.cwd())
   setDefaultQueue(queue.url, undefined, { source: queue.source, leaseMs: queue.leaseMs, maxLostLeases: queue.maxLostLeases })
@@ -123,6 +147,7 @@ export async function runFlowCommand(options: RunFlowCommandOptions): Promise<nu
   const history = mode === 'json' || options.junit ? new RunHistory() : undefined
   const historySettings = historySettingsFrom(settings, process.cwd())
   const stored = historySettings.enabled ? await startHistory(historySettings.file) : undefined
+  startupMark('run: history opened')
   const unsubscribe = [runEvents.on(recorder.onEvent), runEvents.on(renderer.onEvent)]
   if (history) unsubscribe.push(runEvents.on(history.onEvent))
   if (stored) unsubscribe.push(runEvents.on(stored.recorder.onEvent))
@@ -149,6 +174,7 @@ export async function runFlowCommand(options: RunFlowCommandOptions): Promise<nu
   let state: State
   try {
     await renderer.start()
+    startupMark('run: renderer started, flow starts')
     ;({ state } = await flow.run(parameters, { taskRunner, defaultTaskRunner, retryDefaults, signal: controller.signal }))
   } catch (error) {
     renderer.abort()
@@ -160,6 +186,7 @@ export async function runFlowCommand(options: RunFlowCommandOptions): Promise<nu
     for (const off of unsubscribe) off()
     stored?.close()
   }
+  startupMark('run: flow run ended')
   recorder.endedAt = Date.now()
   await renderer.end(recorder, state)
   if (history) {

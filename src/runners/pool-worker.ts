@@ -1,6 +1,6 @@
 /**
- * The code that runs inside every pool worker (thread or child process), loaded by workerpool with
- * tsx registered by pool-bootstrap.mjs. It imports a task's module once per worker, finds the task
+ * The code that runs inside every pool worker (thread or child process), loaded by workerpool as
+ * built JavaScript (from ptr's sources, with tsx registered by pool-bootstrap.mjs). It imports a task's module once per worker, finds the task
  * by its key, runs it in a run context (nested submits run in place, here), and sends back a
  * value or an error record. Logs travel as workerpool events, tagged with their task run.
  */
@@ -21,14 +21,36 @@ import type { Crossing } from './crossing.ts'
 import { ABORT_GRACE_MS, METHOD_PROBE, METHOD_RUN, OUTCOMES_EVERY_MS, keyModuleUrl } from './pool-protocol.ts'
 import type { LogMessage, OutcomesMessage, ProbeAnswer, RunOutcome, RunRequest, RunResult, StateMessage, StateRecord } from './pool-protocol.ts'
 import { inlineRunner } from '../engine/task-runner.ts'
+import { startupMark } from './startup-trace.ts'
+import { addModuleBundles, moduleBundles, registerTypeScript } from './bundles.ts'
+import type { ModuleBundle } from './bundles.ts'
+
+startupMark('worker: ptr modules loaded')
 
 const crossing: Crossing = isMainThread ? 'process' : 'thread'
 
+// Stacks of errors thrown here name the user's .ts files and lines (the bundle's source map), as
+// the main process shows them. On before the first user module loads.
+process.setSourceMapsEnabled(true)
+
 // Each module is imported once per worker; its top-level code (task definitions) runs once here.
+// A module of the run's bundle comes with the bundle (plain JavaScript, every module of it at
+// once); any other through tsx, registered the first time one is needed.
 const modules = new Map<string, Promise<unknown>>()
 const load = (url: string): Promise<unknown> => {
   let loading = modules.get(url)
-  if (!loading) modules.set(url, (loading = import(url)))
+  if (!loading) {
+    const bundle = moduleBundles().find((b) => b.modules.includes(url))
+    const target = bundle?.url ?? url
+    loading = modules.get(target)
+    if (!loading) {
+      startupMark(`worker: importing ${target}`)
+      loading = (bundle && !bundle.typescript ? Promise.resolve() : registerTypeScript()).then(() => import(target))
+      modules.set(target, loading)
+      if (process.env.PTR_STARTUP_TRACE) void loading.then(() => startupMark('worker: module imported'), () => undefined)
+    }
+    modules.set(url, loading)
+  }
   return loading
 }
 
@@ -171,6 +193,7 @@ async function run(this: { worker?: { addAbortListener(listener: () => Promise<v
     abortListening = true
     this.worker.addAbortListener(onAbort)
   }
+  startupMark('worker: run request received')
   if (requests.length === 1) return [await runOne(requests[0]!)]
   unsent = []
   sentAt = performance.now()
@@ -185,9 +208,12 @@ async function run(this: { worker?: { addAbortListener(listener: () => Promise<v
   }
 }
 
-async function probe(key: string, taskName: string): Promise<ProbeAnswer> {
+async function probe(key: string, taskName: string, bundles: readonly ModuleBundle[] = []): Promise<ProbeAnswer> {
+  addModuleBundles(bundles)
   try {
-    if (await findTask(key)) return { found: true }
+    const found = await findTask(key)
+    startupMark('worker: probe answered')
+    if (found) return { found: true }
     return { found: false, reason: `${keyModuleUrl(key)} does not define it at its top level` }
   } catch (error) {
     return { found: false, reason: `its module ${keyModuleUrl(key)} failed to load in the worker (${toError(error).message.split('\n')[0]})` }

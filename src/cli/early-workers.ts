@@ -1,0 +1,20 @@
+import { PoolTaskRunner } from '../runners/pool-runner.ts'
+import { createTaskRunner } from '../runners/kinds.ts'
+
+/**
+ * `ptr run --runner thread|process`: the flag outranks everything else, so the pool's workers can
+ * start now, while the flow file is bundled and imported, and the flow run's runner takes them
+ * (see PoolTaskRunner.startWorkersEarly). As many as `--max-workers` says, else one: the size may
+ * still come from the environment, a config file or the flow's code, and the rest start on demand.
+ * A flag with a bad value starts nothing (the settings say what is wrong).
+ */
+export function startWorkersEarly(flags: { runner?: string | undefined; maxWorkers?: string | undefined }): void {
+  if (flags.runner !== 'thread' && flags.runner !== 'process') return
+  const size = flags.maxWorkers === undefined ? 1 : Number(flags.maxWorkers)
+  if (!Number.isInteger(size) || size < 1) return
+  const runner = createTaskRunner(flags.runner, { maxWorkers: size })
+  if (runner instanceof PoolTaskRunner) runner.startWorkersEarly()
+}
+
+/** Ends the workers started early that no runner took (the flow ran elsewhere, or never ran). */
+export const stopEarlyWorkers = (): Promise<void> => PoolTaskRunner.stopEarlyWorkers()
