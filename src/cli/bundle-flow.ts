@@ -107,6 +107,9 @@ export async function bundleFlowFile(file: string): Promise<FlowBundle | undefin
   } catch {
     rmSync(dir, { recursive: true, force: true })
     return undefined
+  } finally {
+    // esbuild's service is a child process: it must not outlive the bundling (nor show as a worker).
+    void build.stop()
   }
   return {
     url: pathToFileURL(outfile).href,
