@@ -2,7 +2,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import os from 'node:os'
 import path from 'node:path'
-import { pathToFileURL } from 'node:url'
+import { fileURLToPath, pathToFileURL } from 'node:url'
 import type { ModuleBundle } from '../runners/bundles.ts'
 import { isPtrOwnFile } from '../engine/stack.ts'
 
@@ -77,7 +77,9 @@ export async function bundleFlowFile(file: string): Promise<FlowBundle | undefin
           setup(b) {
             b.onResolve({ filter: /.*/ }, async (args) => {
               if (args.kind === 'entry-point' || args.pluginData === 'ptr') return undefined
-              const resolved = await b.resolve(args.path, { kind: args.kind, importer: args.importer, resolveDir: args.resolveDir, pluginData: 'ptr' })
+              // esbuild resolves paths, not file URLs.
+              const specifier = args.path.startsWith('file:') ? fileURLToPath(args.path) : args.path
+              const resolved = await b.resolve(specifier, { kind: args.kind, importer: args.importer, resolveDir: args.resolveDir, pluginData: 'ptr' })
               if (resolved.errors.length > 0) throw new NotBundleable(resolved.errors[0]!.text)
               if (resolved.external || !path.isAbsolute(resolved.path)) return { path: args.path, external: true }
               // Packages and ptr itself stay one shared copy, loaded by Node.

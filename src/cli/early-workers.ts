@@ -16,5 +16,8 @@ export function startWorkersEarly(flags: { runner?: string | undefined; maxWorke
   if (runner instanceof PoolTaskRunner) runner.startWorkersEarly()
 }
 
+/** The workers started early import the run's bundle now, while the main process resolves settings and opens the history. */
+export const loadBundleInEarlyWorkers = (): void => PoolTaskRunner.loadBundlesInEarlyWorkers()
+
 /** Ends the workers started early that no runner took (the flow ran elsewhere, or never ran). */
 export const stopEarlyWorkers = (): Promise<void> => PoolTaskRunner.stopEarlyWorkers()

@@ -23,7 +23,7 @@ import { runnerSettingsForRun } from './run-settings.ts'
 import { startupMark } from '../runners/startup-trace.ts'
 import { useModuleBundle } from '../runners/bundles.ts'
 import type { FlowBundle } from './bundle-flow.ts'
-import { startWorkersEarly, stopEarlyWorkers } from './early-workers.ts'
+import { loadBundleInEarlyWorkers, startWorkersEarly, stopEarlyWorkers } from './early-workers.ts'
 
 export interface RunFlowCommandOptions {
   file: string
@@ -114,7 +114,10 @@ export async function runFlowCommand(options: RunFlowCommandOptions): Promise<nu
     const imported = await importFlowFile(options.file, process.cwd(), { bundle: true })
     startupMark('run: flow file imported')
     bundle = imported.bundle
-    if (bundle) stopBundle = useModuleBundle(bundle)
+    if (bundle) {
+      stopBundle = useModuleBundle(bundle)
+      loadBundleInEarlyWorkers()
+    }
     return await runImportedFlow(options, output, imported.exports)
   } finally {
     await stopEarlyWorkers()

@@ -13,7 +13,7 @@ import type { State } from '../engine/states.ts'
 import type { TaskRun } from '../engine/task-run.ts'
 import { checkArguments, crossingName } from './crossing.ts'
 import type { Crossing } from './crossing.ts'
-import { ABORT_GRACE_MS, METHOD_PROBE, METHOD_RUN, keyModuleUrl } from './pool-protocol.ts'
+import { ABORT_GRACE_MS, METHOD_PRELOAD, METHOD_PROBE, METHOD_RUN, keyModuleUrl } from './pool-protocol.ts'
 import type { LogMessage, OutcomesMessage, ProbeAnswer, RunOutcome, RunRequest, StateMessage, StateRecord } from './pool-protocol.ts'
 import { TaskRunner } from '../engine/task-runner.ts'
 import { startupMark } from './startup-trace.ts'
@@ -166,6 +166,19 @@ export abstract class PoolTaskRunner extends TaskRunner {
    */
   startWorkersEarly(): void {
     earlyPools.push({ key: this.#earlyKey, workers: this.options.maxWorkers, pool: this.#createPool(this.options.maxWorkers) })
+  }
+
+  /**
+   * Has every worker started early import the bundles in use now (see bundles.ts), so the
+   * first probe finds its module loaded. Best effort: a module that fails says so at its probe.
+   */
+  static loadBundlesInEarlyWorkers(): void {
+    const bundles = moduleBundles()
+    if (bundles.length === 0) return
+    for (const { pool, workers } of earlyPools) {
+      // One call per worker, sent at once: workerpool gives each to a different idle worker.
+      for (let i = 0; i < workers; i++) pool.exec(METHOD_PRELOAD, [bundles]).catch(() => undefined)
+    }
   }
 
   /** Terminates the workers started early that no runner took. */

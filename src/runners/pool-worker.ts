@@ -18,7 +18,7 @@ import type { ErrorRecord } from '../engine/error-wire.ts'
 import { NotCloneableError, TaskNotFoundInWorkerError, toError } from '../errors.ts'
 import { checkReturnValue, crossingName } from './crossing.ts'
 import type { Crossing } from './crossing.ts'
-import { ABORT_GRACE_MS, METHOD_PROBE, METHOD_RUN, OUTCOMES_EVERY_MS, keyModuleUrl } from './pool-protocol.ts'
+import { ABORT_GRACE_MS, METHOD_PRELOAD, METHOD_PROBE, METHOD_RUN, OUTCOMES_EVERY_MS, keyModuleUrl } from './pool-protocol.ts'
 import type { LogMessage, OutcomesMessage, ProbeAnswer, RunOutcome, RunRequest, RunResult, StateMessage, StateRecord } from './pool-protocol.ts'
 import { inlineRunner } from '../engine/task-runner.ts'
 import { startupMark } from './startup-trace.ts'
@@ -40,7 +40,7 @@ const modules = new Map<string, Promise<unknown>>()
 const load = (url: string): Promise<unknown> => {
   let loading = modules.get(url)
   if (!loading) {
-    const bundle = moduleBundles().find((b) => b.modules.includes(url))
+    const bundle = moduleBundles().find((b) => b.url === url || b.modules.includes(url))
     const target = bundle?.url ?? url
     loading = modules.get(target)
     if (!loading) {
@@ -220,6 +220,12 @@ async function probe(key: string, taskName: string, bundles: readonly ModuleBund
   }
 }
 
+/** Imports every bundle of the run now (see METHOD_PRELOAD); a module that fails to load says so at its probe. */
+async function preload(bundles: readonly ModuleBundle[]): Promise<void> {
+  addModuleBundles(bundles)
+  await Promise.all(moduleBundles().map((bundle) => load(bundle.url).catch(() => undefined)))
+}
+
 setLogSink((event) => {
   const line: LogMessage = { type: 'ptr.log', event }
   workerpool.workerEmit(line)
@@ -254,7 +260,7 @@ if (crossing === 'process') {
 }
 
 workerpool.worker(
-  { [METHOD_RUN]: run, [METHOD_PROBE]: probe },
+  { [METHOD_RUN]: run, [METHOD_PROBE]: probe, [METHOD_PRELOAD]: preload },
   // Also when the pool is terminated (close after Ctrl-C or SIGTERM): abort first, then exit. The
   // main side ends a worker whose runs outlast the grace well before abortListenerTimeout.
   { onTerminate: () => abortRunning().then(() => undefined), abortListenerTimeout: 60_000 },
