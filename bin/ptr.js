@@ -20,7 +20,8 @@ if (!existsSync(MAIN)) {
 }
 // The command: the first word that is not a global option (`ptr --debug run ...`).
 const command = process.argv.slice(2).find((arg) => !arg.startsWith('-'))
-if (command === 'run' || command === 'config') await preloadDependencies()
+// (ptr run registers no hooks unless its flow file cannot be bundled: it loads them as it needs them.)
+if (command === 'config') await preloadDependencies()
 mark('bin: dependencies preloaded')
 // ptr's own modules load before tsx's hooks exist: they are plain JavaScript and never transformed.
 const { main } = await import(MAIN.href)

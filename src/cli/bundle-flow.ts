@@ -38,12 +38,35 @@ function loadEsbuild(): Esbuild {
   return (esbuild ??= createRequire(import.meta.url)('esbuild') as Esbuild)
 }
 
+/** Bundles started ahead of bundleFlowFile(), by absolute path. */
+const early = new Map<string, Promise<FlowBundle | undefined>>()
+
+/** Starts bundling `file` (absolute) now; bundleFlowFile() takes the result. One left untaken is deleted at exit. */
+export function startBundling(file: string): void {
+  if (early.has(file)) return
+  const bundling = build(file)
+  early.set(file, bundling)
+  void bundling.then((bundle) => {
+    // Nobody took it (the run stopped before importing the flow file): deleted at exit.
+    if (bundle) process.once('exit', () => early.get(file) === bundling && bundle.dispose())
+  })
+}
+
 /**
  * Bundles `file` (absolute) for this run, or returns undefined when it cannot be bundled
  * faithfully (CommonJS globals, computed imports, a syntax error...): the caller then imports
  * the file through tsx, which reports any error in the user's terms.
  */
-export async function bundleFlowFile(file: string): Promise<FlowBundle | undefined> {
+export function bundleFlowFile(file: string): Promise<FlowBundle | undefined> {
+  const started = early.get(file)
+  if (started) {
+    early.delete(file)
+    return started
+  }
+  return build(file)
+}
+
+async function build(file: string): Promise<FlowBundle | undefined> {
   let build: Esbuild
   try {
     build = loadEsbuild()

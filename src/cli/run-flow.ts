@@ -23,7 +23,7 @@ import { runnerSettingsForRun } from './run-settings.ts'
 import { startupMark } from '../runners/startup-trace.ts'
 import { useModuleBundle } from '../runners/bundles.ts'
 import type { FlowBundle } from './bundle-flow.ts'
-import { loadBundleInEarlyWorkers, startWorkersEarly, stopEarlyWorkers } from './early-workers.ts'
+import { loadBundleInEarlyWorkers, stopEarlyWorkers } from './early-start.ts'
 
 export interface RunFlowCommandOptions {
   file: string
@@ -105,7 +105,6 @@ async function startHistory(file: string): Promise<{ recorder: HistoryRecorder; 
 export async function runFlowCommand(options: RunFlowCommandOptions): Promise<number> {
   startupMark('run: command started')
   const output = parseOutput(options.output, options.outputFile)
-  startWorkersEarly(options)
   let stopBundle: (() => void) | undefined
   let bundle: FlowBundle | undefined
   try {

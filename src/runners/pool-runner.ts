@@ -190,7 +190,9 @@ export abstract class PoolTaskRunner extends TaskRunner {
   protected override async onClose(): Promise<void> {
     const pool = this.#pool
     this.#pool = undefined
+    startupMark(`pool: closing`)
     if (pool) await pool.terminate(true)
+    startupMark(`pool: closed`)
   }
 
   protected override onCancelAll(_error: Error): void {

@@ -71,6 +71,7 @@ function notFound(name: string, reason: string): ErrorRecord {
 async function runOne(request: RunRequest): Promise<RunOutcome> {
   const start = performance.now()
   const outcome = await attempt(request)
+  startupMark('worker: run done')
   return { ...outcome, ms: performance.now() - start }
 }
 

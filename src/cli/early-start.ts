@@ -1,5 +1,17 @@
+import path from 'node:path'
 import { PoolTaskRunner } from '../runners/pool-runner.ts'
 import { createTaskRunner } from '../runners/kinds.ts'
+import { startBundling } from './bundle-flow.ts'
+
+/**
+ * `ptr run`, before it loads the modules that run a flow: starts bundling the flow file (esbuild
+ * works in its own process meanwhile) and the pool workers the flags ask for, so both overlap
+ * the rest of the start-up. Best effort: what goes wrong here is found and said later.
+ */
+export function startEarly(file: string, flags: { runner?: string | undefined; maxWorkers?: string | undefined }, cwd = process.cwd()): void {
+  startBundling(path.resolve(cwd, file))
+  startWorkersEarly(flags)
+}
 
 /**
  * `ptr run --runner thread|process`: the flag outranks everything else, so the pool's workers can
@@ -8,7 +20,7 @@ import { createTaskRunner } from '../runners/kinds.ts'
  * still come from the environment, a config file or the flow's code, and the rest start on demand.
  * A flag with a bad value starts nothing (the settings say what is wrong).
  */
-export function startWorkersEarly(flags: { runner?: string | undefined; maxWorkers?: string | undefined }): void {
+function startWorkersEarly(flags: { runner?: string | undefined; maxWorkers?: string | undefined }): void {
   if (flags.runner !== 'thread' && flags.runner !== 'process') return
   const size = flags.maxWorkers === undefined ? 1 : Number(flags.maxWorkers)
   if (!Number.isInteger(size) || size < 1) return
