@@ -24,7 +24,11 @@ import { task } from '${PTR}'
 // Top-level code: one line per isolate that evaluates this module.
 appendFileSync(process.env.LOAD_LOG!, \`\${process.pid}/\${isMainThread ? 'main' : threadId}\\n\`)
 
-export const word = task({ name: 'word' }, (n: number) => ({ word: '${word}', n, tsx: ${TSX_FLAG}, url: import.meta.url }))
+// 100 ms each, so that both workers of a pool of 2 take runs.
+export const word = task({ name: 'word' }, (n: number) => {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 100)
+  return { word: '${word}', n, tsx: ${TSX_FLAG}, url: import.meta.url }
+})
 
 export const fail = task({ name: 'fail' }, (n: number): number => {
   throw new RangeError(\`no \${n}\`) // THROWS HERE

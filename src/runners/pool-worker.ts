@@ -71,7 +71,6 @@ function notFound(name: string, reason: string): ErrorRecord {
 async function runOne(request: RunRequest): Promise<RunOutcome> {
   const start = performance.now()
   const outcome = await attempt(request)
-  startupMark('worker: run done')
   return { ...outcome, ms: performance.now() - start }
 }
 
@@ -159,6 +158,7 @@ async function abortRunning(): Promise<boolean> {
  * after its `workerTerminateTimeout`, as it does for a worker whose event loop is blocked.
  */
 let abortListening = false
+let firstRun = true
 async function onAbort(): Promise<void> {
   if (await abortRunning()) {
     abortListening = false
@@ -194,7 +194,10 @@ async function run(this: { worker?: { addAbortListener(listener: () => Promise<v
     abortListening = true
     this.worker.addAbortListener(onAbort)
   }
-  startupMark('worker: run request received')
+  if (firstRun) {
+    firstRun = false
+    startupMark('worker: first run request received')
+  }
   if (requests.length === 1) return [await runOne(requests[0]!)]
   unsent = []
   sentAt = performance.now()

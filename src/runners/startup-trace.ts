@@ -9,6 +9,6 @@ import { isMainThread, threadId } from 'node:worker_threads'
 const FILE = process.env.PTR_STARTUP_TRACE
 const who = `${process.pid}${isMainThread ? '' : `/${threadId}`}`
 
-export function startupMark(step: string, at = performance.timeOrigin + performance.now()): void {
-  if (FILE) appendFileSync(FILE, `${at.toFixed(1)} ${who} ${step}\n`)
+export function startupMark(step: string): void {
+  if (FILE) appendFileSync(FILE, `${(performance.timeOrigin + performance.now()).toFixed(1)} ${who} ${step}\n`)
 }
