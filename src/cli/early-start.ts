@@ -1,7 +1,9 @@
 import path from 'node:path'
 import { PoolTaskRunner } from '../runners/pool-runner.ts'
-import { createTaskRunner } from '../runners/kinds.ts'
+import { ProcessPoolTaskRunner } from '../runners/process-pool.ts'
+import { ThreadPoolTaskRunner } from '../runners/thread-pool.ts'
 import { startBundling } from './bundle-flow.ts'
+import { startupMark } from '../runners/startup-trace.ts'
 
 /**
  * `ptr run`, before it loads the modules that run a flow: starts bundling the flow file (esbuild
@@ -9,6 +11,7 @@ import { startBundling } from './bundle-flow.ts'
  * the rest of the start-up. Best effort: what goes wrong here is found and said later.
  */
 export function startEarly(file: string, flags: { runner?: string | undefined; maxWorkers?: string | undefined }, cwd = process.cwd()): void {
+  startupMark('run: early start (bundle, workers)')
   startBundling(path.resolve(cwd, file))
   startWorkersEarly(flags)
 }
@@ -24,8 +27,8 @@ function startWorkersEarly(flags: { runner?: string | undefined; maxWorkers?: st
   if (flags.runner !== 'thread' && flags.runner !== 'process') return
   const size = flags.maxWorkers === undefined ? 1 : Number(flags.maxWorkers)
   if (!Number.isInteger(size) || size < 1) return
-  const runner = createTaskRunner(flags.runner, { maxWorkers: size })
-  if (runner instanceof PoolTaskRunner) runner.startWorkersEarly()
+  const runner = flags.runner === 'thread' ? new ThreadPoolTaskRunner({ maxWorkers: size }) : new ProcessPoolTaskRunner({ maxWorkers: size })
+  runner.startWorkersEarly()
 }
 
 /** The workers started early import the run's bundle now, while the main process resolves settings and opens the history. */

@@ -1,6 +1,6 @@
 import type { Command } from 'commander'
 import { Option } from 'commander'
-import { RUNNER_KINDS } from '../../runners/kinds.ts'
+import { RUNNER_KINDS } from '../../runners/kind-names.ts'
 import { UsageError } from '../../errors.ts'
 import type { CliResult } from '../cli-result.ts'
 
