@@ -128,9 +128,11 @@ describe('ptr run: the flow bundle', () => {
     })
   }
 
-  it('a flow the bundle cannot keep (a computed import) runs through tsx', async () => {
+  it('a flow the bundle cannot keep (a computed import) runs through tsx, whatever bundles the environment names', async () => {
     writeFileSync(log, '')
-    const result = await run(['computed.ts', '--runner', 'thread', '--max-workers', '1'])
+    // As a ptr run started from a task of another run inherits them: never this run's.
+    const inherited = JSON.stringify([{ url: pathToFileURL(project.path('gone', 'stale.mjs')).href, modules: [pathToFileURL(project.path('helper.ts')).href], typescript: false }])
+    const result = await runPtr(['run', 'computed.ts', '--runner', 'thread', '--max-workers', '1'], { cwd: project.dir, env: { LOAD_LOG: log, PTR_MODULE_BUNDLES: inherited } })
     assert.equal(result.code, 0, result.stderr + result.stdout)
     const outcome = parseResult(result.stdout)
     assert.equal(outcome.main.tsx, true)

@@ -4,6 +4,7 @@ import { ProcessPoolTaskRunner } from '../runners/process-pool.ts'
 import { ThreadPoolTaskRunner } from '../runners/thread-pool.ts'
 import { startBundling } from './bundle-flow.ts'
 import { startupMark } from '../runners/startup-trace.ts'
+import { forgetInheritedBundles } from '../runners/bundles.ts'
 
 /**
  * `ptr run`, before it loads the modules that run a flow: starts bundling the flow file (esbuild
@@ -12,6 +13,7 @@ import { startupMark } from '../runners/startup-trace.ts'
  */
 export function startEarly(file: string, flags: { runner?: string | undefined; maxWorkers?: string | undefined }, cwd = process.cwd()): void {
   startupMark('run: early start (bundle, workers)')
+  forgetInheritedBundles()
   startBundling(path.resolve(cwd, file))
   startWorkersEarly(flags)
 }

@@ -21,7 +21,7 @@ import { historySettingsFrom } from '../settings/history.ts'
 import type { HistoryRecorder } from '../history/recorder.ts'
 import { runnerSettingsForRun } from './run-settings.ts'
 import { startupMark } from '../runners/startup-trace.ts'
-import { useModuleBundle } from '../runners/bundles.ts'
+import { forgetInheritedBundles, useModuleBundle } from '../runners/bundles.ts'
 import type { FlowBundle } from './bundle-flow.ts'
 import { loadBundleInEarlyWorkers, stopEarlyWorkers } from './early-start.ts'
 
@@ -104,6 +104,7 @@ async function startHistory(file: string): Promise<{ recorder: HistoryRecorder; 
 /** `ptr run`: loads the file, runs the flow with a renderer attached, returns the exit code. */
 export async function runFlowCommand(options: RunFlowCommandOptions): Promise<number> {
   startupMark('run: command started')
+  forgetInheritedBundles()
   const output = parseOutput(options.output, options.outputFile)
   let stopBundle: (() => void) | undefined
   let bundle: FlowBundle | undefined

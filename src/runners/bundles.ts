@@ -30,6 +30,14 @@ export function useModuleBundle(bundle: ModuleBundle): () => void {
   }
 }
 
+/**
+ * Forgets bundles this process inherited through the environment (a `ptr run` started from a
+ * task of another run): only a process's own run decides which bundle its workers import.
+ */
+export function forgetInheritedBundles(): void {
+  if (bundles.length === 0) delete process.env[BUNDLES_ENV]
+}
+
 /** The bundles in use in this process (set with useModuleBundle, or inherited through the environment). */
 export function moduleBundles(): readonly ModuleBundle[] {
   if (bundles.length === 0 && process.env[BUNDLES_ENV]) {
