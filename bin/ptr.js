@@ -27,8 +27,9 @@ mark('bin: dependencies preloaded')
 const { main } = await import(MAIN.href)
 mark('bin: dist/cli/main.js imported')
 // Only the commands that import the user's .ts files pay for tsx's hooks (about 270 ms here):
-// `ptr --version`, `--help`, `runs` and `flow-runs` start without them. `ptr run` registers them
-// only when it cannot bundle the flow file (src/cli/bundle-flow.ts).
+// `ptr --version`, `--help`, `runs` and `flow-runs` start without them. `ptr run` (and
+// `flow-runs retry`, which runs a flow) registers them only when it cannot bundle the flow file
+// (src/cli/bundle-flow.ts).
 if (command === 'config' || command === 'worker') {
   const [{ register: registerEsm }, { register: registerCjs }] = await Promise.all([import('tsx/esm/api'), import('tsx/cjs/api')])
   registerEsm()

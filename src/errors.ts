@@ -137,3 +137,11 @@ export function toError(thrown: unknown): Error {
   const shown = typeof thrown === 'string' ? thrown : inspect(thrown, { depth: 3, breakLength: Infinity })
   return Object.assign(new Error(`non-Error thrown: ${shown}`), { thrown })
 }
+
+/**
+ * How an attempt that ended with `error` is spoken of: "crashed" (its worker or process died),
+ * "timed out", or "failed". By the error's name, so it also holds for a rebuilt or recorded error.
+ */
+export function attemptEnded(error: { readonly name?: string } | undefined): 'crashed' | 'timed out' | 'failed' {
+  return error?.name === 'CrashedError' ? 'crashed' : error?.name === 'TaskRunTimeoutError' ? 'timed out' : 'failed'
+}

@@ -207,3 +207,48 @@ describe('turning the history off, and a history that cannot be used', () => {
     }
   })
 })
+
+describe('what the recorder writes while a flow runs (in-process, a real file)', () => {
+  it('a started run is written within a write or two; runs that have not started wait until they do (or the end)', async () => {
+    const { ConcurrentTaskRunner, flow, onRunEvent, task } = await import('../src/index.ts')
+    const { HistoryStore } = await import('../src/history/store.ts')
+    const { HistoryRecorder } = await import('../src/history/recorder.ts')
+    const project = tempProject()
+    const store = HistoryStore.open(project.path('history.db'))
+    const recorder = new HistoryRecorder(store)
+    const off = onRunEvent(recorder.onEvent)
+    let release!: () => void
+    const gate = new Promise<void>((resolve) => (release = resolve))
+    const held = task({ name: 'held' }, async (i: number) => {
+      await gate
+      return i
+    })
+    const states = () => {
+      const db = new Database(project.path('history.db'), { readonly: true })
+      try {
+        return (db.prepare('SELECT state_name AS s FROM task_runs ORDER BY seq').all() as { s: string }[]).map((r) => r.s).join(' ')
+      } finally {
+        db.close()
+      }
+    }
+    try {
+      const f = flow({ name: 'held', taskRunner: new ConcurrentTaskRunner({ maxConcurrency: 2 }) }, async () => {
+        const list = held.map([1, 2, 3, 4])
+        await new Promise((resolve) => setTimeout(resolve, 700))
+        const during = states()
+        release()
+        await list.result()
+        return during
+      })
+      const { state } = await f.run()
+      assert.equal(state.result, 'Running Running', 'the two running runs are on disk; the two waiting for a slot are not yet')
+      recorder.close()
+      assert.equal(states(), 'Completed Completed Completed Completed')
+    } finally {
+      off()
+      recorder.close()
+      store.close()
+      project.remove()
+    }
+  })
+})

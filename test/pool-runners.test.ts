@@ -123,6 +123,8 @@ for (const { kind, create } of KINDS) {
       for (const state of states(crashed.taskRunId).filter((s) => s.type === 'Crashed' || s.name === 'Retrying')) {
         assert.match(state.message ?? '', new RegExp(`the ${kind} worker running 'quick_or_exit-\\d+' exited with code 5`))
       }
+      // A crashed attempt is called what it was.
+      assert.match(states(crashed.taskRunId).find((s) => s.name === 'Retrying')!.message ?? '', /^attempt 1 crashed: the /)
       const ran = new Map<string, number>()
       for (const line of logs) if (line.message.startsWith('ran ')) ran.set(line.taskRunId!, (ran.get(line.taskRunId!) ?? 0) + 1)
       ended.forEach((state, i) => {

@@ -8,6 +8,8 @@ import { historySettingsFrom } from '../settings/history.ts'
 import { resolveSettings } from '../settings/resolve.ts'
 import { parseAge } from './runs-view.ts'
 import { formatTable } from './table.ts'
+import type { RunFlowCommandOptions } from './run-flow.ts'
+import { checkHtmlReportPath, writeReport } from './report-files.ts'
 
 interface HistoryCommandOptions {
   config?: string | undefined
@@ -71,6 +73,8 @@ export async function flowRunsListCommand(options: FlowRunsListOptions): Promise
 
 export interface FlowRunsShowOptions extends HistoryCommandOptions {
   id: string
+  /** `--report FILE`: the HTML report of the stored run, instead of the text view. */
+  report?: string | undefined
 }
 
 /** The report (docs/report.schema.json) of a stored flow run, as `ptr run --output json` writes it. */
@@ -94,13 +98,20 @@ function reportOf(flowRuns: FlowRunRecord[], taskRuns: TaskRunRecord[], version:
 /** `ptr flow-runs show ID`: a flow run with its subflows and task runs (states, durations, errors, logs). */
 export async function flowRunsShowCommand(options: FlowRunsShowOptions): Promise<number> {
   const out = options.stdout ?? process.stdout
+  const htmlReport = options.report === undefined ? undefined : checkHtmlReportPath(options.report)
   const store = await openHistory(options.config)
   try {
     const id = store.resolveId(options.id)
     const found = store.get(id)!
-    if (options.json) {
+    if (options.json || htmlReport) {
       const { version } = (await import('../../package.json', { with: { type: 'json' } })).default as { version: string }
-      out.write(`${JSON.stringify(reportOf(found.flowRuns, found.taskRuns, version), null, 2)}\n`)
+      const report = reportOf(found.flowRuns, found.taskRuns, version)
+      if (options.json) out.write(`${JSON.stringify(report, null, 2)}\n`)
+      if (htmlReport) {
+        const { buildHtmlReport } = await import('../render/report-html/index.ts')
+        writeReport(htmlReport, await buildHtmlReport(report, { source: 'history' }), '--report')
+        ;(options.json ? process.stderr : out).write(`wrote the HTML report of flow run ${id} to ${htmlReport}\n`)
+      }
       return ExitCode.Completed
     }
     const [root, ...subflows] = found.flowRuns
@@ -118,6 +129,11 @@ export async function flowRunsShowCommand(options: FlowRunsShowOptions): Promise
       const rows = found.taskRuns.map((t) => [t.name, stateOf(t), String(t.attempts), seconds(t.durationSeconds), t.error ? `${t.error.name}: ${t.error.message}`.split('\n')[0]!.slice(0, 120) : ''])
       lines.push(formatTable(['TASK RUN', 'STATE', 'ATTEMPTS', 'DURATION', 'ERROR'], rows).trimEnd())
     }
+    const notKept = found.taskRuns.filter((t) => t.resultNotStored !== undefined && t.state.type === 'Completed')
+    if (notKept.length > 0) {
+      lines.push('', 'values not kept (a resume of this run runs these again):')
+      for (const run of notKept) lines.push(`  ${run.name}: ${run.resultNotStored}`)
+    }
     const logged = [...found.flowRuns, ...found.taskRuns].filter((r) => r.logs.length > 0)
     if (logged.length > 0) {
       lines.push('', 'logs:')
@@ -131,6 +147,32 @@ export async function flowRunsShowCommand(options: FlowRunsShowOptions): Promise
   } finally {
     store.close()
   }
+}
+
+export interface FlowRunsRetryOptions extends Omit<RunFlowCommandOptions, 'file' | 'flowName' | 'param' | 'params' | 'resume' | 'resumeFrom'> {
+  id: string
+}
+
+/**
+ * `ptr flow-runs retry ID`: runs the flow of a recorded root flow run again, from the same file,
+ * with its parameters; its completed task runs are reused (they show as Cached), the rest run.
+ */
+export async function flowRunsRetryCommand(options: FlowRunsRetryOptions): Promise<number> {
+  const store = await openHistory(options.config)
+  let earlier: NonNullable<ReturnType<HistoryStore['flowRun']>>
+  try {
+    earlier = store.flowRun(store.resolveId(options.id))!
+  } finally {
+    store.close()
+  }
+  if (earlier.parentId !== null) {
+    throw new UsageError(`flow run ${earlier.id} is a subflow run; retry the flow run it belongs to (ptr flow-runs show ${options.id} names it)`, 'PTR_USAGE')
+  }
+  if (earlier.file === null) throw new UsageError(`flow run ${earlier.id} was recorded by an older ptr that did not keep its flow file; run the file with ptr run FILE --resume`, 'PTR_USAGE')
+  if (!existsSync(earlier.file)) throw new UsageError(`flow run ${earlier.id} ran ${earlier.file}, which is gone; restore it, or run the flow's new file with ptr run FILE --resume`, 'PTR_USAGE')
+  const { runFlowCommand } = await import('./run-flow.ts')
+  const { id: _id, ...rest } = options
+  return runFlowCommand({ ...rest, file: earlier.file, flowName: earlier.record.flowName, param: [], params: undefined, resumeFrom: earlier.id })
 }
 
 export interface FlowRunsPruneOptions extends HistoryCommandOptions {

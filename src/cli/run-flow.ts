@@ -1,4 +1,3 @@
-import { mkdirSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { ExitCode, UsageError } from '../errors.ts'
 import { captureConsole } from '../engine/context.ts'
@@ -19,7 +18,10 @@ import { setDefaultQueue } from '../queue/open.ts'
 import { queueSettingsFrom } from '../settings/queue.ts'
 import { historySettingsFrom } from '../settings/history.ts'
 import type { HistoryRecorder } from '../history/recorder.ts'
+import type { HistoryStore } from '../history/store.ts'
+import type { ResolvedHistorySettings } from '../settings/history.ts'
 import { runnerSettingsForRun } from './run-settings.ts'
+import { checkHtmlReportPath, writeReport } from './report-files.ts'
 import { startupMark } from '../runners/startup-trace.ts'
 import { forgetInheritedBundles, useModuleBundle } from '../runners/bundles.ts'
 import type { FlowBundle } from './bundle-flow.ts'
@@ -42,11 +44,17 @@ export interface RunFlowCommandOptions {
   /** `--output-file FILE`: where `--output json` writes the report (else stdout). */
   outputFile?: string | undefined
   junit?: string | undefined
+  /** `--report FILE`: a self-contained HTML report of the run (src/render/report-html/). */
+  report?: string | undefined
   quiet?: boolean
   logLevel?: string | undefined
   color?: string | undefined
   /** `--debug`: whole stacks in the summary. */
   debug?: boolean
+  /** `--resume`: reuse the completed task runs of this flow's latest flow run that did not complete. */
+  resume?: boolean
+  /** `ptr flow-runs retry ID`: reuse the completed task runs of this root flow run (and take its parameters). */
+  resumeFrom?: string | undefined
 }
 
 const SIGNAL_EXIT: Record<'SIGINT' | 'SIGTERM', number> = { SIGINT: ExitCode.Sigint, SIGTERM: ExitCode.Sigterm }
@@ -68,28 +76,23 @@ export async function flowParametersHelp(file: string, flowName: string | undefi
   return describeParameters(selectFlow(file, exports, flowName))
 }
 
-function writeReport(file: string, text: string, flag: string): void {
-  try {
-    mkdirSync(path.dirname(path.resolve(file)), { recursive: true })
-    writeFileSync(file, text)
-  } catch (error) {
-    throw new UsageError(`${flag} ${file}: cannot write the report (${(error as Error).message}); choose a writable path`, 'PTR_REPORT_WRITE')
-  }
-}
-
 /**
  * The run history for this run, or undefined when it is off. A history that cannot be opened or
  * written is a warning, never a reason to fail the flow run.
  */
-async function startHistory(file: string): Promise<{ recorder: HistoryRecorder; close: () => void } | undefined> {
+async function startHistory(
+  settings: ResolvedHistorySettings,
+  flowFile: string,
+): Promise<{ recorder: HistoryRecorder; store: HistoryStore; close: () => void } | undefined> {
   const warn = (error: Error) => process.stderr.write(`ptr: the run history is off for this run: ${error.message}\n`)
   try {
     const [{ HistoryStore }, { HistoryRecorder }] = await Promise.all([import('../history/store.ts'), import('../history/recorder.ts')])
-    const store = HistoryStore.open(file)
-    const recorder = new HistoryRecorder(store)
+    const store = HistoryStore.open(settings.file)
+    const recorder = new HistoryRecorder(store, { results: settings.results, file: flowFile })
     recorder.onError = warn
     return {
       recorder,
+      store,
       close: () => {
         recorder.close()
         store.close()
@@ -101,11 +104,35 @@ async function startHistory(file: string): Promise<{ recorder: HistoryRecorder; 
   }
 }
 
+/**
+ * Points the recorder at the flow run to resume (the latest of `flowName` that did not complete,
+ * or `id`) and returns that run's parameters. Says on stderr what it resumes.
+ */
+function resumeFrom(stored: { recorder: HistoryRecorder; store: HistoryStore }, flowName: string, id: string | undefined): { parameters: Record<string, unknown>; notice: string } {
+  const earlier = id === undefined ? stored.store.latestUnfinished(flowName) : stored.store.flowRun(id)
+  if (!earlier) {
+    throw new UsageError(
+      `no flow run of '${flowName}' to resume in ${stored.store.file}: every recorded one completed or is still running (or none was recorded); run it without --resume, or see ptr flow-runs list --flow ${flowName}`,
+      'PTR_NOTHING_TO_RESUME',
+    )
+  }
+  const count = stored.recorder.resumeFrom(earlier.id)
+  return {
+    parameters: (earlier.record.parameters ?? {}) as Record<string, unknown>,
+    notice: `ptr: resuming flow run ${earlier.id} (${earlier.record.state.name}): ${count} completed task run${count === 1 ? '' : 's'} to reuse\n`,
+  }
+}
+
 /** `ptr run`: loads the file, runs the flow with a renderer attached, returns the exit code. */
 export async function runFlowCommand(options: RunFlowCommandOptions): Promise<number> {
   startupMark('run: command started')
   forgetInheritedBundles()
   const output = parseOutput(options.output, options.outputFile)
+  const resuming = options.resume === true || options.resumeFrom !== undefined
+  if (resuming && (options.param.length > 0 || options.params !== undefined)) {
+    throw new UsageError(`${options.resumeFrom ? 'ptr flow-runs retry' : '--resume'} runs the flow again with the parameters of the run it resumes; drop --param/--params (or run without --resume)`, 'PTR_USAGE')
+  }
+  const htmlReport = checkHtmlReportPath(options.report)
   let stopBundle: (() => void) | undefined
   let bundle: FlowBundle | undefined
   try {
@@ -118,7 +145,7 @@ export async function runFlowCommand(options: RunFlowCommandOptions): Promise<nu
       stopBundle = useModuleBundle(bundle)
       loadBundleInEarlyWorkers()
     }
-    return await runImportedFlow(options, output, imported.exports)
+    return await runImportedFlow(options, { output, resuming, htmlReport }, imported.exports)
   } finally {
     await stopEarlyWorkers()
     stopBundle?.()
@@ -126,9 +153,13 @@ export async function runFlowCommand(options: RunFlowCommandOptions): Promise<nu
   }
 }
 
-async function runImportedFlow(options: RunFlowCommandOptions, output: ReturnType<typeof parseOutput>, exports: Record<string, unknown>): Promise<number> {
+async function runImportedFlow(
+  options: RunFlowCommandOptions,
+  { output, resuming, htmlReport }: { output: ReturnType<typeof parseOutput>; resuming: boolean; htmlReport: ReturnType<typeof checkHtmlReportPath> },
+  exports: Record<string, unknown>,
+): Promise<number> {
   const flow = selectFlow(options.file, exports, options.flowName)
-  const parameters = parseFlowParameters(options.param, options.params, flow)
+  let parameters = resuming ? undefined : parseFlowParameters(options.param, options.params, flow)
   const { taskRunner, defaultTaskRunner, retryDefaults, settings } = await runnerSettingsForRun(flow, { ...options, output: output.mode })
   startupMark('run: settings resolved')
   // --runner prefect and t.delay() in the flow use the queue the settings name.
@@ -147,10 +178,23 @@ async function runImportedFlow(options: RunFlowCommandOptions, output: ReturnTyp
       ? new LiveRenderer({ color, debug: options.debug ?? false })
       : new PlainRenderer(screen, { color, debug: options.debug ?? false, quiet: options.quiet ?? false, logLevel: String(settings.settings.logLevel.value).toLowerCase() as LogLevel })
   const recorder = new RunRecorder()
-  const history = mode === 'json' || options.junit ? new RunHistory() : undefined
+  const history = mode === 'json' || options.junit || htmlReport ? new RunHistory() : undefined
   const historySettings = historySettingsFrom(settings, process.cwd())
-  const stored = historySettings.enabled ? await startHistory(historySettings.file) : undefined
+  if (resuming && !historySettings.enabled) {
+    throw new UsageError('the run history is off (history: false / PREFECT_HISTORY=false), so there is no earlier run to resume; turn it on to use --resume', 'PTR_USAGE')
+  }
+  const stored = historySettings.enabled ? await startHistory(historySettings, path.resolve(options.file)) : undefined
   startupMark('run: history opened')
+  let notice: string | undefined
+  if (resuming) {
+    if (!stored) throw new UsageError(`cannot resume: the run history ${historySettings.file} cannot be opened (see the line above)`, 'PTR_USAGE')
+    try {
+      ;({ parameters, notice } = resumeFrom(stored, flow.name, options.resumeFrom))
+    } catch (error) {
+      stored.close()
+      throw error
+    }
+  }
   const unsubscribe = [runEvents.on(recorder.onEvent), runEvents.on(renderer.onEvent)]
   if (history) unsubscribe.push(runEvents.on(history.onEvent))
   if (stored) unsubscribe.push(runEvents.on(stored.recorder.onEvent))
@@ -178,7 +222,9 @@ async function runImportedFlow(options: RunFlowCommandOptions, output: ReturnTyp
   try {
     await renderer.start()
     startupMark('run: renderer started, flow starts')
-    ;({ state } = await flow.run(parameters, { taskRunner, defaultTaskRunner, retryDefaults, signal: controller.signal }))
+    // After start: the live view puts other writes above itself.
+    if (notice) process.stderr.write(notice)
+    ;({ state } = await flow.run(parameters, { taskRunner, defaultTaskRunner, retryDefaults, signal: controller.signal, results: stored?.recorder }))
   } catch (error) {
     renderer.abort()
     throw error
@@ -201,6 +247,11 @@ async function runImportedFlow(options: RunFlowCommandOptions, output: ReturnTyp
       else process.stdout.write(text)
     }
     if (options.junit) writeReport(options.junit, buildJUnitXml(report), '--junit')
+    if (htmlReport) {
+      const { buildHtmlReport } = await import('../render/report-html/index.ts')
+      writeReport(htmlReport, await buildHtmlReport(report, { source: 'run' }), '--report')
+      process.stderr.write(`ptr: wrote the HTML report to ${htmlReport} (open it in a browser)\n`)
+    }
   }
   if (signalled) return SIGNAL_EXIT[signalled]
   return state.type === 'Completed' ? ExitCode.Completed : ExitCode.Failed

@@ -1,3 +1,4 @@
+import type { TaskRunMemo } from './result-types.ts'
 import type { State } from './states.ts'
 
 /** What renderers and reporters see of a task run. The engine's `TaskRun` implements it. */
@@ -17,6 +18,19 @@ export interface TaskRunInfo {
   readonly attempt: number
   /** When the run first started Running (epoch ms), if it has. */
   readonly startTime: number | undefined
+  /** What the run is known by across runs (caching, resume), when its flow run keeps results. */
+  readonly memo?: TaskRunMemo | undefined
+  /**
+   * The task runs this run waits for, recorded when it is submitted: futures passed in its
+   * arguments (at any depth) and in `waitFor`. Undefined when there are none.
+   */
+  readonly upstreamTaskRunIds?: readonly string[] | undefined
+  /**
+   * The slot of its task runner that the current attempt holds, as `<runner> <n>` (`thread 2`,
+   * `concurrent 1`): read it on a Running state to know where that attempt ran. Undefined when the
+   * run holds no slot (waiting, or nested inside another run's worker).
+   */
+  readonly slot?: string | undefined
 }
 
 export interface FlowRunInfo {
@@ -30,6 +44,8 @@ export interface FlowRunInfo {
   readonly tags: readonly string[]
   readonly state: State
   readonly history: readonly State[]
+  /** Whether the flow run's value is to be stored (it has a result store, and `persistResult` allows it). */
+  readonly persistResult?: boolean
 }
 
 export type LogLevel = 'debug' | 'info' | 'warning' | 'error'

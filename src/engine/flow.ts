@@ -17,6 +17,7 @@ import type { State } from './states.ts'
 import * as S from './states.ts'
 import { isFailure } from './states.ts'
 import type { TaskRun, TaskRunOwner } from './task-run.ts'
+import type { MemoOwner, ResultStore } from './result-types.ts'
 
 /**
  * A validator that implements Standard Schema v1 (https://standardschema.dev): zod 3.24+ and 4,
@@ -57,6 +58,11 @@ export interface FlowOptions extends RetryOptions, HookOptions<AnyFlow, FlowRunI
    * @default true
    */
   failOnUnhandledTaskFailure?: boolean
+  /**
+   * Keep the flow run's value with its record in the run history.
+   * @default the `results.persistByDefault` setting (true)
+   */
+  persistResult?: boolean
   // From HookOptions: onCompletion, onFailure, onCrashed, onCancellation, onRunning, each called
   // with the flow, its run and the state; awaited before the run's outcome is delivered.
   // From RetryOptions: `retries` re-run the whole flow function after a Failed or Crashed (or
@@ -77,8 +83,12 @@ export interface FlowRunOptions {
    * `PREFECT_*_DEFAULT_RETRIES` settings). Subflows inherit them. @default no retries
    */
   retryDefaults?: RetryDefaults | undefined
+  /**
+   * Where task results are kept and looked up: the cache, and the runs of an earlier flow run this
+   * one resumes (see src/engine/results.ts). Subflows inherit it. @default no caching, no resume
+   */
+  results?: ResultStore | undefined
 }
-
 
 export interface FlowRunResult<R> {
   readonly state: State<R>
@@ -137,6 +147,10 @@ export class FlowRun implements FlowRunInfo {
   /** Tags from the `tags()` contexts around the flow call. */
   readonly tags: readonly string[]
   readonly retryDefaults: RetryDefaults | undefined
+  /** Where results are kept, if anywhere; and the run's place among its root's subflows (see MemoOwner). */
+  readonly results: ResultStore | undefined
+  readonly memoPath: string
+  readonly persistResult: boolean
   state: State
   readonly history: State[] = []
   cancelError: Error | undefined
@@ -154,9 +168,13 @@ export class FlowRun implements FlowRunInfo {
     taskRunner: TaskRunner,
     parentFlowRunId: string | undefined,
     retryDefaults?: RetryDefaults | undefined,
+    memo?: { results: ResultStore | undefined; path: string; persistResult: boolean | undefined },
   ) {
     this.tags = contextTags() ?? []
     this.retryDefaults = retryDefaults
+    this.results = memo?.results
+    this.memoPath = memo?.path ?? ''
+    this.persistResult = this.results !== undefined && (memo?.persistResult ?? this.results.persistByDefault)
     this.flowName = flowName
     this.name = `${flowName}-${this.id.slice(0, 8)}`
     this.parameters = parameters
@@ -255,9 +273,28 @@ export class FlowRun implements FlowRunInfo {
 class FlowAttempt implements TaskRunOwner {
   readonly flowRun: FlowRun
   readonly controller = new AbortController()
+  readonly memo: MemoOwner | undefined
   #timedOut: Error | undefined
+  /** Calls so far of each task (by key) and subflow (by `flow:` name) in this attempt: a run's place among them. */
+  readonly #positions = new Map<string, number>()
   constructor(flowRun: FlowRun) {
     this.flowRun = flowRun
+    const { results } = flowRun
+    if (results !== undefined) {
+      this.memo = {
+        results,
+        memoPath: flowRun.memoPath,
+        flowRunId: flowRun.id,
+        flowName: flowRun.flowName,
+        parameters: flowRun.parameters,
+        nextPosition: (key) => this.nextPosition(key),
+      }
+    }
+  }
+  nextPosition(key: string): number {
+    const n = this.#positions.get(key) ?? 0
+    this.#positions.set(key, n + 1)
+    return n
   }
   get info(): FlowRunInfo {
     return this.flowRun
@@ -375,7 +412,10 @@ async function runFlow<P, R>(flow: Flow<P, R>, parameters: P | undefined, option
   const runner = base.duplicate()
   const params = (parameters ?? {}) as Record<string, unknown>
   const retryDefaults = options.retryDefaults ?? parentFlow?.retryDefaults
-  const flowRun = new FlowRun(flow.name, params, runner, parentFlow?.id, retryDefaults)
+  const results = options.results ?? parentFlow?.results
+  const parentAttempt = parent?.owner instanceof FlowAttempt ? parent.owner : undefined
+  const memoPath = parentAttempt && parentFlow ? `${parentFlow.memoPath}/${flow.name}#${parentAttempt.nextPosition(`flow:${flow.name}`)}` : ''
+  const flowRun = new FlowRun(flow.name, params, runner, parentFlow?.id, retryDefaults, { results, path: memoPath, persistResult: flow.options.persistResult })
   const retryOptions = withRetryDefaults(flow.options, retryDefaults?.flowRetries, retryDefaults?.flowRetryDelaySeconds)
   const controller = new AbortController()
   const signals = [options.signal, parent?.signal].filter((s): s is AbortSignal => s !== undefined)

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto'
-import { CancelledError, CrashedError, TaskRunTimeoutError, UpstreamTaskRunError, toError } from '../errors.ts'
+import { CancelledError, CrashedError, TaskRunTimeoutError, UpstreamTaskRunError, attemptEnded, toError } from '../errors.ts'
 import type { FlowRunInfo, TaskRunInfo } from './events.ts'
 import { runEvents } from './events.ts'
 import { PrefectFuture } from './future.ts'
@@ -15,6 +15,8 @@ import { isSettled } from './states.ts'
 import { adoptState, isStateValue } from './state-values.ts'
 import { contextTags } from './tags.ts'
 import type { AnyTask, WaitForItem } from './task-types.ts'
+import type { MemoOwner, TaskRunMemo } from './result-types.ts'
+import { memoize, storedOutcome } from './results.ts'
 
 /**
  * A random UUID as a flat string. `crypto.randomUUID()` builds its result by concatenation, which
@@ -25,6 +27,16 @@ export function newRunId(): string {
   const id = randomUUID()
   id.charCodeAt(0)
   return id
+}
+
+/** Slot names by runner kind and index (`thread 2`), made once: Running events read them. */
+const slotNames = new Map<string, string[]>()
+function slotName(kind: string, index: number): string {
+  // An unbounded runner may open thousands of slots: only the first ones are kept.
+  if (index >= 1024) return `${kind} ${index + 1}`
+  let names = slotNames.get(kind)
+  if (!names) slotNames.set(kind, (names = []))
+  return (names[index] ??= `${kind} ${index + 1}`)
 }
 
 /** What a task run reports to the flow run that owns it. */
@@ -39,6 +51,8 @@ export interface TaskRunOwner {
   taskRunHandled(run: TaskRun): void
   /** Keeps the owner open, as a run would, until the returned function is called (a map() waiting for a future). */
   hold?(): () => void
+  /** Set when the flow run keeps results (caching, resume): see src/engine/results.ts. */
+  readonly memo?: MemoOwner | undefined
 }
 
 /**
@@ -50,6 +64,8 @@ export interface AttemptExecutor {
   acquire(run: TaskRun): Promise<void> | void
   /** Gives back the run's slot; does nothing if the run holds none. */
   release(run: TaskRun): void
+  /** The runner's kind (`thread`, `concurrent`, ...): names its slots. */
+  readonly name?: string
   /**
    * Runs one attempt with resolved `args`; rejects with the task's error, or a CrashedError when
    * the infrastructure under it died. `run.signal` aborts on timeout or cancellation.
@@ -82,8 +98,14 @@ export class TaskRun implements TaskRunInfo {
   handled = false
   /** Whether the run holds one of its executor's slots right now. */
   holdsSlot = false
+  /** Which of its executor's slots it holds or shares (0-based), if any: see `slot`. */
+  slotIndex: number | undefined
+  /** Ids of the runs whose futures it was given (arguments and `waitFor`), set when it is created. */
+  readonly upstreamTaskRunIds: readonly string[] | undefined
   /** Set when cancellation was asked for. */
   cancelError: Error | undefined
+  /** What the run is known by across runs (caching, resume); set before its first attempt when its flow run keeps results. */
+  memo: TaskRunMemo | undefined
   /** Why the current attempt was aborted (timeout or cancellation), if it was. */
   #abortReason: Error | undefined
   /** Created only when someone reads `signal`: most tasks never do, and AbortControllers are costly. */
@@ -101,7 +123,14 @@ export class TaskRun implements TaskRunInfo {
     task: AnyTask,
     args: unknown[],
     executor: AttemptExecutor,
-    options: { owner: TaskRunOwner | undefined; waitFor?: readonly WaitForItem[] | undefined; mapIndex?: number; mapId?: string },
+    options: {
+      owner: TaskRunOwner | undefined
+      waitFor?: readonly WaitForItem[] | undefined
+      mapIndex?: number
+      mapId?: string
+      /** Runs it depends on beyond the futures in `args` and `waitFor` (the future a map() iterated). */
+      mappedFrom?: readonly string[] | undefined
+    },
   ) {
     this.task = task
     this.args = args
@@ -111,6 +140,7 @@ export class TaskRun implements TaskRunInfo {
     this.mapIndex = options.mapIndex
     this.mapId = options.mapId
     this.name = task.runName(args)
+    this.upstreamTaskRunIds = upstreamIds(args, options.waitFor, options.mappedFrom)
     const inherited = contextTags()
     if (inherited !== undefined) this.#tags = [...new Set([...inherited, ...(task.options.tags ?? [])])]
     this.state = S.Pending()
@@ -132,6 +162,10 @@ export class TaskRun implements TaskRunInfo {
   }
   get future(): TaskRunFuture<unknown> {
     return (this.#future ??= new TaskRunFuture(this))
+  }
+  /** The slot the current attempt holds, named after the runner: `thread 2`. */
+  get slot(): string | undefined {
+    return this.slotIndex === undefined ? undefined : slotName(this.executor.name ?? 'runner', this.slotIndex)
   }
 
   /** The current attempt's signal: aborted on timeout or cancellation. */
@@ -171,8 +205,8 @@ export class TaskRun implements TaskRunInfo {
 
   /** What a hook is given: the run's info, as it is in `state`. */
   #info(state: State): TaskRunInfo {
-    const { id, name, taskName, taskKey, flowRunId, tags, mapIndex, mapId, attempt, startTime } = this
-    return { id, name, taskName, taskKey, flowRunId, tags, mapIndex, mapId, attempt, startTime: startTime ?? (state.type === 'Running' ? state.timestamp : undefined), state }
+    const { id, name, taskName, taskKey, flowRunId, tags, mapIndex, mapId, attempt, startTime, upstreamTaskRunIds, slot } = this
+    return { id, name, taskName, taskKey, flowRunId, tags, mapIndex, mapId, attempt, startTime: startTime ?? (state.type === 'Running' ? state.timestamp : undefined), state, upstreamTaskRunIds, slot }
   }
 
   #logTarget() {
@@ -192,6 +226,8 @@ export class TaskRun implements TaskRunInfo {
     if (runEvents.hasListeners) runEvents.emit({ kind: 'task-run-state', taskRun: this, state, previous })
     if (isSettled(state)) {
       this.args = undefined
+      // Listeners (the history) have read it with this state; a settled run never needs it again.
+      this.memo = undefined
       this.#controller = undefined
       this.executor.release(this)
       this.executor.runSettled(this)
@@ -279,6 +315,20 @@ export class TaskRunFuture<R> extends PrefectFuture<R> {
   }
 }
 
+/**
+ * The ids of the runs behind the futures in `args` and `waitFor`, each once; undefined when none.
+ * Cheap for primitive arguments, the common case of a large map().
+ */
+function upstreamIds(args: readonly unknown[], waitFor: readonly WaitForItem[] | undefined, mappedFrom: readonly string[] | undefined): readonly string[] | undefined {
+  let found: Upstream[] | undefined
+  for (const arg of args) if (typeof arg === 'object' && arg !== null) collectUpstreams(arg, (found ??= []))
+  if (waitFor) collectUpstreams(waitFor, (found ??= []))
+  // The runs of one map() share its array when they have no upstream of their own.
+  if (!found || found.length === 0) return mappedFrom
+  if (found.length === 1 && !mappedFrom) return [found[0]!.future.taskRunId]
+  return [...new Set([...(mappedFrom ?? []), ...found.map((u) => u.future.taskRunId)])]
+}
+
 function describeUpstream(future: PrefectFuture): string {
   const name = (future as { taskRunName?: string }).taskRunName
   return name ? `'${name}' (${future.taskRunId})` : future.taskRunId
@@ -356,6 +406,16 @@ export async function driveTaskRun(run: TaskRun): Promise<void> {
     } else if (wrapped) {
       args = substituteResults(args) as unknown[]
     }
+    const memoOwner = run.owner?.memo
+    if (memoOwner !== undefined) {
+      // A value stored by an earlier run (a resumed flow run's, or the cache's) stands in for the run.
+      const memo = (run.memo = memoize(run, memoOwner, args))
+      const stored = storedOutcome(run.task, memo, memoOwner.results)
+      if (stored) {
+        run.setState(S.makeState('Completed', 'Cached', { message: `result of ${stored.from}` }, stored.value))
+        return
+      }
+    }
     const { timeoutSeconds } = run.task.options
     // A retry with no delay goes straight from the failed attempt to Retrying (as in Prefect),
     // keeping its slot; the Retrying state carries the failed attempt's error.
@@ -371,7 +431,7 @@ export async function driveTaskRun(run: TaskRun): Promise<void> {
         executor.marksRunning
           ? S.makeState('Scheduled')
           : retryingAfter
-            ? S.makeState('Running', 'Retrying', { error: retryingAfter, message: `attempt ${run.attempt - 1} failed: ${retryingAfter.message}; retrying now` })
+            ? S.makeState('Running', 'Retrying', { error: retryingAfter, message: `attempt ${run.attempt - 1} ${attemptEnded(retryingAfter)}: ${retryingAfter.message}; retrying now` })
             : S.Running(run.attempt === 1 ? 'Running' : 'Retrying'),
       )
       if (hooked) await hooked

@@ -31,6 +31,9 @@ export abstract class TaskRunner implements TaskSubmitter, AttemptExecutor, Asyn
   /** Runs at most this many attempts at once. */
   readonly #limit: number
   #free: number
+  /** Slot numbers given back, reused before new ones: a run's `slotIndex` says which it holds. */
+  #freeSlots: number[] = []
+  #slots = 0
   #waiting: TaskRun[] = []
   #waitingHead = 0
   #wakers = new Map<TaskRun, () => void>()
@@ -118,6 +121,8 @@ export abstract class TaskRunner implements TaskSubmitter, AttemptExecutor, Asyn
     const columns: { values: unknown[] | undefined; fixed: unknown }[] = []
     let length: number | undefined
     let lengthFrom = 0
+    /** The futures mapped over: upstreams of every run of the map. */
+    let mappedFrom: string[] | undefined
     args.forEach((arg, index) => {
       if (isUnmapped(arg)) return columns.push({ values: undefined, fixed: arg.value })
       // allowFailure(list) maps over the list, each item under allowFailure().
@@ -128,6 +133,7 @@ export abstract class TaskRunner implements TaskSubmitter, AttemptExecutor, Asyn
         const { state } = source
         if (!(state.type === 'Completed' && isIterable(state.result))) return columns.push({ values: undefined, fixed: arg })
         source.outcome(state, undefined)
+        ;(mappedFrom ??= []).push(source.taskRunId)
         source = state.result
       }
       if (!isIterable(source)) return columns.push({ values: undefined, fixed: arg })
@@ -152,7 +158,7 @@ export abstract class TaskRunner implements TaskSubmitter, AttemptExecutor, Asyn
     const futures = new PrefectFutureList()
     for (let i = 0; i < length; i++) {
       const callArgs = columns.map((column) => (column.values ? column.values[i] : column.fixed))
-      futures.push(this.#submitRun(task, callArgs, options, i, mapId))
+      futures.push(this.#submitRun(task, callArgs, options, i, mapId, mappedFrom))
     }
     return futures
   }
@@ -195,7 +201,14 @@ export abstract class TaskRunner implements TaskSubmitter, AttemptExecutor, Asyn
     return task
   }
 
-  #submitRun(submitted: AnyTask, args: readonly unknown[], options: CallOptions, mapIndex: number | undefined, mapId: string | undefined): PrefectFuture {
+  #submitRun(
+    submitted: AnyTask,
+    args: readonly unknown[],
+    options: CallOptions,
+    mapIndex: number | undefined,
+    mapId: string | undefined,
+    mappedFrom?: readonly string[],
+  ): PrefectFuture {
     const task = this.engineTask(submitted)
     if (this.#state === 'closed' || this.#state === 'closing') {
       throw new PtrError(`cannot submit '${task.name}': the ${this.name} task runner is closed; submit inside the flow, before it returns`, {
@@ -208,6 +221,7 @@ export abstract class TaskRunner implements TaskSubmitter, AttemptExecutor, Asyn
       owner: context?.owner,
       waitFor: options.waitFor ?? task.callOptions.waitFor,
       ...(mapIndex === undefined ? {} : { mapIndex, mapId: mapId! }),
+      mappedFrom,
     })
     this.#active.add(run)
     // Code that ignored its flow's cancellation or timeout and submits on: the run never starts.
@@ -242,6 +256,7 @@ export abstract class TaskRunner implements TaskSubmitter, AttemptExecutor, Asyn
     if (this.#free > 0) {
       this.#free--
       run.holdsSlot = true
+      run.slotIndex = this.#freeSlots.pop() ?? this.#slots++
       return
     }
     this.#waiting.push(run)
@@ -257,20 +272,25 @@ export abstract class TaskRunner implements TaskSubmitter, AttemptExecutor, Asyn
       this.#wakers.delete(next)
       if (!wake || isSettled(next.state)) continue
       next.holdsSlot = true
+      next.slotIndex = run.slotIndex
+      run.slotIndex = undefined
       this.#compactWaiting()
       wake()
       return
     }
     this.#compactWaiting()
     this.#free++
+    if (run.slotIndex !== undefined) this.#freeSlots.push(run.slotIndex)
+    run.slotIndex = undefined
   }
 
   /**
    * Takes up to `max` runs that wait for a slot and match `wanted`, in FIFO order, and lets them
    * go on without a slot of their own: they share the slot of the run that took them (pool
    * runners send such runs to one worker together). Looks at most `4 × max` waiting runs.
+   * `holder` is the run whose slot they share.
    */
-  protected takeWaiting(wanted: (run: TaskRun) => boolean, max: number): TaskRun[] {
+  protected takeWaiting(wanted: (run: TaskRun) => boolean, max: number, holder?: TaskRun): TaskRun[] {
     const taken: TaskRun[] = []
     const end = Math.min(this.#waiting.length, this.#waitingHead + 4 * max)
     for (let i = this.#waitingHead; i < end && taken.length < max; i++) {
@@ -279,6 +299,7 @@ export abstract class TaskRunner implements TaskSubmitter, AttemptExecutor, Asyn
       if (!wake || isSettled(run.state) || !wanted(run)) continue
       // Left in the array without a waker: release() skips it.
       this.#wakers.delete(run)
+      run.slotIndex = holder?.slotIndex
       taken.push(run)
       wake()
     }

@@ -2,6 +2,7 @@ import type { TaskRunInfo } from './events.ts'
 import type { PrefectFuture, PrefectFutureList } from './future.ts'
 import type { HookOptions, ResolvedHooks } from './hooks.ts'
 import type { AllowFailure, Resolvable, Unmapped } from './resolve.ts'
+import type { TaskResultOptions } from './result-types.ts'
 import type { RetryOptions } from './retry.ts'
 import type { State } from './states.ts'
 
@@ -10,7 +11,7 @@ import type { State } from './states.ts'
  * the runners' base) so task runs, runners and the registry can name tasks without importing it.
  */
 
-export interface TaskOptions<Args extends unknown[] = unknown[]> extends RetryOptions, HookOptions<Task<Args, any>, TaskRunInfo> {
+export interface TaskOptions<Args extends unknown[] = unknown[]> extends RetryOptions, TaskResultOptions<Args>, HookOptions<Task<Args, any>, TaskRunInfo> {
   /** The task's name, shown in output and used in its key. @default the function's name */
   name?: string
   description?: string

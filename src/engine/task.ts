@@ -5,6 +5,7 @@ import type { TaskSubmitter } from './context.ts'
 import { provider } from './providers.ts'
 import { definingModule, registerTask } from './registry.ts'
 import { validateRetryOptions } from './retry.ts'
+import { validateResultOptions } from './results.ts'
 import { inlineRunner } from './task-runner.ts'
 import { TASK } from './task-types.ts'
 import type { AnyTask, CallOptions, StateTask, Task, TaskOptions } from './task-types.ts'
@@ -24,6 +25,7 @@ function describe(value: unknown): string {
 /** Checks a task's options; returns its hooks (undefined when it has none). */
 function validateOptions(name: string, options: TaskOptions<any[]>): ResolvedHooks | undefined {
   validateRetryOptions(`task '${name}'`, 'PTR_INVALID_TASK_OPTION', options)
+  validateResultOptions(`task '${name}'`, 'PTR_INVALID_TASK_OPTION', options)
   return resolveHooks(`task '${name}'`, 'PTR_INVALID_TASK_OPTION', options)
 }
 

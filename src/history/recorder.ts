@@ -3,7 +3,10 @@ import type { State } from '../engine/states.ts'
 import { isSettled } from '../engine/states.ts'
 import type { RunLogs } from '../render/run-history.ts'
 import { RunHistory, errorRecord, flowRunRecord } from '../render/run-history.ts'
-import type { FlowRunWrite, HistoryStore, StoredTaskRun, TaskRunWrite } from './store.ts'
+import type { CachePolicy, ResultStore, StoredResult, TaskRunMemo } from '../engine/result-types.ts'
+import { digest } from '../engine/value-hash.ts'
+import { decodeResult, encodeResult } from './values.ts'
+import type { CacheWrite, FlowRunWrite, HistoryStore, StoredTaskRun, StoredValue, TaskRunWrite } from './store.ts'
 
 /** How often buffered changes are written (and the heartbeat renewed). */
 const FLUSH_MS = 250
@@ -13,6 +16,38 @@ interface TaskEntry {
   seq: number
   row: StoredTaskRun
   settled: boolean
+  identity?: string | undefined
+  value?: StoredValue | undefined
+  /** A completed run's value, serialized when the entry is written (not on the engine's hot path). */
+  keep?: { value: unknown; memo: TaskRunMemo } | undefined
+}
+
+/** A cache entry of this process not yet written: its value as the run returned it. */
+interface PendingCacheEntry {
+  value: unknown
+  created: number
+  expires: number | undefined
+  source: string
+}
+
+/** How results are kept (the `results.*` settings). */
+export interface ResultSettings {
+  /** Keep values of runs whose task or flow sets no `persistResult`. */
+  readonly persistByDefault: boolean
+  /** Values bigger than this (serialized) are not kept: the run is marked not resumable. */
+  readonly maxBytes: number
+  /** Values up to this size live in the store's rows; bigger ones in files under `<localDir>/results/`. */
+  readonly inlineBytes: number
+  /** The cache policy of tasks that set none (`tasks.defaultCachePolicy`). */
+  readonly defaultCachePolicy?: CachePolicy | undefined
+}
+
+export const DEFAULT_RESULT_SETTINGS: ResultSettings = { persistByDefault: true, maxBytes: 64 * 1024 * 1024, inlineBytes: 64 * 1024 }
+
+export interface RecorderOptions {
+  results?: ResultSettings | undefined
+  /** The flow file `ptr run` loaded, kept with root flow runs for `ptr flow-runs retry`. */
+  file?: string | undefined
 }
 
 interface FlowEntry {
@@ -32,8 +67,17 @@ const iso = (ms: number) => new Date(ms).toISOString()
  * writes the rest. A task run is kept compact (states as [type, name, epoch ms]) and leaves memory
  * once its final state is written; the store builds the report's record from it when read.
  */
-export class HistoryRecorder {
+export class HistoryRecorder implements ResultStore {
   readonly #store: HistoryStore
+  readonly #results: ResultSettings
+  readonly #file: string | undefined
+  #resumeFrom: string | undefined
+  /** Stored values of the resumed run's completed task runs, by identity (read once, at start). */
+  #resumable: Map<string, { result: Uint8Array | null; file: string | null }> | undefined
+  /** Cache entries of this process not yet written, by key: a later run in this process sees them. */
+  readonly #pendingCache = new Map<string, PendingCacheEntry>()
+  /** Flow run values to keep, by flow run id, until written. */
+  readonly #flowValues = new Map<string, Uint8Array>()
   readonly #tasks = new Map<string, TaskEntry>()
   readonly #flows = new Map<string, FlowEntry>()
   readonly #dirtyTasks = new Set<TaskEntry>()
@@ -41,12 +85,84 @@ export class HistoryRecorder {
   readonly #roots = new Set<string>()
   #seq = 0
   #timer: NodeJS.Timeout | undefined
+  /** Whether `#timer` is only the heartbeat's (nothing changed since the last write). */
+  #heartbeatOnly = false
   #failed: Error | undefined
   /** Called once if a write fails; recording stops (the flow run goes on). */
   onError: ((error: Error) => void) | undefined
 
-  constructor(store: HistoryStore) {
+  constructor(store: HistoryStore, options: RecorderOptions = {}) {
     this.#store = store
+    this.#results = options.results ?? DEFAULT_RESULT_SETTINGS
+    this.#file = options.file
+  }
+
+  /** Resume root flow run `id`: its completed task runs' stored values stand in for matching runs. Returns how many there are. */
+  resumeFrom(id: string): number {
+    this.#resumeFrom = id
+    this.#resumable = this.#store.resumable(id)
+    return this.#resumable.size
+  }
+
+  get persistByDefault(): boolean {
+    return this.#results.persistByDefault
+  }
+  get defaultCachePolicy(): CachePolicy | undefined {
+    return this.#results.defaultCachePolicy
+  }
+
+  resumed(identity: string): StoredResult | undefined {
+    const stored = this.#resumable?.get(identity)
+    if (!stored) return undefined
+    const value = this.#decode(() => this.#store.readValue(stored))
+    return value && { value: value.value, from: `flow run ${this.#resumeFrom}` }
+  }
+
+  cached(key: string): StoredResult | undefined {
+    const pending = this.#pendingCache.get(key)
+    if (pending) {
+      if (pending.expires !== undefined && pending.expires <= Date.now()) return undefined
+      // A copy, as a read from the store would be: the run that wrote it keeps its own object.
+      const value = this.#decode(() => encodeResult(pending.value))
+      return value && { value: value.value, from: `the cache (written ${iso(pending.created)} by ${pending.source})` }
+    }
+    let found: ReturnType<HistoryStore['cached']>
+    try {
+      found = this.#store.cached(key)
+    } catch {
+      return undefined
+    }
+    if (!found) return undefined
+    const value = this.#decode(() => found.bytes)
+    return value && { value: value.value, from: `the cache (written ${iso(found.created)} by ${found.source})` }
+  }
+
+  /** A stored value that cannot be read back (a results file removed by hand) is a miss: the run runs. */
+  #decode(read: () => Uint8Array): { value: unknown } | undefined {
+    try {
+      return { value: decodeResult(read()) }
+    } catch {
+      return undefined
+    }
+  }
+
+  /** The value's bytes as the store keeps them, or why it cannot be kept. */
+  #keep(value: unknown, name: string): StoredValue | string {
+    let bytes: Uint8Array
+    try {
+      bytes = encodeResult(value)
+    } catch (error) {
+      // encodeValue's message, without its queue wording: "value is an instance of Point, which would arrive as ...".
+      return `its ${(error as Error).message.replace(/^the result cannot be stored on the queue: /, '').replace(/; pass plain data.*$/s, '')}`
+    }
+    if (bytes.byteLength > this.#results.maxBytes) {
+      return `its value is ${bytes.byteLength} bytes serialized, over the results.maxBytes setting (${this.#results.maxBytes})`
+    }
+    try {
+      return this.#store.storeValue(bytes, name, this.#results.inlineBytes)
+    } catch (error) {
+      return `its value could not be written: ${(error as Error).message}`
+    }
   }
 
   /** The root flow runs recorded so far (the run `ptr run` started, first). */
@@ -59,14 +175,20 @@ export class HistoryRecorder {
     if (event.kind === 'log') return this.#log(event)
     if (event.kind === 'flow-run-state') this.#flowState(event.flowRun, event.state)
     else if (event.kind === 'task-run-state') this.#taskState(event.taskRun, event.state)
-    this.#timer ??= setTimeout(this.#flushSoon, FLUSH_MS).unref()
+    if (this.#timer === undefined || this.#heartbeatOnly) {
+      // A change is written within FLUSH_MS, even when only the (slower) heartbeat timer was set.
+      clearTimeout(this.#timer)
+      this.#heartbeatOnly = false
+      this.#timer = setTimeout(this.#flushSoon, FLUSH_MS).unref()
+    }
   }
 
   #flushSoon = (): void => {
     this.#timer = undefined
-    this.flush()
+    this.flush(false)
     // Keep the heartbeat fresh while any flow run is open, even when nothing changes.
     if (!this.#failed && [...this.#flows.values()].some((f) => !isSettled(f.history[f.history.length - 1]!))) {
+      this.#heartbeatOnly = true
       this.#timer = setTimeout(this.#flushSoon, FLUSH_MS * 4).unref()
     }
   }
@@ -81,6 +203,11 @@ export class HistoryRecorder {
       this.#flows.set(info.id, entry)
     }
     entry.history.push(state)
+    if (state.type === 'Completed' && info.persistResult) {
+      const kept = this.#keep(state.result, `flow-${info.id}`)
+      // A flow run's value is kept inline only: it is shown, never reused.
+      if (typeof kept !== 'string' && kept.bytes) this.#flowValues.set(info.id, kept.bytes)
+    }
     this.#dirtyFlows.add(entry)
   }
 
@@ -96,18 +223,68 @@ export class HistoryRecorder {
         row.m = info.mapId
         row.i = info.mapIndex
       }
+      if (info.upstreamTaskRunIds !== undefined) row.u = [...info.upstreamTaskRunIds]
       entry = { rootId: flow.rootId, seq: this.#seq++, row, settled: false }
       this.#tasks.set(info.id, entry)
     }
     const { row } = entry
     // The hot path: a compact state (type, name, epoch ms); the report's record is built when read.
-    row.s.push(state.message === undefined ? [state.type, state.name, state.timestamp] : [state.type, state.name, state.timestamp, state.message])
+    const slot = state.type === 'Running' ? info.slot : undefined
+    row.s.push(
+      slot !== undefined
+        ? [state.type, state.name, state.timestamp, state.message ?? null, slot]
+        : state.message === undefined
+          ? [state.type, state.name, state.timestamp]
+          : [state.type, state.name, state.timestamp, state.message],
+    )
     row.a = info.attempt
     if (isSettled(state)) {
       entry.settled = true
       if (state.type !== 'Completed' && state.error !== undefined) row.e = errorRecord(state.error) ?? undefined
+      if (state.type === 'Completed' && info.memo?.persist) this.#keepTaskValue(entry, info, state)
     }
     this.#dirtyTasks.add(entry)
+  }
+
+  /**
+   * Notes a completed run's value for resuming (under its identity) and for the cache (under its
+   * key); it is serialized when the entry is written.
+   */
+  #keepTaskValue(entry: TaskEntry, info: TaskRunInfo, state: State): void {
+    const memo = info.memo!
+    if (memo.identity === undefined && memo.cacheKey === undefined) {
+      entry.row.r = `it cannot be matched on resume: ${memo.unhashable ?? 'its arguments have no stable hash'}`
+      return
+    }
+    entry.keep = { value: state.result, memo }
+    // A run that executed refreshes its cache entry; one that a stored value stood in for does not.
+    if (memo.cacheKey !== undefined && state.name !== 'Cached') {
+      const flow = info.flowRunId === undefined ? undefined : this.#flows.get(info.flowRunId)
+      this.#pendingCache.set(memo.cacheKey, {
+        value: state.result,
+        created: state.timestamp,
+        expires: memo.cacheTtlMs === undefined ? undefined : state.timestamp + memo.cacheTtlMs,
+        source: `'${info.name}' of flow run ${flow?.rootId ?? info.flowRunId}`,
+      })
+    }
+  }
+
+  /** Serializes the value `entry` keeps (see #keepTaskValue), or says in its row why it cannot be kept. */
+  #serializeKept(entry: TaskEntry, cache: CacheWrite[]): void {
+    const { value, memo } = entry.keep!
+    entry.keep = undefined
+    const kept = this.#keep(value, memo.cacheKey === undefined ? `${entry.rootId}-${entry.seq}` : `cache-${digest(memo.cacheKey)}`)
+    if (typeof kept === 'string') {
+      entry.row.r = kept
+      if (memo.cacheKey !== undefined) this.#pendingCache.delete(memo.cacheKey)
+      return
+    }
+    if (memo.identity !== undefined) {
+      entry.identity = memo.identity
+      entry.value = kept
+    } else entry.row.r = `it cannot be matched on resume: ${memo.unhashable}`
+    const pending = memo.cacheKey === undefined ? undefined : this.#pendingCache.get(memo.cacheKey)
+    if (pending && pending.value === value) cache.push({ key: memo.cacheKey!, value: kept, created: pending.created, expires: pending.expires, source: pending.source })
   }
 
   #log(event: LogEvent): void {
@@ -127,21 +304,45 @@ export class HistoryRecorder {
     this.#dirtyFlows.add(flow)
   }
 
-  /** Writes what changed since the last write. Never throws: a failed write stops recording and is reported once. */
-  flush(): void {
+  /**
+   * Writes what changed since the last write. Never throws: a failed write stops recording and is
+   * reported once. Unless `all`, task runs that are only Pending (not started yet) wait until they
+   * start or settle: the runs of a big map are then written once each, not once Pending and again
+   * when done. (A killed `ptr run` leaves no trace of runs that never started.)
+   */
+  flush(all = true): void {
     if (this.#failed) return
     // Flow runs are few: their records are built here, the way the JSON report builds them.
-    const flows: FlowRunWrite[] = [...this.#dirtyFlows].map((f) => ({ id: f.info.id, rootId: f.rootId, record: flowRunRecord(f.info, f.history, f.logs), created: f.created }))
-    const tasks: TaskRunWrite[] = [...this.#dirtyTasks].map((t) => ({ rootId: t.rootId, seq: t.seq, row: t.row, settled: t.settled }))
+    const flows: FlowRunWrite[] = [...this.#dirtyFlows].map((f) => ({
+      id: f.info.id,
+      rootId: f.rootId,
+      record: flowRunRecord(f.info, f.history, f.logs),
+      created: f.created,
+      file: f.rootId === f.info.id ? this.#file : undefined,
+      result: this.#flowValues.get(f.info.id),
+    }))
+    const cache: CacheWrite[] = []
+    const tasks: TaskRunWrite[] = []
+    const waiting: TaskEntry[] = []
+    for (const t of this.#dirtyTasks) {
+      if (!all && t.row.s.length === 1 && !t.settled) {
+        waiting.push(t)
+        continue
+      }
+      if (t.keep) this.#serializeKept(t, cache)
+      tasks.push({ rootId: t.rootId, seq: t.seq, row: t.row, settled: t.settled, identity: t.identity, value: t.value })
+    }
     try {
-      this.#store.write(flows, tasks, this.rootIds)
+      this.#store.write(flows, tasks, this.rootIds, cache)
     } catch (error) {
       this.#failed = error as Error
       this.onError?.(this.#failed)
       return
     }
+    for (const entry of cache) this.#pendingCache.delete(entry.key)
     for (const task of this.#dirtyTasks) if (task.settled) this.#tasks.delete(task.row.id)
     this.#dirtyTasks.clear()
+    for (const task of waiting) this.#dirtyTasks.add(task)
     this.#dirtyFlows.clear()
   }
 

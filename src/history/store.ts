@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs'
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { hostname } from 'node:os'
 import path from 'node:path'
 import Database from 'better-sqlite3'
@@ -14,7 +14,7 @@ import type { ErrorRecord, FlowRunRecord, LogRecord, StateRecord, TaskRunRecord 
  * the columns that lists and filters need.
  */
 
-const SCHEMA_VERSION = 1
+const SCHEMA_VERSION = 2
 /** A flow run whose process has not written for this long is stale even if its pid is alive (pid reuse). */
 const STALE_AFTER_MS = 60 * 60 * 1000
 
@@ -37,6 +37,10 @@ export interface FlowRunWrite {
   rootId: string
   record: FlowRunRecord
   created: number
+  /** The flow file `ptr run` loaded (absolute), for `ptr flow-runs retry`; root flow runs only. */
+  file?: string | undefined
+  /** The flow run's value, once it completed and its value was stored (inline only). */
+  result?: Uint8Array | undefined
 }
 /**
  * A task run as stored: compact, because one is written per run on the engine's hot path; {@link
@@ -49,8 +53,8 @@ export interface StoredTaskRun {
   t: string
   k: string
   f: string
-  /** states: [type, name, epoch ms, message?] */
-  s: [State['type'], string, number, string?][]
+  /** states: [type, name, epoch ms, message?, slot?] (slot on Running states; a missing message is null then) */
+  s: [State['type'], string, number, (string | null)?, string?][]
   /** attempts */
   a: number
   /** tags, map id and index, error, logs ([epoch ms, level, message]) and logs omitted, when there are any */
@@ -60,7 +64,17 @@ export interface StoredTaskRun {
   e?: ErrorRecord | undefined
   l?: [number, LogRecord['level'], string][]
   o?: number
+  /** Why the run's value was not stored (it cannot be serialized, or it is too big), when it was not. */
+  r?: string
+  /** upstream task run ids, when there are any */
+  u?: string[]
 }
+
+/**
+ * A run's value as stored: v8-serialized bytes, inline in the row when small, else in a file
+ * under `<localDir>/results/`.
+ */
+export type StoredValue = { bytes: Uint8Array; file?: undefined } | { file: string; bytes?: undefined }
 export interface TaskRunWrite {
   rootId: string
   /** The run's place among the task runs of its root flow run. */
@@ -68,13 +82,31 @@ export interface TaskRunWrite {
   row: StoredTaskRun
   /** Whether the run reached its final state (or NotReady): what a stale sweep leaves alone. */
   settled: boolean
+  /** The run's identity (src/engine/results.ts) and value, once it completed and its value was stored. */
+  identity?: string | undefined
+  value?: StoredValue | undefined
+}
+
+/** A cache entry to write: the newest write of a key wins. */
+export interface CacheWrite {
+  key: string
+  value: StoredValue
+  created: number
+  expires: number | undefined
+  /** Which run wrote it, for the message of the runs it stands in for. */
+  source: string
 }
 
 const iso = (ms: number) => new Date(ms).toISOString()
 
 /** The report's record (docs/report.schema.json) of a stored task run. */
 export function taskRunRecord(row: StoredTaskRun): TaskRunRecord {
-  const stateHistory: StateRecord[] = row.s.map(([type, name, at, message]) => (message === undefined ? { type, name, timestamp: iso(at) } : { type, name, timestamp: iso(at), message }))
+  const stateHistory: StateRecord[] = row.s.map(([type, name, at, message, slot]) => {
+    const state: StateRecord = { type, name, timestamp: iso(at) }
+    if (message !== undefined && message !== null) state.message = message
+    if (slot !== undefined) state.slot = slot
+    return state
+  })
   const last = row.s[row.s.length - 1]!
   const started = row.s.find((s) => s[0] === 'Running')?.[2]
   const ended = isFinal({ type: last[0] }) ? last[2] : undefined
@@ -87,6 +119,7 @@ export function taskRunRecord(row: StoredTaskRun): TaskRunRecord {
     tags: row.g ?? [],
     mapIndex: row.i ?? null,
     mapId: row.m ?? null,
+    upstreamTaskRunIds: row.u ?? [],
     state: stateHistory[stateHistory.length - 1]!,
     stateHistory,
     attempts: row.a,
@@ -96,6 +129,7 @@ export function taskRunRecord(row: StoredTaskRun): TaskRunRecord {
     error: row.e ?? null,
     logs: (row.l ?? []).map(([at, level, message]) => ({ timestamp: iso(at), level, message })),
     logsOmitted: row.o ?? 0,
+    ...(row.r === undefined ? {} : { resultNotStored: row.r }),
   }
 }
 
@@ -130,19 +164,28 @@ export class HistoryStore {
   readonly #host = hostname()
   readonly #writeFlow: Database.Statement
   readonly #writeTask: Database.Statement
+  readonly #writeCache: Database.Statement
+  readonly #readCache: Database.Statement
+  /** Where values too big for a row go: `<localDir>/results/`. */
+  readonly resultsDir: string
   readonly #beat: Database.Statement
 
   private constructor(file: string, db: Database.Database) {
     this.file = file
     this.#db = db
+    this.resultsDir = path.join(path.dirname(file), 'results')
     this.#writeFlow = db.prepare(
-      `INSERT INTO flow_runs (id, root_id, parent_id, flow_name, state_type, state_name, record, pid, host, heartbeat, created, ended)
-       VALUES (@id, @rootId, @parentId, @flowName, @stateType, @stateName, @record, @pid, @host, @now, @created, @ended)
+      `INSERT INTO flow_runs (id, root_id, parent_id, flow_name, state_type, state_name, record, pid, host, heartbeat, created, ended, file, result)
+       VALUES (@id, @rootId, @parentId, @flowName, @stateType, @stateName, @record, @pid, @host, @now, @created, @ended, @file, @result)
        ON CONFLICT (id) DO UPDATE SET state_type = excluded.state_type, state_name = excluded.state_name, record = excluded.record,
-         heartbeat = excluded.heartbeat, ended = excluded.ended`,
+         heartbeat = excluded.heartbeat, ended = excluded.ended, result = excluded.result`,
     )
     // Keyed by (root flow run, place): rows of one run append at the end of the table's tree.
-    this.#writeTask = db.prepare(`INSERT OR REPLACE INTO task_runs (root_id, seq, settled, state_name, row) VALUES (?, ?, ?, ?, ?)`)
+    this.#writeTask = db.prepare(
+      `INSERT OR REPLACE INTO task_runs (root_id, seq, settled, state_name, row, identity, result, result_file) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+    )
+    this.#writeCache = db.prepare(`INSERT OR REPLACE INTO cache (key, result, result_file, created, expires, source) VALUES (?, ?, ?, ?, ?, ?)`)
+    this.#readCache = db.prepare(`SELECT result, result_file AS file, created, source FROM cache WHERE key = ? AND (expires IS NULL OR expires > ?)`)
     this.#beat = db.prepare(`UPDATE flow_runs SET heartbeat = ? WHERE root_id = ? AND ended IS NULL`)
   }
 
@@ -170,12 +213,16 @@ export class HistoryStore {
       CREATE TABLE IF NOT EXISTS flow_runs (
         id TEXT PRIMARY KEY, root_id TEXT NOT NULL, parent_id TEXT, flow_name TEXT NOT NULL,
         state_type TEXT NOT NULL, state_name TEXT NOT NULL, record TEXT NOT NULL,
-        pid INTEGER NOT NULL, host TEXT NOT NULL, heartbeat INTEGER NOT NULL, created INTEGER NOT NULL, ended INTEGER);
+        pid INTEGER NOT NULL, host TEXT NOT NULL, heartbeat INTEGER NOT NULL, created INTEGER NOT NULL, ended INTEGER,
+        file TEXT, result BLOB);
       CREATE INDEX IF NOT EXISTS flow_runs_root ON flow_runs (root_id);
       CREATE INDEX IF NOT EXISTS flow_runs_created ON flow_runs (created);
       CREATE TABLE IF NOT EXISTS task_runs (
         root_id TEXT NOT NULL, seq INTEGER NOT NULL, settled INTEGER NOT NULL, state_name TEXT NOT NULL, row TEXT NOT NULL,
+        identity TEXT, result BLOB, result_file TEXT,
         PRIMARY KEY (root_id, seq)) WITHOUT ROWID;
+      CREATE TABLE IF NOT EXISTS cache (
+        key TEXT PRIMARY KEY, result BLOB, result_file TEXT, created INTEGER NOT NULL, expires INTEGER, source TEXT NOT NULL);
       INSERT OR IGNORE INTO meta (k, v) VALUES ('schema', '${SCHEMA_VERSION}');
     `)
     const version = Number((db.prepare(`SELECT v FROM meta WHERE k = 'schema'`).get() as { v: string }).v)
@@ -183,16 +230,27 @@ export class HistoryStore {
       db.close()
       throw new UsageError(`${file} was written by a newer ptr (history schema ${version}, this one reads ${SCHEMA_VERSION}); upgrade ptr or set localDir elsewhere`, 'PTR_HISTORY_SCHEMA')
     }
+    if (version < 2) {
+      // Schema 1 had no results: add their columns (old runs have none, and cannot be resumed).
+      db.transaction(() => {
+        const columns = (table: string) => (db.prepare(`PRAGMA table_info(${table})`).all() as { name: string }[]).map((c) => c.name)
+        const tasks = columns('task_runs')
+        for (const [name, type] of [['identity', 'TEXT'], ['result', 'BLOB'], ['result_file', 'TEXT']]) if (!tasks.includes(name!)) db.exec(`ALTER TABLE task_runs ADD COLUMN ${name} ${type}`)
+        const flows = columns('flow_runs')
+        for (const [name, type] of [['file', 'TEXT'], ['result', 'BLOB']]) if (!flows.includes(name!)) db.exec(`ALTER TABLE flow_runs ADD COLUMN ${name} ${type}`)
+        db.prepare(`UPDATE meta SET v = ? WHERE k = 'schema'`).run(String(SCHEMA_VERSION))
+      }).immediate()
+    }
     const store = new HistoryStore(file, db)
     store.markStale()
     return store
   }
 
   /** Writes the given rows in one transaction; `rootIds` get a fresh heartbeat. */
-  write(flowRuns: readonly FlowRunWrite[], taskRuns: readonly TaskRunWrite[], rootIds: readonly string[]): void {
+  write(flowRuns: readonly FlowRunWrite[], taskRuns: readonly TaskRunWrite[], rootIds: readonly string[], cache: readonly CacheWrite[] = []): void {
     const now = Date.now()
     this.#db.transaction(() => {
-      for (const { id, rootId, record, created } of flowRuns) {
+      for (const { id, rootId, record, created, file, result } of flowRuns) {
         const ended = isFinal(record.state) ? (record.endTime ? Date.parse(record.endTime) : now) : null
         this.#writeFlow.run({
           id,
@@ -207,11 +265,74 @@ export class HistoryStore {
           now,
           created,
           ended,
+          file: file ?? null,
+          result: result ?? null,
         })
       }
-      for (const { rootId, seq, row, settled } of taskRuns) this.#writeTask.run(rootId, seq, settled ? 1 : 0, row.s[row.s.length - 1]![1], JSON.stringify(row))
+      for (const { rootId, seq, row, settled, identity, value } of taskRuns) {
+        this.#writeTask.run(rootId, seq, settled ? 1 : 0, row.s[row.s.length - 1]![1], JSON.stringify(row), identity ?? null, value?.bytes ?? null, value?.file ?? null)
+      }
+      for (const entry of cache) this.#writeCache.run(entry.key, entry.value.bytes ?? null, entry.value.file ?? null, entry.created, entry.expires ?? null, entry.source)
       for (const rootId of rootIds) this.#beat.run(now, rootId)
     })()
+  }
+
+  /**
+   * Keeps `bytes` for a row: as they are when small, else in a file under `resultsDir` (written
+   * now, named by a hash of the key, so a rewrite of the same run replaces its file).
+   */
+  storeValue(bytes: Uint8Array, name: string, inlineMax: number): StoredValue {
+    if (bytes.byteLength <= inlineMax) return { bytes }
+    mkdirSync(this.resultsDir, { recursive: true })
+    const file = path.join(this.resultsDir, `${name}.bin`)
+    writeFileSync(file, bytes)
+    return { file: path.relative(this.resultsDir, file) }
+  }
+
+  /** The bytes of a stored value (a file that has gone is an error the caller reports). */
+  readValue(value: { result: Uint8Array | null; file: string | null }): Uint8Array {
+    if (value.result !== null) return value.result
+    return readFileSync(path.join(this.resultsDir, value.file!))
+  }
+
+  /** The cache entry under `key` unless it expired at `now`. */
+  cached(key: string, now = Date.now()): { bytes: Uint8Array; created: number; source: string } | undefined {
+    const row = this.#readCache.get(key, now) as { result: Uint8Array | null; file: string | null; created: number; source: string } | undefined
+    if (!row) return undefined
+    return { bytes: this.readValue(row), created: row.created, source: row.source }
+  }
+
+  /**
+   * The stored values of the completed task runs under root flow run `rootId` (its subflows'
+   * too), by identity: what a flow run that resumes it reuses.
+   */
+  resumable(rootId: string): Map<string, { result: Uint8Array | null; file: string | null }> {
+    const rows = this.#db
+      .prepare(`SELECT identity, result, result_file AS file FROM task_runs WHERE root_id = ? AND identity IS NOT NULL AND (result IS NOT NULL OR result_file IS NOT NULL)`)
+      .all(rootId) as { identity: string; result: Uint8Array | null; file: string | null }[]
+    return new Map(rows.map((r) => [r.identity, { result: r.result, file: r.file }]))
+  }
+
+  /**
+   * The newest root flow run of `flowName` that ended without completing (what `ptr run --resume`
+   * resumes). One still running in another `ptr run` is not a candidate; one whose process died
+   * was marked Crashed (ended) when the store was opened.
+   */
+  latestUnfinished(flowName: string): { id: string; file: string | null; record: FlowRunRecord } | undefined {
+    const row = this.#db
+      .prepare(
+        `SELECT id, file, record FROM flow_runs WHERE parent_id IS NULL AND flow_name = ? AND ended IS NOT NULL AND state_type != 'Completed' ORDER BY created DESC, rowid DESC LIMIT 1`,
+      )
+      .get(flowName) as { id: string; file: string | null; record: string } | undefined
+    return row && { id: row.id, file: row.file, record: JSON.parse(row.record) as FlowRunRecord }
+  }
+
+  /** A root flow run's file and record (what `ptr flow-runs retry` reruns). */
+  flowRun(id: string): { id: string; file: string | null; record: FlowRunRecord; parentId: string | null } | undefined {
+    const row = this.#db.prepare(`SELECT id, file, record, parent_id AS parentId FROM flow_runs WHERE id = ?`).get(id) as
+      | { id: string; file: string | null; record: string; parentId: string | null }
+      | undefined
+    return row && { id: row.id, file: row.file, record: JSON.parse(row.record) as FlowRunRecord, parentId: row.parentId }
   }
 
   /**
@@ -308,12 +429,21 @@ export class HistoryStore {
   prune(before: number): number {
     return this.#db.transaction(() => {
       const roots = (this.#db.prepare(`SELECT id FROM flow_runs WHERE parent_id IS NULL AND ended IS NOT NULL AND ended < ?`).all(before) as { id: string }[]).map((r) => r.id)
+      const files = this.#db.prepare(`SELECT result_file AS file FROM task_runs WHERE root_id = ? AND result_file IS NOT NULL`)
       const dropTasks = this.#db.prepare(`DELETE FROM task_runs WHERE root_id = ?`)
       const dropFlows = this.#db.prepare(`DELETE FROM flow_runs WHERE root_id = ?`)
+      const unused: string[] = []
       for (const id of roots) {
+        for (const { file } of files.all(id) as { file: string }[]) unused.push(file)
         dropTasks.run(id)
         dropFlows.run(id)
       }
+      // Expired cache entries go too.
+      for (const { file } of this.#db.prepare(`SELECT result_file AS file FROM cache WHERE expires <= ? AND result_file IS NOT NULL`).all(Date.now()) as { file: string }[]) unused.push(file)
+      this.#db.prepare(`DELETE FROM cache WHERE expires <= ?`).run(Date.now())
+      // A file another row (a cache entry, a later run) still names stays.
+      const named = this.#db.prepare(`SELECT 1 FROM task_runs WHERE result_file = ? UNION ALL SELECT 1 FROM cache WHERE result_file = ? LIMIT 1`)
+      for (const file of new Set(unused)) if (!named.get(file, file)) rmSync(path.join(this.resultsDir, file), { force: true })
       return roots.length
     })()
   }

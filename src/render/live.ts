@@ -1,3 +1,4 @@
+import { attemptEnded } from '../errors.ts'
 import { Chalk, type ChalkInstance } from 'chalk'
 import type { FlowRunInfo, RunEvent } from '../engine/events.ts'
 import type { State } from '../engine/states.ts'
@@ -24,8 +25,10 @@ export interface LiveRendererOptions {
 interface Group {
   readonly label: string
   total: number
-  /** Runs that ended Completed (the common case, counted apart). */
+  /** Runs that ended Completed (the common case, counted apart), Cached ones included. */
   completed: number
+  /** Of those, the ones a kept value stood in for (Cached). */
+  cached: number
   /** Runs that ended otherwise, by state name. */
   readonly counts: Map<string, number>
   /** How many runs are running now. */
@@ -168,6 +171,7 @@ export class LiveRenderer implements Renderer {
           label: taskRun.mapId ? `${taskRun.taskName} (map)` : taskRun.taskName,
           total: 0,
           completed: 0,
+          cached: 0,
           counts: new Map(),
           running: 0,
           sample: new Map(),
@@ -198,6 +202,7 @@ export class LiveRenderer implements Renderer {
     }
     if (state.type === 'Completed') {
       group.completed++
+      if (state.name === 'Cached') group.cached++
       return
     }
     if (state.name === 'AwaitingRetry') {
@@ -245,7 +250,8 @@ export class LiveRenderer implements Renderer {
     const bar = `${c.green('█'.repeat(filledOk))}${badColour('▒'.repeat(filledBad))}${c.dim('░'.repeat(width - filledOk - filledBad))}`
     const parts = [`${done}/${group.total}`]
     if (group.running) parts.push(c.cyan(`${group.running} running`))
-    if (group.completed) parts.push(c.green(`${group.completed} completed`))
+    if (group.completed > group.cached) parts.push(c.green(`${group.completed - group.cached} completed`))
+    if (group.cached) parts.push(c.green(`${group.cached} cached`))
     for (const [name, n] of group.counts) {
       const type = name === 'NotReady' ? 'Pending' : name === 'Cancelled' ? 'Cancelled' : name === 'Crashed' ? 'Crashed' : 'Failed'
       parts.push(colour(c, name, type)(`${n} ${stateWord(name)}`))
@@ -267,7 +273,7 @@ export class LiveRenderer implements Renderer {
     if (group.running > shown && shown > 0) details[details.length - 1] += c.dim(` … +${group.running - shown} running`)
     if (retryLine && group.lastRetry) {
       const { name, attempt, state } = group.lastRetry
-      details.push(c.yellow(`${pad}↻ ${name} attempt ${attempt} failed: ${state.error ? errorHeadline(state.error) : (state.message ?? '')}`))
+      details.push(c.yellow(`${pad}↻ ${name} attempt ${attempt} ${attemptEnded(state.error)}: ${state.error ? errorHeadline(state.error) : (state.message ?? '')}`))
     }
     for (const failure of group.failures.slice(0, failureLines)) {
       const after = failure.attempts > 1 ? ` after ${plural(failure.attempts, 'attempt')}` : ''

@@ -1,3 +1,4 @@
+import { attemptEnded } from '../errors.ts'
 import type { Writable } from 'node:stream'
 import { Chalk, type ChalkInstance } from 'chalk'
 import type { LogLevel, RunEvent } from '../engine/events.ts'
@@ -36,7 +37,7 @@ export function stateDetail(state: State, attempt: number): string {
   const message = state.error ? errorHeadline(state.error) : (state.message ?? '')
   if (state.name === 'AwaitingRetry') {
     const wait = Math.max(0, ((state.scheduledTime ?? state.timestamp) - state.timestamp) / 1000)
-    return ` attempt ${attempt} failed: ${message}; retrying in ${wait.toFixed(1)} s`
+    return ` attempt ${attempt} ${attemptEnded(state.error)}: ${message}; retrying in ${wait.toFixed(1)} s`
   }
   // A retry with no delay goes straight to Retrying, carrying the failed attempt's error.
   if (state.name === 'Retrying') return state.error ? ` ${state.message ?? ''}` : ` attempt ${attempt}`

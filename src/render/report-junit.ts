@@ -11,9 +11,10 @@ const escape = (text: string) =>
     .replace(/"/g, '&quot;')
 
 /** Log lines as a `<system-out>` element (CI systems show it with the test case), or nothing. */
-function systemOut(logs: readonly LogRecord[], omitted: number, indent: string): string[] {
-  if (logs.length === 0) return []
+function systemOut(logs: readonly LogRecord[], omitted: number, indent: string, note?: string): string[] {
+  if (logs.length === 0 && note === undefined) return []
   const lines = logs.map((l) => `${l.timestamp.slice(11, 23)} ${l.level.padEnd(7)} ${l.message}`)
+  if (note !== undefined) lines.unshift(note)
   if (omitted > 0) lines.push(`... ${omitted} more lines (see the JSON report's limits)`)
   return [`${indent}<system-out>${escape(lines.join('\n'))}</system-out>`]
 }
@@ -57,7 +58,9 @@ export function buildJUnitXml(report: RunReport): string {
       } else if (isSkipped(run.state.type, run.state.name)) {
         body.push(`      <skipped message="${escape(`${run.state.name}: ${run.state.message ?? ''}`)}"/>`)
       }
-      body.push(...systemOut(run.logs, run.logsOmitted, '      '))
+      // A run a kept value stood in for passes, and says so (it did not execute).
+      const note = run.state.name === 'Cached' ? `Cached: ${run.state.message ?? 'a kept value stood in for this run'}` : undefined
+      body.push(...systemOut(run.logs, run.logsOmitted, '      ', note))
       lines.push(...(body.length === 0 ? [`${open}/>`] : [`${open}>`, ...body, '    </testcase>']))
     }
     lines.push(...systemOut(flowRun.logs, flowRun.logsOmitted, '    '), '  </testsuite>')

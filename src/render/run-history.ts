@@ -8,6 +8,8 @@ export interface StateRecord {
   name: string
   timestamp: string
   message?: string
+  /** On a Running state: the task runner's slot that attempt ran in (`thread 2`). */
+  slot?: string
 }
 
 /** A log line of a run: its console output and getRunLogger() lines. */
@@ -55,6 +57,10 @@ export interface TaskRunRecord extends RunLifetime {
   mapIndex: number | null
   mapId: string | null
   attempts: number
+  /** In the run history: why the run's value was not kept (so a resume runs it again), when it was not. */
+  resultNotStored?: string
+  /** The task runs whose futures this run was given (arguments and `waitFor`): the task graph's edges. */
+  upstreamTaskRunIds: string[]
 }
 
 export interface FlowRunRecord extends RunLifetime {
@@ -68,9 +74,10 @@ export interface FlowRunRecord extends RunLifetime {
 
 const iso = (ms: number) => new Date(ms).toISOString()
 
-export function stateRecord(state: State): StateRecord {
+export function stateRecord(state: State, slot?: string): StateRecord {
   const record: StateRecord = { type: state.type, name: state.name, timestamp: iso(state.timestamp) }
   if (state.message !== undefined) record.message = state.message
+  if (slot !== undefined && state.type === 'Running') record.slot = slot
   return record
 }
 
@@ -143,6 +150,7 @@ export class RunHistory {
           tags: [...taskRun.tags],
           mapIndex: taskRun.mapIndex ?? null,
           mapId: taskRun.mapId ?? null,
+          upstreamTaskRunIds: taskRun.upstreamTaskRunIds ? [...taskRun.upstreamTaskRunIds] : [],
           state: stateRecord(state),
           stateHistory: [],
           attempts: 0,
@@ -159,7 +167,7 @@ export class RunHistory {
       this.#taskRuns.set(taskRun.id, entry)
     }
     const { record, times } = entry
-    record.state = stateRecord(state)
+    record.state = stateRecord(state, state.type === 'Running' ? taskRun.slot : undefined)
     record.stateHistory.push(record.state)
     record.attempts = taskRun.attempt
     if (state.type === 'Running' && times.start === undefined) times.start = state.timestamp
@@ -200,7 +208,7 @@ export function flowRunRecord(info: FlowRunInfo, history: readonly State[], logs
     taskRunner: info.taskRunnerName,
     tags: [...(info.tags ?? [])],
     state: stateRecord(last),
-    stateHistory: history.map(stateRecord),
+    stateHistory: history.map((s) => stateRecord(s)),
     startTime: running ? iso(running.timestamp) : null,
     endTime: ended ? iso(ended.timestamp) : null,
     durationSeconds: running && ended ? (ended.timestamp - running.timestamp) / 1000 : null,

@@ -1,3 +1,4 @@
+import { attemptEnded } from '../errors.ts'
 import { inspect } from 'node:util'
 import type { ChalkInstance } from 'chalk'
 import type { State } from '../engine/states.ts'
@@ -48,7 +49,7 @@ export function formatSummary(recorder: RunRecorder, flowState: State | undefine
   const retriedLines = (id: string) => {
     const run = recorder.retried.get(id)
     if (!run) return []
-    return run.attempts.map((a) => c.dim(`    attempt ${a.attempt} failed: ${a.error ? errorHeadline(a.error) : (a.message ?? '')}`))
+    return run.attempts.map((a) => c.dim(`    attempt ${a.attempt} ${attemptEnded(a.error)}: ${a.error ? errorHeadline(a.error) : (a.message ?? '')}`))
   }
   for (const failure of recorder.failures) {
     const { state } = failure

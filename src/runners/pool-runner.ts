@@ -274,6 +274,7 @@ export abstract class PoolTaskRunner extends TaskRunner {
       const joiners = this.takeWaiting(
         (other) => other.task.key === key && other.task.options.timeoutSeconds === undefined && !this.#crashedOnce.has(other),
         MAX_BATCH - 1,
+        run,
       )
       if (joiners.length > 0) {
         const started: Batch = { requests: [], runs: [], settle: [], sent: false }

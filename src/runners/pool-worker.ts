@@ -242,10 +242,10 @@ const stateRecord = ({ result: _result, error, ...rest }: State): StateRecord =>
 // the main side, so its views and reports show them like any other run.
 runEvents.on((event) => {
   if (event.kind !== 'task-run-state') return
-  const { id, name, taskName, taskKey, tags, mapIndex, mapId, attempt, startTime } = event.taskRun
+  const { id, name, taskName, taskKey, tags, mapIndex, mapId, attempt, startTime, upstreamTaskRunIds } = event.taskRun
   const message: StateMessage = {
     type: 'ptr.state',
-    taskRun: { id, name, taskName, taskKey, flowRunId: event.taskRun.flowRunId ?? currentContext()?.flowRun?.id, tags: [...tags], mapIndex, mapId, attempt, startTime },
+    taskRun: { id, name, taskName, taskKey, flowRunId: event.taskRun.flowRunId ?? currentContext()?.flowRun?.id, tags: [...tags], mapIndex, mapId, attempt, startTime, upstreamTaskRunIds },
     state: stateRecord(event.state),
     previous: event.previous && stateRecord(event.previous),
   }

@@ -1,14 +1,33 @@
 import path from 'node:path'
+import type { CachePolicyName } from '../engine/result-types.ts'
 import { localDirFrom } from './local-dir.ts'
 import type { ResolvedSettings } from './resolve.ts'
 
-/** Where the run history lives, and whether `ptr run` records into it. */
+/** Where the run history lives, whether `ptr run` records into it, and how results are kept. */
 export interface ResolvedHistorySettings {
   readonly enabled: boolean
   /** `<localDir>/history.db`, absolute. */
   readonly file: string
+  readonly results: {
+    readonly persistByDefault: boolean
+    readonly maxBytes: number
+    /** Values up to this size live in the history's rows; bigger ones in files under `<localDir>/results/`. */
+    readonly inlineBytes: number
+    readonly defaultCachePolicy: readonly CachePolicyName[]
+  }
 }
 
 export function historySettingsFrom(resolved: ResolvedSettings, cwd: string): ResolvedHistorySettings {
-  return { enabled: resolved.settings.history.value !== false, file: path.join(localDirFrom(resolved, cwd), 'history.db') }
+  const { settings } = resolved
+  const policy = String(settings['tasks.defaultCachePolicy'].value)
+  return {
+    enabled: settings.history.value !== false,
+    file: path.join(localDirFrom(resolved, cwd), 'history.db'),
+    results: {
+      persistByDefault: settings['results.persistByDefault'].value !== false,
+      maxBytes: Number(settings['results.maxBytes'].value),
+      inlineBytes: 64 * 1024,
+      defaultCachePolicy: policy.split('+').map((name) => name.trim() as CachePolicyName).filter((name) => name !== 'none'),
+    },
+  }
 }

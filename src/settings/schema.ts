@@ -42,6 +42,8 @@ const OUTPUT_MODES = ['auto', 'live', 'plain', 'json'] as const
 const LOG_LEVELS = ['debug', 'info', 'warning', 'error'] as const
 const COLOR_MODES = ['auto', 'always', 'never'] as const
 
+const CACHE_POLICIES = ['none', 'inputs', 'taskSource', 'flowParameters', 'runId'] as const
+
 const QUEUE_URL = z.string().refine((value) => /^(sqlite:.+|redis:\/\/.*|rediss:\/\/.*)$/.test(value))
 
 const setting = <T, const K extends string>(
@@ -221,6 +223,33 @@ export const SETTINGS = [
     schema: z.boolean(),
     default: true,
     fromString: asBoolean,
+  }),
+  setting<boolean, 'results.persistByDefault'>({
+    key: 'results.persistByDefault',
+    env: ['PREFECT_RESULTS_PERSIST_BY_DEFAULT'],
+    description: 'keep the values of task runs and flow runs whose code sets no persistResult, next to the run history, so ptr run --resume can reuse them',
+    accepts: 'true or false (also 1/0, yes/no, on/off)',
+    schema: z.boolean(),
+    default: true,
+    fromString: asBoolean,
+  }),
+  setting<number, 'results.maxBytes'>({
+    key: 'results.maxBytes',
+    env: ['PREFECT_RESULTS_MAX_BYTES'],
+    description: 'the largest value (serialized) that is kept; a bigger one is not, and its run cannot be resumed from',
+    accepts: 'an integer from 1 and up',
+    schema: positiveInt,
+    default: 64 * 1024 * 1024,
+    fromString: asInteger,
+  }),
+  setting<string, 'tasks.defaultCachePolicy'>({
+    key: 'tasks.defaultCachePolicy',
+    env: ['PREFECT_TASK_DEFAULT_CACHE_POLICY'],
+    description: 'the cache policy of tasks that set no cachePolicy or cacheKeyFn (and keep their results)',
+    accepts: `none, or policies joined by +: ${CACHE_POLICIES.join(', ')}`,
+    schema: z.string().refine((value) => value.split('+').every((name) => (CACHE_POLICIES as readonly string[]).includes(name.trim()))),
+    default: 'none',
+    fromString: asString,
   }),
 ] as const satisfies readonly SettingSpec<any>[]
 

@@ -17,10 +17,12 @@ interface RunCommandFlags {
   output?: string
   outputFile?: string
   junit?: string
+  report?: string
   help?: boolean
   quiet?: boolean
   logLevel?: string
   color?: string
+  resume?: boolean
 }
 
 /** `ptr run FILE [FLOW]`: load a flow file and run one of its flows. */
@@ -43,9 +45,11 @@ export function defineRunCommand(program: Command, result: CliResult): void {
     .option('-o, --output <mode>', 'auto (live view on a terminal, plain lines otherwise), live, plain, or json: the whole run as JSON, to --output-file or to stdout')
     .option('--output-file <file>', 'with --output json: write the report to this file (the view stays on the terminal)')
     .option('--junit <file>', 'also write a JUnit XML report (one test case per task run) to this file')
+    .option('--report <file>', 'also write an HTML report (timeline, task graph, runs with errors and logs) to this .html file: one page, no network needed')
     .option('-q, --quiet', 'print only failures and the summary')
     .option('--log-level <level>', 'thin the plain output: debug, info, warning (retries, failures, cancellations) or error (failures)')
     .option('--color <when>', 'auto, always or never (auto honours NO_COLOR and FORCE_COLOR)')
+    .option('--resume', "run again the latest run of this flow that did not complete, with its parameters: task runs that completed in it are not run again (they show as Cached)")
     .addHelpText(
       'after',
       `
@@ -56,6 +60,8 @@ Examples:
   $ ptr run flows/elevator.ts elevator    run the flow exported as (or named) elevator
   $ ptr run flows/hello.ts --help         the flow's parameters
   $ ptr run flows/failures.ts --output json --output-file report.json --junit junit.xml
+  $ ptr run flows/pipeline.ts --resume    go on from the last failed (or killed) run
+  $ ptr run flows/elevator.ts --report run.html      then open run.html in a browser
 
 Output: a live view on a terminal; one timestamped line per task-run state change when stdout is
 not a terminal or CI is set; then a summary. Settings (runner, sizes, output) also come from
@@ -94,9 +100,11 @@ Exit codes: 0 completed, 1 failed or crashed, 2 usage error, 130 Ctrl-C, 143 SIG
         output: options.output,
         outputFile,
         junit: options.junit,
+        report: options.report,
         quiet: options.quiet ?? false,
         logLevel: options.logLevel,
         color: options.color,
+        resume: options.resume ?? false,
         debug: Boolean(program.opts().debug),
       })
     })
