@@ -1,7 +1,10 @@
 /**
  * Pool runners next to raw workerpool (same run, same number of workers): 20,000 no-op submits
- * (thread, process), a 20,000-item map, 8 CPU-bound tasks vs the sequential runner, and the time
- * from `ptr run` to the first task result vs plain tsx.
+ * (thread, process), a 20,000-item map, 8 CPU-bound tasks vs the sequential runner; start-up as a
+ * user meets it: the time from `ptr run` to the first task result and exit vs plain tsx running
+ * the same file, `ptr run flows/hello.ts` vs plain tsx, six CPU-bound tasks on a cold pool of 2
+ * timed from the flow's start vs the sequential runner; and a 100,000-item map's peak RSS on the
+ * thread runner.
  */
 import { execFileSync } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
@@ -18,6 +21,10 @@ const RAW_WORKER = fileURLToPath(new URL('./raw-worker.cjs', import.meta.url))
 const BIN = fileURLToPath(new URL('../bin/ptr.js', import.meta.url))
 const FLOW = fileURLToPath(new URL('./first-result-flow.ts', import.meta.url))
 const PLAIN = fileURLToPath(new URL('./first-result-plain.ts', import.meta.url))
+const HELLO = fileURLToPath(new URL('../flows/hello.ts', import.meta.url))
+const HELLO_PLAIN = fileURLToPath(new URL('./hello-plain.ts', import.meta.url))
+const CPU_COLD = fileURLToPath(new URL('./cpu-cold-flow.ts', import.meta.url))
+const MAP_RSS = fileURLToPath(new URL('./map-rss.ts', import.meta.url))
 
 type Kind = 'thread' | 'process'
 const makeRunner = (kind: Kind): TaskRunner =>
@@ -73,6 +80,21 @@ function processMs(args: string[]): number {
   return Number(process.hrtime.bigint() - start) / 1e6
 }
 
+/** `ptr run bench/cpu-cold-flow.ts` on a runner: ms from the flow's start to its last result, as the flow prints it. */
+function coldCpuMs(runnerArgs: string[]): number {
+  const out = execFileSync(process.execPath, [BIN, 'run', CPU_COLD, ...runnerArgs, '--output', 'plain'], { encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' } })
+  const elapsed = /elapsed ([\d.]+)/.exec(out)
+  if (!elapsed) throw new Error(`cpu-cold-flow.ts printed no elapsed time:\n${out}`)
+  return Number(elapsed[1])
+}
+
+/** Peak RSS (MB) of a fresh process mapping 100,000 no-op items (see map-rss.ts). */
+function peakRssMb(mode: 'raw' | 'thread'): number {
+  return Number(execFileSync(process.execPath, ['--import', 'tsx', MAP_RSS, mode], { encoding: 'utf8' }).trim())
+}
+
+const atMost = (factor: number) => ({ text: `≤ ${factor}× peer`, met: (ours: number, peer: number | undefined) => peer !== undefined && ours <= factor * peer })
+
 const atLeast = (factor: number) => ({ text: `≥ ${factor}× peer`, met: (ours: number, peer: number | undefined) => peer !== undefined && ours >= factor * peer })
 
 export const scenarios: Scenario[] = [
@@ -119,9 +141,39 @@ export const scenarios: Scenario[] = [
       name: `ptr run (${kind}, 1 worker) to the first task result and exit, vs plain tsx running the same file`,
       unit: 'ms',
       better: 'lower',
-      repeats: 3,
+      repeats: 5,
       ours: { label: `ptr run --runner ${kind}`, measure: async () => processMs([BIN, 'run', FLOW, '--runner', kind, '--max-workers', '1']) },
       peer: { label: 'node --import tsx', measure: async () => processMs(['--import', 'tsx', PLAIN]) },
+      target: atMost(kind === 'thread' ? 1.3 : 1.4),
     }),
   ),
+  {
+    name: 'ptr run flows/hello.ts (an inline task) to exit, vs plain tsx calling the same task',
+    unit: 'ms',
+    better: 'lower',
+    repeats: 5,
+    ours: { label: 'ptr run flows/hello.ts', measure: async () => processMs([BIN, 'run', HELLO]) },
+    peer: { label: 'node --import tsx', measure: async () => processMs(['--import', 'tsx', HELLO_PLAIN]) },
+    target: atMost(1.15),
+  },
+  ...(['thread', 'process'] as const).map(
+    (kind): Scenario => ({
+      name: `6 CPU-bound 230 ms tasks on a cold ${kind} pool of ${WORKERS} (ptr run, from the flow's start) vs the sequential runner`,
+      unit: 'ms',
+      better: 'lower',
+      repeats: 3,
+      ours: { label: `ptr run --runner ${kind}`, measure: async () => coldCpuMs(['--runner', kind, '--max-workers', String(WORKERS)]) },
+      peer: { label: 'ptr run --runner sequential', measure: async () => coldCpuMs(['--runner', 'sequential']) },
+      target: atMost(0.6),
+    }),
+  ),
+  {
+    name: 'map over 100,000 no-op items, thread runner (2 workers), peak RSS (fresh process)',
+    unit: 'MB',
+    better: 'lower',
+    repeats: 1,
+    ours: { label: 'ptr thread map', measure: async () => peakRssMb('thread') },
+    peer: { label: 'Promise.all of raw calls', measure: async () => peakRssMb('raw') },
+    target: { text: '≤ 350 MB', met: (ours) => ours <= 350 },
+  },
 ]

@@ -1,8 +1,16 @@
 #!/usr/bin/env node
 // The bin is a shim: load ptr's built CLI, register tsx (for the user's .ts files only), hand over.
 // Only this file ends the process.
-import { existsSync } from 'node:fs'
+import { appendFileSync, existsSync } from 'node:fs'
 import { preloadDependencies } from './preload.js'
+
+// PTR_STARTUP_TRACE=FILE: the start-up steps, for bench/startup-breakdown.ts (src/runners/startup-trace.ts).
+const trace = process.env.PTR_STARTUP_TRACE
+const mark = (step, at = performance.timeOrigin + performance.now()) => {
+  if (trace) appendFileSync(trace, `${at.toFixed(1)} ${process.pid} ${step}\n`)
+}
+mark('process start', performance.timeOrigin)
+mark('bin start')
 
 const MAIN = new URL('../dist/cli/main.js', import.meta.url)
 if (!existsSync(MAIN)) {
@@ -12,17 +20,25 @@ if (!existsSync(MAIN)) {
 }
 // The command: the first word that is not a global option (`ptr --debug run ...`).
 const command = process.argv.slice(2).find((arg) => !arg.startsWith('-'))
-if (command === 'run' || command === 'config') await preloadDependencies()
+// (ptr run registers no hooks unless its flow file cannot be bundled: it loads them as it needs them.)
+if (command === 'config') await preloadDependencies()
+mark('bin: dependencies preloaded')
 // ptr's own modules load before tsx's hooks exist: they are plain JavaScript and never transformed.
 const { main } = await import(MAIN.href)
+mark('bin: dist/cli/main.js imported')
 // Only the commands that import the user's .ts files pay for tsx's hooks (about 270 ms here):
-// `ptr --version`, `--help`, `runs` and `flow-runs` (but `flow-runs retry`, which runs a flow) start without them.
-if (command === 'run' || command === 'config' || command === 'worker' || (command === 'flow-runs' && process.argv.includes('retry'))) {
+// `ptr --version`, `--help`, `runs` and `flow-runs` start without them. `ptr run` (and
+// `flow-runs retry`, which runs a flow) registers them only when it cannot bundle the flow file
+// (src/cli/bundle-flow.ts).
+if (command === 'config' || command === 'worker') {
   const [{ register: registerEsm }, { register: registerCjs }] = await Promise.all([import('tsx/esm/api'), import('tsx/cjs/api')])
   registerEsm()
   registerCjs()
+  globalThis[Symbol.for('ptr.tsxRegistered')] = true
+  mark('bin: tsx registered')
 }
 const code = await main(process.argv)
+mark('bin: command done')
 // Let stdout/stderr drain before exiting: a piped reader must get the last lines.
 await new Promise((resolve) => process.stdout.write('', resolve))
 await new Promise((resolve) => process.stderr.write('', resolve))

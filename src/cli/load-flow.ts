@@ -4,9 +4,23 @@ import { pathToFileURL } from 'node:url'
 import { UsageError, isPtrError } from '../errors.ts'
 import type { AnyFlow } from '../engine/flow.ts'
 import { isFlow } from '../engine/flow.ts'
+import { registerTypeScript } from '../runners/bundles.ts'
+import { bundleFlowFile } from './bundle-flow.ts'
+import type { FlowBundle } from './bundle-flow.ts'
 
-/** Imports a flow file (TypeScript through tsx) and returns its module namespace. */
-export async function importFlowFile(file: string, cwd = process.cwd()): Promise<{ path: string; exports: Record<string, unknown> }> {
+export interface ImportedFlowFile {
+  readonly path: string
+  readonly exports: Record<string, unknown>
+  /** The bundle the module came from (with `bundle: true`, when it could be bundled); the caller disposes of it. */
+  readonly bundle?: FlowBundle | undefined
+}
+
+/**
+ * Imports a flow file and returns its module namespace. With `bundle`, from a bundle of the file
+ * and the user's files it imports (see bundle-flow.ts), which pool workers then import too;
+ * otherwise, or when the file cannot be bundled, the file itself through tsx.
+ */
+export async function importFlowFile(file: string, cwd = process.cwd(), options: { bundle?: boolean } = {}): Promise<ImportedFlowFile> {
   const absolute = path.resolve(cwd, file)
   if (!existsSync(absolute)) {
     throw new UsageError(`flow file not found: ${file} (looked in ${path.dirname(absolute)}); check the path, it is relative to ${cwd}`, 'PTR_FILE_NOT_FOUND')
@@ -14,13 +28,16 @@ export async function importFlowFile(file: string, cwd = process.cwd()): Promise
   if (!statSync(absolute).isFile()) {
     throw new UsageError(`${file} is a directory, not a flow file; give the .ts file that exports the flow`, 'PTR_FILE_NOT_FOUND')
   }
+  const bundle = options.bundle ? await bundleFlowFile(absolute) : undefined
   let namespace: Record<string, unknown>
   try {
-    namespace = (await import(pathToFileURL(absolute).href)) as Record<string, unknown>
+    if (!bundle || bundle.typescript) await registerTypeScript()
+    namespace = (await import(bundle ? bundle.url : pathToFileURL(absolute).href)) as Record<string, unknown>
   } catch (error) {
+    bundle?.dispose()
     throw describeLoadError(error, file, absolute)
   }
-  return { path: absolute, exports: unwrapCommonJs(namespace) }
+  return { path: absolute, exports: unwrapCommonJs(namespace), bundle }
 }
 
 /** A CommonJS-scoped .ts file comes back as `{ default: module.exports }`: look inside it too. */

@@ -23,6 +23,10 @@ import type { HistoryStore } from '../history/store.ts'
 import type { ResolvedHistorySettings } from '../settings/history.ts'
 import { runnerSettingsForRun } from './run-settings.ts'
 import { checkHtmlReportPath, writeReport } from './report-files.ts'
+import { startupMark } from '../runners/startup-trace.ts'
+import { forgetInheritedBundles, useModuleBundle } from '../runners/bundles.ts'
+import type { FlowBundle } from './bundle-flow.ts'
+import { loadBundleInEarlyWorkers, stopEarlyWorkers } from './early-start.ts'
 
 export interface RunFlowCommandOptions {
   file: string
@@ -122,16 +126,43 @@ function resumeFrom(stored: { recorder: HistoryRecorder; store: HistoryStore }, 
 
 /** `ptr run`: loads the file, runs the flow with a renderer attached, returns the exit code. */
 export async function runFlowCommand(options: RunFlowCommandOptions): Promise<number> {
+  startupMark('run: command started')
+  forgetInheritedBundles()
   const output = parseOutput(options.output, options.outputFile)
   const resuming = options.resume === true || options.resumeFrom !== undefined
   if (resuming && (options.param.length > 0 || options.params !== undefined)) {
     throw new UsageError(`${options.resumeFrom ? 'ptr flow-runs retry' : '--resume'} runs the flow again with the parameters of the run it resumes; drop --param/--params (or run without --resume)`, 'PTR_USAGE')
   }
   const htmlReport = checkHtmlReportPath(options.report)
-  const { exports } = await importFlowFile(options.file)
+  let stopBundle: (() => void) | undefined
+  let bundle: FlowBundle | undefined
+  try {
+    // The flow file and the user's files it imports, bundled once for this run: the pool workers
+    // import the same bundle (see bundle-flow.ts).
+    const imported = await importFlowFile(options.file, process.cwd(), { bundle: true })
+    startupMark('run: flow file imported')
+    bundle = imported.bundle
+    if (bundle) {
+      stopBundle = useModuleBundle(bundle)
+      loadBundleInEarlyWorkers()
+    }
+    return await runImportedFlow(options, { output, resuming, htmlReport }, imported.exports)
+  } finally {
+    await stopEarlyWorkers()
+    stopBundle?.()
+    bundle?.dispose()
+  }
+}
+
+async function runImportedFlow(
+  options: RunFlowCommandOptions,
+  { output, resuming, htmlReport }: { output: ReturnType<typeof parseOutput>; resuming: boolean; htmlReport: ReturnType<typeof checkHtmlReportPath> },
+  exports: Record<string, unknown>,
+): Promise<number> {
   const flow = selectFlow(options.file, exports, options.flowName)
   let parameters = resuming ? undefined : parseFlowParameters(options.param, options.params, flow)
   const { taskRunner, defaultTaskRunner, retryDefaults, settings } = await runnerSettingsForRun(flow, { ...options, output: output.mode })
+  startupMark('run: settings resolved')
   // --runner prefect and t.delay() in the flow use the queue the settings name.
   const queue = queueSettingsFrom(settings, process.cwd())
   setDefaultQueue(queue.url, undefined, { source: queue.source, leaseMs: queue.leaseMs, maxLostLeases: queue.maxLostLeases })
@@ -156,6 +187,7 @@ export async function runFlowCommand(options: RunFlowCommandOptions): Promise<nu
     throw new UsageError('the run history is off (history: false / PREFECT_HISTORY=false), so there is no earlier run to resume; turn it on to use --resume', 'PTR_USAGE')
   }
   const stored = historySettings.enabled ? await startHistory(historySettings, path.resolve(options.file)) : undefined
+  startupMark('run: history opened')
   let notice: string | undefined
   if (resuming) {
     if (!stored) throw new UsageError(`cannot resume: the run history ${historySettings.file} cannot be opened (see the line above)`, 'PTR_USAGE')
@@ -192,6 +224,7 @@ export async function runFlowCommand(options: RunFlowCommandOptions): Promise<nu
   let state: State
   try {
     await renderer.start()
+    startupMark('run: renderer started, flow starts')
     // After start: the live view puts other writes above itself.
     if (notice) process.stderr.write(notice)
     ;({ state } = await flow.run(parameters, { taskRunner, defaultTaskRunner, retryDefaults, signal: controller.signal, results: stored?.recorder }))
@@ -206,6 +239,7 @@ export async function runFlowCommand(options: RunFlowCommandOptions): Promise<nu
     stored?.close()
     await closeDefaultLimits()
   }
+  startupMark('run: flow run ended')
   recorder.endedAt = Date.now()
   await renderer.end(recorder, state)
   if (history) {

@@ -7,11 +7,10 @@ import { SequentialTaskRunner } from './sequential.ts'
 import type { TaskRunner } from '../engine/task-runner.ts'
 import { ThreadPoolTaskRunner } from './thread-pool.ts'
 
-/** The runner kinds `--runner` accepts, and how to build each. */
-export const RUNNER_KINDS = ['sequential', 'concurrent', 'thread', 'process', 'prefect'] as const
-export type RunnerKind = (typeof RUNNER_KINDS)[number]
-/** The runner flows get when nothing (flag, flow code, environment, config file) names one. */
-export const DEFAULT_RUNNER_KIND: RunnerKind = 'thread'
+import { RUNNER_KINDS } from './kind-names.ts'
+
+export { DEFAULT_RUNNER_KIND, RUNNER_KINDS } from './kind-names.ts'
+export type { RunnerKind } from './kind-names.ts'
 
 export interface RunnerSettings {
   /** Pool size (thread and process runners). @default os.availableParallelism() */
@@ -20,7 +19,7 @@ export interface RunnerSettings {
   maxConcurrency?: number | undefined
 }
 
-/** Builds a runner of `kind`; `source` names where the kind came from, for the error message. */
+/** Builds a runner of `kind` (one of RUNNER_KINDS); `source` names where the kind came from, for the error message. */
 export function createTaskRunner(kind: string, settings: RunnerSettings = {}, source = '--runner'): TaskRunner {
   switch (kind) {
     case 'thread':

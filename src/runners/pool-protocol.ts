@@ -11,6 +11,8 @@ import type { State } from '../engine/states.ts'
 /** The workerpool method names the worker registers. */
 export const METHOD_RUN = 'ptr.run'
 export const METHOD_PROBE = 'ptr.probe'
+/** Imports the run's bundles in a worker started early, before any task of theirs is asked for. */
+export const METHOD_PRELOAD = 'ptr.preload'
 
 /** One attempt of one task run, as sent to a worker. */
 export interface RunRequest {

@@ -13,9 +13,11 @@ import type { State } from '../engine/states.ts'
 import type { TaskRun } from '../engine/task-run.ts'
 import { checkArguments, crossingName } from './crossing.ts'
 import type { Crossing } from './crossing.ts'
-import { ABORT_GRACE_MS, METHOD_PROBE, METHOD_RUN, keyModuleUrl } from './pool-protocol.ts'
+import { ABORT_GRACE_MS, METHOD_PRELOAD, METHOD_PROBE, METHOD_RUN, keyModuleUrl } from './pool-protocol.ts'
 import type { LogMessage, OutcomesMessage, ProbeAnswer, RunOutcome, RunRequest, StateMessage, StateRecord } from './pool-protocol.ts'
 import { TaskRunner } from '../engine/task-runner.ts'
+import { startupMark } from './startup-trace.ts'
+import { moduleBundles } from './bundles.ts'
 
 /** Options shared by the thread and process pool runners. */
 export interface PoolTaskRunnerOptions {
@@ -40,9 +42,16 @@ export interface ResolvedPoolTaskRunnerOptions {
 
 // The worker entry beside this module: pool-worker.js in the built package, pool-worker.ts when ptr
 // runs from its sources (its tests).
-const WORKER_SCRIPT = fileURLToPath(new URL(`./pool-worker${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url))
+const FROM_SOURCES = import.meta.url.endsWith('.ts')
+const WORKER_SCRIPT = fileURLToPath(new URL(`./pool-worker${FROM_SOURCES ? '.ts' : '.js'}`, import.meta.url))
 /** Registers tsx in each worker; an absolute URL, so it never resolves from the user's cwd. */
 export const BOOTSTRAP_URL = new URL('./pool-bootstrap.mjs', import.meta.url).href
+/**
+ * What each worker is started with: the built worker entry is JavaScript and needs nothing (its
+ * workers register tsx only for a TypeScript module outside the run's bundle); from ptr's sources,
+ * the bootstrap registers tsx first.
+ */
+const WORKER_EXEC_ARGV: readonly string[] = FROM_SOURCES ? ['--import', BOOTSTRAP_URL] : []
 /**
  * How long a worker told to stop may take before it is killed: past the grace a stopped run has
  * after its signal aborts in the worker (a worker whose event loop is blocked never answers).
@@ -122,7 +131,7 @@ export abstract class PoolTaskRunner extends TaskRunner {
   /** How values cross into this runner's workers. */
   protected abstract get crossing(): Crossing
   /** @internal the workerpool options that make this kind of pool (kept out of the published types: workerpool's own need the DOM lib). */
-  protected abstract poolOptions(bootstrap: string): WorkerPoolOptions
+  protected abstract poolOptions(execArgv: readonly string[]): WorkerPoolOptions
 
   /** Workers alive now and how many are busy (for tests and diagnostics). */
   get workerStats(): { total: number; busy: number } {
@@ -131,17 +140,59 @@ export abstract class PoolTaskRunner extends TaskRunner {
   }
 
   protected override async onStart(): Promise<void> {
-    this.#pool = workerpool.pool(WORKER_SCRIPT, {
+    startupMark(`pool: ${this.name} pool created`)
+    this.#pool = takeEarlyPool(this.#earlyKey, this.options.maxWorkers) ?? this.#createPool(0)
+  }
+
+  #createPool(minWorkers: number): Pool {
+    return workerpool.pool(WORKER_SCRIPT, {
       maxWorkers: this.options.maxWorkers,
+      minWorkers,
       workerTerminateTimeout: TERMINATE_TIMEOUT_MS,
-      ...this.poolOptions(BOOTSTRAP_URL),
+      ...this.poolOptions(WORKER_EXEC_ARGV),
     })
+  }
+
+  /** Which early pools this runner may take: same kind, same worker options. */
+  get #earlyKey(): string {
+    return `${this.name}:${this.options.maxOldGenerationSizeMb ?? ''}`
+  }
+
+  /**
+   * Starts this runner's workers now, before any runner needs them, so they load while the caller
+   * does other work (`ptr run` imports the flow file meanwhile). The first runner of the same kind
+   * and worker options that starts, in this process, takes them (a flow run works on a duplicate
+   * of its runner); {@link PoolTaskRunner.stopEarlyWorkers} ends those that no runner took.
+   */
+  startWorkersEarly(): void {
+    earlyPools.push({ key: this.#earlyKey, workers: this.options.maxWorkers, pool: this.#createPool(this.options.maxWorkers) })
+  }
+
+  /**
+   * Has every worker started early import the bundles in use now (see bundles.ts), so the
+   * first probe finds its module loaded. Best effort: a module that fails says so at its probe.
+   */
+  static loadBundlesInEarlyWorkers(): void {
+    const bundles = moduleBundles()
+    if (bundles.length === 0) return
+    for (const { pool, workers } of earlyPools) {
+      // One call per worker, sent at once: workerpool gives each to a different idle worker.
+      for (let i = 0; i < workers; i++) pool.exec(METHOD_PRELOAD, [bundles]).catch(() => undefined)
+    }
+  }
+
+  /** Terminates the workers started early that no runner took. */
+  static async stopEarlyWorkers(): Promise<void> {
+    const pools = earlyPools.splice(0)
+    await Promise.all(pools.map(({ pool }) => pool.terminate(true)))
   }
 
   protected override async onClose(): Promise<void> {
     const pool = this.#pool
     this.#pool = undefined
+    startupMark(`pool: closing`)
     if (pool) await pool.terminate(true)
+    startupMark(`pool: closed`)
   }
 
   protected override onCancelAll(_error: Error): void {
@@ -176,9 +227,11 @@ export abstract class PoolTaskRunner extends TaskRunner {
         // them if need be), so every worker has imported the module before the first run starts,
         // and a run that gets a slot gets a ready worker.
         const pool = this.#pool!
+        startupMark(`pool: probe sent for '${name}'`)
         const answers = (await Promise.all(
-          Array.from({ length: this.options.maxWorkers }, () => pool.exec(METHOD_PROBE, [key, name])),
+          Array.from({ length: this.options.maxWorkers }, () => pool.exec(METHOD_PROBE, [key, name, moduleBundles()])),
         )) as ProbeAnswer[]
+        startupMark(`pool: probe answered for '${name}'`)
         const missing = answers.find((answer) => !answer.found)
         if (!missing) {
           this.#found.add(key)
@@ -406,6 +459,18 @@ export abstract class PoolTaskRunner extends TaskRunner {
     if (message.startsWith('Workerpool Worker error: ')) return `failed: ${message.slice('Workerpool Worker error: '.length).split('\n')[0]}`
     return `stopped: ${message.split('\n')[0]}`
   }
+}
+
+/** Pools whose workers were started before a runner needed them (see startWorkersEarly). */
+const earlyPools: { key: string; workers: number; pool: Pool }[] = []
+
+function takeEarlyPool(key: string, maxWorkers: number): Pool | undefined {
+  const index = earlyPools.findIndex((early) => early.key === key && early.workers <= maxWorkers)
+  if (index < 0) return undefined
+  const { pool } = earlyPools.splice(index, 1)[0]!
+  // From here on it is the runner's own pool: up to its size, workers started on demand.
+  Object.assign(pool, { maxWorkers, minWorkers: 0 })
+  return pool
 }
 
 /** A worker died under a job; `reason` ends a sentence that names the run. */

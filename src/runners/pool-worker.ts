@@ -1,6 +1,6 @@
 /**
- * The code that runs inside every pool worker (thread or child process), loaded by workerpool with
- * tsx registered by pool-bootstrap.mjs. It imports a task's module once per worker, finds the task
+ * The code that runs inside every pool worker (thread or child process), loaded by workerpool as
+ * built JavaScript (from ptr's sources, with tsx registered by pool-bootstrap.mjs). It imports a task's module once per worker, finds the task
  * by its key, runs it in a run context (nested submits run in place, here), and sends back a
  * value or an error record. Logs travel as workerpool events, tagged with their task run.
  */
@@ -18,17 +18,39 @@ import type { ErrorRecord } from '../engine/error-wire.ts'
 import { NotCloneableError, TaskNotFoundInWorkerError, toError } from '../errors.ts'
 import { checkReturnValue, crossingName } from './crossing.ts'
 import type { Crossing } from './crossing.ts'
-import { ABORT_GRACE_MS, METHOD_PROBE, METHOD_RUN, OUTCOMES_EVERY_MS, keyModuleUrl } from './pool-protocol.ts'
+import { ABORT_GRACE_MS, METHOD_PRELOAD, METHOD_PROBE, METHOD_RUN, OUTCOMES_EVERY_MS, keyModuleUrl } from './pool-protocol.ts'
 import type { LogMessage, OutcomesMessage, ProbeAnswer, RunOutcome, RunRequest, RunResult, StateMessage, StateRecord } from './pool-protocol.ts'
 import { inlineRunner } from '../engine/task-runner.ts'
+import { startupMark } from './startup-trace.ts'
+import { addModuleBundles, moduleBundles, registerTypeScript } from './bundles.ts'
+import type { ModuleBundle } from './bundles.ts'
+
+startupMark('worker: ptr modules loaded')
 
 const crossing: Crossing = isMainThread ? 'process' : 'thread'
 
+// Stacks of errors thrown here name the user's .ts files and lines (the bundle's source map), as
+// the main process shows them. On before the first user module loads.
+process.setSourceMapsEnabled(true)
+
 // Each module is imported once per worker; its top-level code (task definitions) runs once here.
+// A module of the run's bundle comes with the bundle (plain JavaScript, every module of it at
+// once); any other through tsx, registered the first time one is needed.
 const modules = new Map<string, Promise<unknown>>()
 const load = (url: string): Promise<unknown> => {
   let loading = modules.get(url)
-  if (!loading) modules.set(url, (loading = import(url)))
+  if (!loading) {
+    const bundle = moduleBundles().find((b) => b.url === url || b.modules.includes(url))
+    const target = bundle?.url ?? url
+    loading = modules.get(target)
+    if (!loading) {
+      startupMark(`worker: importing ${target}`)
+      loading = (bundle && !bundle.typescript ? Promise.resolve() : registerTypeScript()).then(() => import(target))
+      modules.set(target, loading)
+      if (process.env.PTR_STARTUP_TRACE) void loading.then(() => startupMark('worker: module imported'), () => undefined)
+    }
+    modules.set(url, loading)
+  }
   return loading
 }
 
@@ -136,6 +158,7 @@ async function abortRunning(): Promise<boolean> {
  * after its `workerTerminateTimeout`, as it does for a worker whose event loop is blocked.
  */
 let abortListening = false
+let firstRun = true
 async function onAbort(): Promise<void> {
   if (await abortRunning()) {
     abortListening = false
@@ -171,6 +194,10 @@ async function run(this: { worker?: { addAbortListener(listener: () => Promise<v
     abortListening = true
     this.worker.addAbortListener(onAbort)
   }
+  if (firstRun) {
+    firstRun = false
+    startupMark('worker: first run request received')
+  }
   if (requests.length === 1) return [await runOne(requests[0]!)]
   unsent = []
   sentAt = performance.now()
@@ -185,13 +212,22 @@ async function run(this: { worker?: { addAbortListener(listener: () => Promise<v
   }
 }
 
-async function probe(key: string, taskName: string): Promise<ProbeAnswer> {
+async function probe(key: string, taskName: string, bundles: readonly ModuleBundle[] = []): Promise<ProbeAnswer> {
+  addModuleBundles(bundles)
   try {
-    if (await findTask(key)) return { found: true }
+    const found = await findTask(key)
+    startupMark('worker: probe answered')
+    if (found) return { found: true }
     return { found: false, reason: `${keyModuleUrl(key)} does not define it at its top level` }
   } catch (error) {
     return { found: false, reason: `its module ${keyModuleUrl(key)} failed to load in the worker (${toError(error).message.split('\n')[0]})` }
   }
+}
+
+/** Imports every bundle of the run now (see METHOD_PRELOAD); a module that fails to load says so at its probe. */
+async function preload(bundles: readonly ModuleBundle[]): Promise<void> {
+  addModuleBundles(bundles)
+  await Promise.all(moduleBundles().map((bundle) => load(bundle.url).catch(() => undefined)))
 }
 
 setLogSink((event) => {
@@ -228,7 +264,7 @@ if (crossing === 'process') {
 }
 
 workerpool.worker(
-  { [METHOD_RUN]: run, [METHOD_PROBE]: probe },
+  { [METHOD_RUN]: run, [METHOD_PROBE]: probe, [METHOD_PRELOAD]: preload },
   // Also when the pool is terminated (close after Ctrl-C or SIGTERM): abort first, then exit. The
   // main side ends a worker whose runs outlast the grace well before abortListenerTimeout.
   { onTerminate: () => abortRunning().then(() => undefined), abortListenerTimeout: 60_000 },

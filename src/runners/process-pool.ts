@@ -31,7 +31,7 @@ export class ProcessPoolTaskRunner extends PoolTaskRunner {
   }
 
   /** @internal */
-  protected poolOptions(bootstrap: string): WorkerPoolOptions {
+  protected poolOptions(execArgv: readonly string[]): WorkerPoolOptions {
     const { maxOldGenerationSizeMb } = this.options
     return {
       workerType: 'process',
@@ -41,7 +41,7 @@ export class ProcessPoolTaskRunner extends PoolTaskRunner {
       forkOpts: {
         // Without 'advanced', workerpool sends JSON: Date, Map, Set, BigInt and Errors would not survive.
         serialization: 'advanced',
-        execArgv: ['--import', bootstrap, ...(maxOldGenerationSizeMb === undefined ? [] : [`--max-old-space-size=${maxOldGenerationSizeMb}`])],
+        execArgv: [...execArgv, ...(maxOldGenerationSizeMb === undefined ? [] : [`--max-old-space-size=${maxOldGenerationSizeMb}`])],
       },
     }
   }

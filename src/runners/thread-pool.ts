@@ -28,13 +28,13 @@ export class ThreadPoolTaskRunner extends PoolTaskRunner {
   }
 
   /** @internal */
-  protected poolOptions(bootstrap: string): WorkerPoolOptions {
+  protected poolOptions(execArgv: readonly string[]): WorkerPoolOptions {
     const { maxOldGenerationSizeMb } = this.options
     return {
       workerType: 'thread',
       workerThreadOpts: {
-        // Worker threads do not inherit tsx: register it with our own bootstrap, by absolute URL.
-        execArgv: ['--import', bootstrap],
+        // Worker threads do not inherit tsx; from ptr's sources, our own bootstrap registers it.
+        execArgv: [...execArgv],
         ...(maxOldGenerationSizeMb === undefined ? {} : { resourceLimits: { maxOldGenerationSizeMb } }),
       },
     }

@@ -1,7 +1,6 @@
 import type { Command } from 'commander'
 import { Option } from 'commander'
 import type { CliResult } from '../cli-result.ts'
-import { SETTINGS } from '../../settings/schema.ts'
 import type { SettingSpec } from '../../settings/schema.ts'
 
 /** `ptr config view`: every setting, its value and (with --show-sources) where it came from. */
@@ -15,16 +14,22 @@ export function defineConfigCommand(program: Command, result: CliResult): void {
     .option('--show-sources', 'add where each value came from (flag, flow, env VAR, file PATH, default)')
     .option('--json', 'print one JSON object: { configFile, settings: { KEY: { value, source, origin } }, hints }')
     .option('-c, --config <path>', 'read settings from this config file instead of searching for one')
-  // Every setting's flag, so the view shows what a run given the same flags would get.
-  // Node 20 has no Map.groupBy.
-  const byFlag = new Map<string, SettingSpec<any>[]>()
-  for (const spec of SETTINGS) if (spec.flag !== undefined) byFlag.set(spec.flag, [...(byFlag.get(spec.flag) ?? []), spec])
-  const flags = [...byFlag].map(([flag, specs]) => {
-    const kinds = specs.map((s) => s.appliesTo).filter((k) => k !== undefined)
-    const description = kinds.length > 1 ? `size of the ${kinds.join(' or ')} runner, whichever is in use` : specs[0]!.description
-    const option = new Option(`${flag} <value>`, description)
-    view.addOption(option)
-    return option
+  // Every setting's flag, so the view shows what a run given the same flags would get. Added
+  // once `config` is the command: the settings schema (and zod) load only for it.
+  let flags: Option[] = []
+  config.hook('preSubcommand', async () => {
+    if (flags.length > 0) return
+    const { SETTINGS } = await import('../../settings/schema.ts')
+    // Node 20 has no Map.groupBy.
+    const byFlag = new Map<string, SettingSpec<any>[]>()
+    for (const spec of SETTINGS) if (spec.flag !== undefined) byFlag.set(spec.flag, [...(byFlag.get(spec.flag) ?? []), spec])
+    flags = [...byFlag].map(([flag, specs]) => {
+      const kinds = specs.map((s) => s.appliesTo).filter((k) => k !== undefined)
+      const description = kinds.length > 1 ? `size of the ${kinds.join(' or ')} runner, whichever is in use` : specs[0]!.description
+      const option = new Option(`${flag} <value>`, description)
+      view.addOption(option)
+      return option
+    })
   })
   view
     .addHelpText(

@@ -1,6 +1,6 @@
 import type { Command } from 'commander'
 import { Option } from 'commander'
-import { RUNNER_KINDS } from '../../runners/kinds.ts'
+import { RUNNER_KINDS } from '../../runners/kind-names.ts'
 import { UsageError } from '../../errors.ts'
 import type { CliResult } from '../cli-result.ts'
 
@@ -84,6 +84,8 @@ Exit codes: 0 completed, 1 failed or crashed, 2 usage error, 130 Ctrl-C, 143 SIG
         return
       }
       if (file === undefined) throw new UsageError("ptr run needs a flow file: ptr run FILE [FLOW] (see ptr run --help)", 'PTR_USAGE')
+      // The bundle and the pool's workers start while the modules that run a flow load.
+      ;(await import('../early-start.ts')).startEarly(file, options)
       const { runFlowCommand } = await import('../run-flow.ts')
       result.exitCode = await runFlowCommand({
         file,
