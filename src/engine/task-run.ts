@@ -95,7 +95,6 @@ export class TaskRun implements TaskRunInfo {
   startTime: number | undefined
   /** The arguments as given, futures and all. Dropped once the run has settled. */
   args: unknown[] | undefined
-  readonly waitFor: readonly WaitForItem[] | undefined
   handled = false
   /** Whether the run holds one of its executor's slots right now. */
   holdsSlot = false
@@ -105,6 +104,8 @@ export class TaskRun implements TaskRunInfo {
   readonly upstreamTaskRunIds: readonly string[] | undefined
   /** Set when cancellation was asked for. */
   cancelError: Error | undefined
+  /** The futures and allowFailure() wrappers in `args` and `waitFor`, found once when the run is created; see {@link takeInputs}. */
+  #inputs: RunInputs | undefined
   /** What the run is known by across runs (caching, resume); set before its first attempt when its flow run keeps results. */
   memo: TaskRunMemo | undefined
   /** Why the current attempt was aborted (timeout or cancellation), if it was. */
@@ -137,11 +138,11 @@ export class TaskRun implements TaskRunInfo {
     this.args = args
     this.executor = executor
     this.owner = options.owner
-    this.waitFor = options.waitFor
     this.mapIndex = options.mapIndex
     this.mapId = options.mapId
     this.name = task.runName(args)
-    this.upstreamTaskRunIds = upstreamIds(args, options.waitFor, options.mappedFrom)
+    this.#inputs = findUpstreams(args, options.waitFor)
+    this.upstreamTaskRunIds = upstreamIds(this.#inputs?.upstreams, options.mappedFrom)
     const inherited = contextTags()
     if (inherited !== undefined) this.#tags = [...new Set([...inherited, ...(task.options.tags ?? [])])]
     this.state = S.Pending()
@@ -164,6 +165,13 @@ export class TaskRun implements TaskRunInfo {
   get future(): TaskRunFuture<unknown> {
     return (this.#future ??= new TaskRunFuture(this))
   }
+  /** What {@link driveTaskRun} must wait for and substitute before the run starts (given once). */
+  takeInputs(): RunInputs | undefined {
+    const inputs = this.#inputs
+    this.#inputs = undefined
+    return inputs
+  }
+
   /** The slot the current attempt holds, named after the runner: `thread 2`. */
   get slot(): string | undefined {
     return this.slotIndex === undefined ? undefined : slotName(this.executor.name ?? 'runner', this.slotIndex)
@@ -316,18 +324,28 @@ export class TaskRunFuture<R> extends PrefectFuture<R> {
   }
 }
 
-/**
- * The ids of the runs behind the futures in `args` and `waitFor`, each once; undefined when none.
- * Cheap for primitive arguments, the common case of a large map().
- */
-function upstreamIds(args: readonly unknown[], waitFor: readonly WaitForItem[] | undefined, mappedFrom: readonly string[] | undefined): readonly string[] | undefined {
-  let found: Upstream[] | undefined
-  for (const arg of args) if (typeof arg === 'object' && arg !== null) collectUpstreams(arg, (found ??= []))
-  if (waitFor) collectUpstreams(waitFor, (found ??= []))
+/** The futures in a run's arguments and `waitFor`, and whether its arguments hold allowFailure() wrappers to unwrap. */
+interface RunInputs {
+  readonly upstreams: Upstream[]
+  readonly wrapped: boolean
+}
+
+/** A run's inputs (see RunInputs); undefined when there is nothing to wait for or unwrap. Cheap for primitive arguments, the common case of a large map(). */
+function findUpstreams(args: readonly unknown[], waitFor: readonly WaitForItem[] | undefined): RunInputs | undefined {
+  let upstreams: Upstream[] | undefined
+  let wrapped = false
+  for (const arg of args) if (typeof arg === 'object' && arg !== null && collectUpstreams(arg, (upstreams ??= []))) wrapped = true
+  // waitFor takes futures, allowFailure() of them and lists of either; plain values are ignored (as in Prefect).
+  if (waitFor) collectUpstreams(waitFor, (upstreams ??= []))
+  return upstreams && (upstreams.length > 0 || wrapped) ? { upstreams, wrapped } : undefined
+}
+
+/** The ids of the runs behind `upstreams`, each once, with those of the future a map() iterated; undefined when none. */
+function upstreamIds(upstreams: readonly Upstream[] | undefined, mappedFrom: readonly string[] | undefined): readonly string[] | undefined {
   // The runs of one map() share its array when they have no upstream of their own.
-  if (!found || found.length === 0) return mappedFrom
-  if (found.length === 1 && !mappedFrom) return [found[0]!.future.taskRunId]
-  return [...new Set([...(mappedFrom ?? []), ...found.map((u) => u.future.taskRunId)])]
+  if (!upstreams || upstreams.length === 0) return mappedFrom
+  if (upstreams.length === 1 && !mappedFrom) return [upstreams[0]!.future.taskRunId]
+  return [...new Set([...(mappedFrom ?? []), ...upstreams.map((u) => u.future.taskRunId)])]
 }
 
 function describeUpstream(future: PrefectFuture): string {
@@ -376,11 +394,8 @@ export async function driveTaskRun(run: TaskRun): Promise<void> {
   let freeTagSlots: (() => void) | undefined
   try {
     let args = run.args ?? []
-    let upstreams: Upstream[] | undefined
-    let wrapped = false
-    for (const arg of args) if (typeof arg === 'object' && arg !== null && collectUpstreams(arg, (upstreams ??= []))) wrapped = true
-    // waitFor takes futures, allowFailure() of them and lists of either; plain values are ignored (as in Prefect).
-    if (run.waitFor) collectUpstreams(run.waitFor, (upstreams ??= []))
+    const inputs = run.takeInputs()
+    const upstreams = inputs?.upstreams
     if (upstreams && upstreams.length > 0) {
       await Promise.all(upstreams.map((u) => u.future.wait()))
       if (isSettled(run.state)) return
@@ -405,7 +420,7 @@ export async function driveTaskRun(run: TaskRun): Promise<void> {
       // Passing a failure on through allowFailure() is handling it: it no longer fails the flow.
       for (const upstream of upstreams) if (upstream.allowFailure) upstream.future.outcome(upstream.future.state, { raiseOnFailure: false })
       args = substituteResults(args) as unknown[]
-    } else if (wrapped) {
+    } else if (inputs?.wrapped) {
       args = substituteResults(args) as unknown[]
     }
     const memoOwner = run.owner?.memo
