@@ -9,18 +9,17 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
-import workerpool from 'workerpool'
 import { SequentialTaskRunner, ThreadPoolTaskRunner, flow, onRunEvent } from '../src/index.ts'
 import type { TaskRunner } from '../src/index.ts'
 import { HistoryRecorder } from '../src/history/recorder.ts'
 import { HistoryStore } from '../src/history/store.ts'
 import type { Scenario } from './harness.ts'
 import { timeMs } from './harness.ts'
+import { rawWorkerpoolPerSecond } from './raw-pool.ts'
 import { noop } from './pool-tasks.ts'
 
 const N = 20_000
 const WORKERS = 2
-const RAW_WORKER = fileURLToPath(new URL('./raw-worker.cjs', import.meta.url))
 const BIN = fileURLToPath(new URL('../bin/ptr.js', import.meta.url))
 
 /** Milliseconds of a flow run that submits N no-op runs (map or one by one), recorded into a fresh history when `recorded`. */
@@ -53,16 +52,6 @@ async function flowMs(runner: () => TaskRunner, how: 'submit' | 'map', recorded:
   }
 }
 
-async function rawMapPerSecond(): Promise<number> {
-  const pool = workerpool.pool(RAW_WORKER, { maxWorkers: WORKERS, workerType: 'thread' })
-  try {
-    await Promise.all(Array.from({ length: WORKERS }, () => pool.exec('noop', [0])))
-    const ms = await timeMs(() => Promise.all(Array.from({ length: N }, (_, i) => pool.exec('noop', [i]))))
-    return (N / ms) * 1000
-  } finally {
-    await pool.terminate()
-  }
-}
 
 function rssAndStore(): [number, number] {
   const script = fileURLToPath(new URL('./history-rss.ts', import.meta.url))
@@ -73,7 +62,7 @@ function rssAndStore(): [number, number] {
 /** A project with a 10,000-run flow that fails in its last task (so it can be resumed, again and again), and an empty flow. */
 const project = (() => {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'ptr-bench-resume-'))
-  const ptr = pathToSrc()
+  const ptr = fileURLToPath(new URL('../src/index.ts', import.meta.url))
   writeFileSync(
     path.join(dir, 'big.ts'),
     `import { flow, task } from '${ptr}'
@@ -106,10 +95,6 @@ export default flow({ name: 'big' }, async () => {
   return { time }
 })()
 
-function pathToSrc(): string {
-  return fileURLToPath(new URL('../src/index.ts', import.meta.url))
-}
-
 let stored: [number, number] | undefined
 
 export const scenarios: Scenario[] = [
@@ -126,7 +111,7 @@ export const scenarios: Scenario[] = [
     unit: 'runs/s',
     better: 'higher',
     ours: { label: 'ptr thread map, recorded', measure: async () => (N / (await flowMs(() => new ThreadPoolTaskRunner({ maxWorkers: WORKERS }), 'map', true))) * 1000 },
-    peer: { label: 'raw workerpool', measure: rawMapPerSecond },
+    peer: { label: 'raw workerpool', measure: () => rawWorkerpoolPerSecond('thread', WORKERS, N) },
     target: { text: '≥ 2× peer', met: (ours, peer) => peer !== undefined && ours >= 2 * peer },
   },
   {

@@ -8,16 +8,15 @@
  */
 import { execFileSync } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
-import workerpool from 'workerpool'
 import { ProcessPoolTaskRunner, SequentialTaskRunner, ThreadPoolTaskRunner } from '../src/index.ts'
 import type { TaskRunner } from '../src/index.ts'
 import type { Scenario } from './harness.ts'
 import { timeMs } from './harness.ts'
+import { rawWorkerpoolPerSecond } from './raw-pool.ts'
 import { noop, spin } from './pool-tasks.ts'
 
 const N = 20_000
 const WORKERS = 2
-const RAW_WORKER = fileURLToPath(new URL('./raw-worker.cjs', import.meta.url))
 const BIN = fileURLToPath(new URL('../bin/ptr.js', import.meta.url))
 const FLOW = fileURLToPath(new URL('./first-result-flow.ts', import.meta.url))
 const PLAIN = fileURLToPath(new URL('./first-result-plain.ts', import.meta.url))
@@ -49,20 +48,6 @@ async function oursThroughput(kind: Kind, how: 'submit' | 'map'): Promise<number
   }
 }
 
-async function rawThroughput(kind: Kind): Promise<number> {
-  const pool = workerpool.pool(RAW_WORKER, {
-    maxWorkers: WORKERS,
-    workerType: kind,
-    ...(kind === 'process' ? { forkOpts: { serialization: 'advanced' } } : {}),
-  })
-  try {
-    await Promise.all(Array.from({ length: WORKERS }, () => pool.exec('noop', [0])))
-    const ms = await timeMs(() => Promise.all(Array.from({ length: N }, (_, i) => pool.exec('noop', [i]))))
-    return (N / ms) * 1000
-  } finally {
-    await pool.terminate()
-  }
-}
 
 async function cpuBound(make: () => TaskRunner): Promise<number> {
   const runner = make()
@@ -105,7 +90,7 @@ export const scenarios: Scenario[] = [
       better: 'higher',
       repeats: 3,
       ours: { label: `ptr ${kind}`, measure: () => oursThroughput(kind, 'submit') },
-      peer: { label: `workerpool ${kind}`, measure: () => rawThroughput(kind) },
+      peer: { label: `workerpool ${kind}`, measure: () => rawWorkerpoolPerSecond(kind, WORKERS, N) },
       target: atLeast(0.8),
     }),
   ),
@@ -115,7 +100,7 @@ export const scenarios: Scenario[] = [
     better: 'higher',
     repeats: 3,
     ours: { label: 'ptr thread map', measure: () => oursThroughput('thread', 'map') },
-    peer: { label: 'workerpool thread', measure: () => rawThroughput('thread') },
+    peer: { label: 'workerpool thread', measure: () => rawWorkerpoolPerSecond('thread', WORKERS, N) },
     target: atLeast(1.5),
   },
   {

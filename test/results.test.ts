@@ -64,15 +64,24 @@ describe('argument hashing', () => {
 })
 
 describe('kept values', () => {
+  const bytesOf = (value: unknown): Uint8Array => {
+    const bytes = encodeResult(value)
+    assert.ok(bytes instanceof Uint8Array, JSON.stringify(bytes))
+    return bytes
+  }
   it('come back as themselves: primitives by the short form, everything else by v8 serialization', () => {
     for (const value of [undefined, true, false, null, 0, -0, 1.5, -7, NaN, Infinity, -Infinity, 'x"y\n\u2028', '', 2n ** 70n]) {
-      assert.ok(Object.is(decodeResult(encodeResult(value)), value), String(value))
+      assert.ok(Object.is(decodeResult(bytesOf(value)), value), String(value))
     }
     const rich = { when: new Date(5), tags: new Set(['a']), m: new Map([[1, [2]]]), bytes: new Uint8Array([1, 2]), error: new RangeError('r') }
-    const back = decodeResult(encodeResult(rich)) as typeof rich
+    const back = decodeResult(bytesOf(rich)) as typeof rich
     assert.deepEqual(back, rich)
     assert.ok(back.when instanceof Date && back.error instanceof RangeError)
-    assert.equal(encodeResult(42).byteLength, 3, 'a number is its tag and its digits')
+    assert.equal(bytesOf(42).byteLength, 3, 'a number is its tag and its digits')
+  })
+  it('say why a value cannot be kept, naming the part', () => {
+    class Point {}
+    assert.deepEqual(encodeResult({ p: [new Point()] }), { problem: 'value.p[0] is an instance of Point, which would arrive as a plain object, without its methods' })
   })
 })
 

@@ -26,36 +26,35 @@ function describe(value: object): string {
   return name ? `a ${name}` : 'an object without a prototype'
 }
 
+/** The canonical text of a string, number, boolean, undefined, bigint or null, else undefined. */
+function primitive(value: unknown): string | undefined {
+  switch (typeof value) {
+    case 'string':
+      return `s${value.length}:${value}`
+    case 'number':
+      return Object.is(value, -0) ? 'n-0;' : `n${value};`
+    case 'boolean':
+      return value ? 'T' : 'F'
+    case 'undefined':
+      return 'u'
+    case 'bigint':
+      return `b${value};`
+  }
+  return value === null ? 'z' : undefined
+}
+
 /**
  * Appends `value`'s canonical text to `out`. Tagged so that values of different types never
  * collide (the number 1 and the string "1", an array and a Set).
  */
 function write(value: unknown, path: string, out: string[], seen: Set<object>): UnhashableValue | undefined {
-  switch (typeof value) {
-    case 'string':
-      out.push('s', String(value.length), ':', value)
-      return undefined
-    case 'number':
-      out.push('n', Object.is(value, -0) ? '-0' : String(value), ';')
-      return undefined
-    case 'boolean':
-      out.push(value ? 'T' : 'F')
-      return undefined
-    case 'undefined':
-      out.push('u')
-      return undefined
-    case 'bigint':
-      out.push('b', value.toString(), ';')
-      return undefined
-    case 'function':
-      return new UnhashableValue(path, 'a function')
-    case 'symbol':
-      return new UnhashableValue(path, 'a symbol')
-  }
-  if (value === null) {
-    out.push('z')
+  const text = primitive(value)
+  if (text !== undefined) {
+    out.push(text)
     return undefined
   }
+  if (typeof value === 'function') return new UnhashableValue(path, 'a function')
+  if (typeof value === 'symbol') return new UnhashableValue(path, 'a symbol')
   const object = value as object
   if (seen.has(object)) return new UnhashableValue(path, 'a reference back to an object that contains it (a cycle)')
   seen.add(object)
@@ -118,23 +117,6 @@ function write(value: unknown, path: string, out: string[], seen: Set<object>): 
   } finally {
     seen.delete(object)
   }
-}
-
-/** The canonical text of a string, number, boolean, undefined or bigint (as `write` gives it), else undefined. */
-function primitive(value: unknown): string | undefined {
-  switch (typeof value) {
-    case 'string':
-      return `s${value.length}:${value}`
-    case 'number':
-      return Object.is(value, -0) ? 'n-0;' : `n${value};`
-    case 'boolean':
-      return value ? 'T' : 'F'
-    case 'undefined':
-      return 'u'
-    case 'bigint':
-      return `b${value};`
-  }
-  return value === null ? 'z' : undefined
 }
 
 /** The canonical text of `value` (see the module's comment), or where it cannot be hashed. */

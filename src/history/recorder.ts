@@ -11,13 +11,8 @@ import type { CacheWrite, FlowRunWrite, HistoryStore, StoredTaskRun, StoredValue
 /** How often buffered changes are written (and the heartbeat renewed). */
 const FLUSH_MS = 250
 
-interface TaskEntry {
-  rootId: string
-  seq: number
-  row: StoredTaskRun
-  settled: boolean
-  identity?: string | undefined
-  value?: StoredValue | undefined
+/** A task run as the recorder keeps it until written: the row to write, and what it waits to serialize. */
+interface TaskEntry extends TaskRunWrite {
   /** A completed run's value, serialized when the entry is written (not on the engine's hot path). */
   keep?: { value: unknown; memo: TaskRunMemo } | undefined
 }
@@ -36,13 +31,11 @@ export interface ResultSettings {
   readonly persistByDefault: boolean
   /** Values bigger than this (serialized) are not kept: the run is marked not resumable. */
   readonly maxBytes: number
-  /** Values up to this size live in the store's rows; bigger ones in files under `<localDir>/results/`. */
-  readonly inlineBytes: number
   /** The cache policy of tasks that set none (`tasks.defaultCachePolicy`). */
   readonly defaultCachePolicy?: CachePolicy | undefined
 }
 
-export const DEFAULT_RESULT_SETTINGS: ResultSettings = { persistByDefault: true, maxBytes: 64 * 1024 * 1024, inlineBytes: 64 * 1024 }
+export const DEFAULT_RESULT_SETTINGS: ResultSettings = { persistByDefault: true, maxBytes: 64 * 1024 * 1024 }
 
 export interface RecorderOptions {
   results?: ResultSettings | undefined
@@ -123,7 +116,11 @@ export class HistoryRecorder implements ResultStore {
     if (pending) {
       if (pending.expires !== undefined && pending.expires <= Date.now()) return undefined
       // A copy, as a read from the store would be: the run that wrote it keeps its own object.
-      const value = this.#decode(() => encodeResult(pending.value))
+      const value = this.#decode(() => {
+        const bytes = encodeResult(pending.value)
+        if (bytes instanceof Uint8Array) return bytes
+        throw new Error(bytes.problem)
+      })
       return value && { value: value.value, from: `the cache (written ${iso(pending.created)} by ${pending.source})` }
     }
     let found: ReturnType<HistoryStore['cached']>
@@ -148,18 +145,14 @@ export class HistoryRecorder implements ResultStore {
 
   /** The value's bytes as the store keeps them, or why it cannot be kept. */
   #keep(value: unknown, name: string): StoredValue | string {
-    let bytes: Uint8Array
-    try {
-      bytes = encodeResult(value)
-    } catch (error) {
-      // encodeValue's message, without its queue wording: "value is an instance of Point, which would arrive as ...".
-      return `its ${(error as Error).message.replace(/^the result cannot be stored on the queue: /, '').replace(/; pass plain data.*$/s, '')}`
-    }
+    const bytes = encodeResult(value)
+    // "its value is an instance of Point, which would arrive as a plain object, ..."
+    if (!(bytes instanceof Uint8Array)) return `its ${bytes.problem}`
     if (bytes.byteLength > this.#results.maxBytes) {
       return `its value is ${bytes.byteLength} bytes serialized, over the results.maxBytes setting (${this.#results.maxBytes})`
     }
     try {
-      return this.#store.storeValue(bytes, name, this.#results.inlineBytes)
+      return this.#store.storeValue(bytes, name)
     } catch (error) {
       return `its value could not be written: ${(error as Error).message}`
     }
@@ -333,7 +326,7 @@ export class HistoryRecorder implements ResultStore {
         continue
       }
       if (t.keep) this.#serializeKept(t, cache)
-      tasks.push({ rootId: t.rootId, seq: t.seq, row: t.row, settled: t.settled, identity: t.identity, value: t.value })
+      tasks.push(t)
     }
     try {
       this.#store.write(flows, tasks, this.rootIds, cache)

@@ -15,6 +15,8 @@ import type { ErrorRecord, FlowRunRecord, LogRecord, StateRecord, TaskRunRecord 
  */
 
 const SCHEMA_VERSION = 2
+/** Values up to this size (serialized) live in their row; bigger ones in files under `<localDir>/results/`. */
+const INLINE_VALUE_BYTES = 64 * 1024
 /** A flow run whose process has not written for this long is stale even if its pid is alive (pid reuse). */
 const STALE_AFTER_MS = 60 * 60 * 1000
 
@@ -282,11 +284,11 @@ export class HistoryStore {
   }
 
   /**
-   * Keeps `bytes` for a row: as they are when small, else in a file under `resultsDir` (written
-   * now, named by a hash of the key, so a rewrite of the same run replaces its file).
+   * Keeps `bytes` for a row: as they are up to INLINE_VALUE_BYTES, else in a file under
+   * `resultsDir` (written now, named `name`, so a rewrite of the same run replaces its file).
    */
-  storeValue(bytes: Uint8Array, name: string, inlineMax: number): StoredValue {
-    if (bytes.byteLength <= inlineMax) return { bytes }
+  storeValue(bytes: Uint8Array, name: string): StoredValue {
+    if (bytes.byteLength <= INLINE_VALUE_BYTES) return { bytes }
     mkdirSync(this.resultsDir, { recursive: true })
     const file = path.join(this.resultsDir, `${name}.bin`)
     writeFileSync(file, bytes)

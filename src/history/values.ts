@@ -1,4 +1,4 @@
-import { decodeValue, encodeValue } from '../queue/codec.ts'
+import { decodeValue, serializeValue } from '../queue/codec.ts'
 
 /**
  * How the history keeps a run's value: the v8 serialization a process worker uses (see
@@ -10,7 +10,8 @@ const JSON_TAG = 0x4a // 'J'
 const UNDEFINED_TAG = 0x55 // 'U'
 const UNDEFINED = Buffer.from([UNDEFINED_TAG])
 
-export function encodeResult(value: unknown): Uint8Array {
+/** The bytes to keep for `value`, or why it cannot be kept (see serializeValue). */
+export function encodeResult(value: unknown): Uint8Array | { problem: string } {
   switch (typeof value) {
     case 'undefined':
       return UNDEFINED
@@ -24,7 +25,7 @@ export function encodeResult(value: unknown): Uint8Array {
     case 'object':
       if (value === null) return Buffer.from('Jnull')
   }
-  return encodeValue(value, 'the result')
+  return serializeValue(value)
 }
 
 export function decodeResult(bytes: Uint8Array): unknown {

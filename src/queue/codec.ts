@@ -6,21 +6,29 @@ import { CancelledError, CrashedError, PtrError, TaskRunTimeoutError, toError } 
 import type { StoredError } from './backend.ts'
 
 /**
+ * `value` as v8-serialized bytes, or why it cannot be: the part that is a function, a symbol or a
+ * class instance (which would arrive without its prototype), named from `path`. The queue and the
+ * run history both keep values this way.
+ */
+export function serializeValue(value: unknown, path = 'value'): Uint8Array | { problem: string } {
+  const instance = findClassInstance(value, path)
+  if (instance) return { problem: instance }
+  try {
+    return v8.serialize(value)
+  } catch (error) {
+    return { problem: toError(error).message }
+  }
+}
+
+/**
  * Arguments and results cross the queue as v8-serialized data (Date, Map, Set, BigInt, typed
- * arrays and Errors survive; functions, symbols and class instances are refused: an instance would
- * arrive without its prototype). Never code to evaluate. `path` names `value` in the message.
+ * arrays and Errors survive; functions, symbols and class instances are refused). Never code to
+ * evaluate. `path` names `value` in the message.
  */
 export function encodeValue(value: unknown, what: string, path = 'value'): Uint8Array {
-  const instance = findClassInstance(value, path)
-  let problem: string | undefined = instance
-  if (!problem) {
-    try {
-      return v8.serialize(value)
-    } catch (error) {
-      problem = toError(error).message
-    }
-  }
-  throw new PtrError(`${what} cannot be stored on the queue: ${problem}; pass plain data (numbers, strings, arrays, plain objects, Map, Set, Date)`, {
+  const bytes = serializeValue(value, path)
+  if (bytes instanceof Uint8Array) return bytes
+  throw new PtrError(`${what} cannot be stored on the queue: ${bytes.problem}; pass plain data (numbers, strings, arrays, plain objects, Map, Set, Date)`, {
     code: 'PTR_NOT_SERIALIZABLE',
     exitCode: 2,
   })

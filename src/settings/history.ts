@@ -11,8 +11,6 @@ export interface ResolvedHistorySettings {
   readonly results: {
     readonly persistByDefault: boolean
     readonly maxBytes: number
-    /** Values up to this size live in the history's rows; bigger ones in files under `<localDir>/results/`. */
-    readonly inlineBytes: number
     readonly defaultCachePolicy: readonly CachePolicyName[]
   }
 }
@@ -26,7 +24,6 @@ export function historySettingsFrom(resolved: ResolvedSettings, cwd: string): Re
     results: {
       persistByDefault: settings['results.persistByDefault'].value !== false,
       maxBytes: Number(settings['results.maxBytes'].value),
-      inlineBytes: 64 * 1024,
       defaultCachePolicy: policy.split('+').map((name) => name.trim() as CachePolicyName).filter((name) => name !== 'none'),
     },
   }
