@@ -304,6 +304,14 @@ describe('ptr run --resume and ptr flow-runs retry', () => {
       assert.equal(retried.code, 0, retried.stderr)
       assert.equal(counts(), 'a b c', "the subflow's a and b (new input) and c ran; the root's a and b did not")
       assert.equal(states(report()), 'a:Cached b:Cached a:Completed b:Completed c:Completed')
+      // The flow run's own value is kept with it (written with its final state, kept by later writes).
+      const db = new Database(project.path('.ptr', 'history.db'), { readonly: true })
+      try {
+        const row = db.prepare(`SELECT result FROM flow_runs WHERE id = ?`).get(report().flowRun.id) as { result: Uint8Array | null }
+        assert.deepEqual(decodeResult(row.result!), [11, 14])
+      } finally {
+        db.close()
+      }
     } finally {
       writeFileSync(project.path('pipeline.ts'), PIPELINE)
     }

@@ -69,7 +69,7 @@ export class HistoryRecorder implements ResultStore {
   #resumable: Map<string, { result: Uint8Array | null; file: string | null }> | undefined
   /** Cache entries of this process not yet written, by key: a later run in this process sees them. */
   readonly #pendingCache = new Map<string, PendingCacheEntry>()
-  /** Flow run values to keep, by flow run id, until written. */
+  /** Flow run values to keep, by flow run id, until written (a later write without one keeps it). */
   readonly #flowValues = new Map<string, Uint8Array>()
   readonly #tasks = new Map<string, TaskEntry>()
   readonly #flows = new Map<string, FlowEntry>()
@@ -336,6 +336,7 @@ export class HistoryRecorder implements ResultStore {
       return
     }
     for (const entry of cache) this.#pendingCache.delete(entry.key)
+    for (const flow of flows) this.#flowValues.delete(flow.id)
     for (const task of this.#dirtyTasks) if (task.settled) this.#tasks.delete(task.row.id)
     this.#dirtyTasks.clear()
     for (const task of waiting) this.#dirtyTasks.add(task)

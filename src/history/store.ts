@@ -184,7 +184,7 @@ export class HistoryStore {
       `INSERT INTO flow_runs (id, root_id, parent_id, flow_name, state_type, state_name, record, pid, host, heartbeat, created, ended, file, result)
        VALUES (@id, @rootId, @parentId, @flowName, @stateType, @stateName, @record, @pid, @host, @now, @created, @ended, @file, @result)
        ON CONFLICT (id) DO UPDATE SET state_type = excluded.state_type, state_name = excluded.state_name, record = excluded.record,
-         heartbeat = excluded.heartbeat, ended = excluded.ended, result = excluded.result`,
+         heartbeat = excluded.heartbeat, ended = excluded.ended, result = COALESCE(excluded.result, flow_runs.result)`,
     )
     // Keyed by (root flow run, place): rows of one run append at the end of the table's tree.
     this.#writeTask = db.prepare(
