@@ -24,9 +24,8 @@ export function validateResultOptions(what: string, code: string, options: TaskR
   const bad = (message: string) => new PtrError(`${what}: ${message}`, { code, exitCode: 2 })
   const { cachePolicy, cacheKeyFn, cacheExpirationSeconds, persistResult } = options
   if (cachePolicy !== undefined) {
-    const names = typeof cachePolicy === 'string' ? [cachePolicy] : cachePolicy
-    if (!Array.isArray(names) && typeof cachePolicy !== 'string') throw bad(`cachePolicy must be a policy name or a list of them (${POLICY_NAMES.join(', ')})`)
-    for (const name of names) {
+    if (typeof cachePolicy !== 'string' && !Array.isArray(cachePolicy)) throw bad(`cachePolicy must be a policy name or a list of them (${POLICY_NAMES.join(', ')})`)
+    for (const name of typeof cachePolicy === 'string' ? [cachePolicy] : cachePolicy) {
       if (!POLICY_NAMES.includes(name)) throw bad(`unknown cachePolicy '${String(name)}'; use ${POLICY_NAMES.join(', ')}, or a list of them`)
     }
     if (cacheKeyFn !== undefined && policyNames(cachePolicy).length > 0) throw bad('give cachePolicy or cacheKeyFn, not both')
@@ -47,7 +46,8 @@ function policyOf(task: AnyTask, results: ResultStore): readonly CachePolicyName
   return persistResult === false ? [] : policyNames(results.defaultCachePolicy)
 }
 
-function cacheKeyOf(task: AnyTask, owner: MemoOwner, args: readonly unknown[], inputs: string | UnhashableValue | undefined): string | UnhashableValue | undefined {
+/** The run's cache key from its task's policy (`inputs`: the arguments' canonical text, already made), or why it has none. */
+function cacheKeyOf(task: AnyTask, owner: MemoOwner, args: readonly unknown[], inputs: string | UnhashableValue): string | UnhashableValue | undefined {
   const { cacheKeyFn } = task.options
   if (cacheKeyFn !== undefined) {
     const key = cacheKeyFn({ taskName: task.name, taskKey: task.key, flowRunId: owner.flowRunId, flowName: owner.flowName, parameters: owner.parameters }, args as never)
@@ -56,9 +56,8 @@ function cacheKeyOf(task: AnyTask, owner: MemoOwner, args: readonly unknown[], i
   const parts = [task.key]
   for (const name of policyOf(task, owner.results)) {
     if (name === 'inputs') {
-      const text = inputs ?? canonical(args, 'args')
-      if (text instanceof UnhashableValue) return text
-      parts.push(`inputs:${text}`)
+      if (inputs instanceof UnhashableValue) return inputs
+      parts.push(`inputs:${inputs}`)
     } else if (name === 'taskSource') parts.push(`source:${task.fn.toString()}`)
     else if (name === 'flowParameters') {
       const text = canonical(owner.parameters, 'the flow parameters')
