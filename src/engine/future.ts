@@ -147,26 +147,33 @@ export class PrefectFutureList<R = unknown> extends Array<PrefectFuture<R>> {
     if (this.#filling) return this.#filling.then(() => this.result(options))
     if (this.#fillError !== undefined) return Promise.reject(this.#fillError)
     if (options.timeout !== undefined) return Promise.all(this.map((future) => future.result(options)))
-    const outcomeOptions = options.raiseOnFailure === false ? options : undefined
-    // One promise for the whole list, not one per future: lists of 100,000 runs are common.
+    const raise = options.raiseOnFailure !== false
+    // One promise and one callback for the whole list, not one per future: lists of 100,000 runs
+    // are common. The values are read in order once every run has ended; a failure rejects as
+    // soon as it is known.
     return new Promise<(R | Error)[]>((resolve, reject) => {
-      const values = new Array<R | Error>(this.length)
       let remaining = this.length
-      if (remaining === 0) resolve(values)
       let failed = false
-      this.forEach((future, index) => {
-        future.addDoneCallback(() => {
-          if (failed) return
+      const ended = (future: PrefectFuture<R>) => {
+        if (failed) return
+        if (raise && future.state.type !== 'Completed') {
+          failed = true
           try {
-            values[index] = future.outcome(future.state, outcomeOptions)
+            future.outcome(future.state, undefined)
           } catch (error) {
-            failed = true
             reject(error)
-            return
           }
-          if (--remaining === 0) resolve(values)
-        })
-      })
+          return
+        }
+        if (--remaining > 0) return
+        try {
+          resolve(this.map((f) => f.outcome(f.state, options)))
+        } catch (error) {
+          reject(error)
+        }
+      }
+      if (remaining === 0) resolve([])
+      for (const future of this) future.addDoneCallback(ended)
     })
   }
 }

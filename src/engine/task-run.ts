@@ -40,6 +40,9 @@ function slotName(kind: string, index: number): string {
   return (names[index] ??= `${kind} ${index + 1}`)
 }
 
+/** What `TaskRun.onSettled` calls, with the run's future. */
+type SettledCallback = (future: TaskRunFuture<unknown>) => void
+
 /** What a task run reports to the flow run that owns it. */
 export interface TaskRunOwner {
   readonly info: FlowRunInfo
@@ -61,8 +64,13 @@ export interface TaskRunOwner {
  * timeouts and cancellation around it.
  */
 export interface AttemptExecutor {
-  /** Waits for a free slot; returns nothing when one was free at once. */
-  acquire(run: TaskRun): Promise<void> | void
+  /**
+   * Takes a slot for `run`: true when one was free (the run holds it now). Otherwise the run waits
+   * in FIFO order, as its `waker` and a place in a queue (no promise of its own), and `then(run)`
+   * is called once it holds a slot, synchronously from whatever freed one: `then` must not run the
+   * attempt in place. A run that settles while it waits is woken once, to see that it has.
+   */
+  acquire(run: TaskRun, then: (run: TaskRun) => void): boolean
   /** Gives back the run's slot; does nothing if the run holds none. */
   release(run: TaskRun): void
   /** The runner's kind (`thread`, `concurrent`, ...): names its slots. */
@@ -100,6 +108,8 @@ export class TaskRun implements TaskRunInfo {
   holdsSlot = false
   /** Which of its executor's slots it holds or shares (0-based), if any: see `slot`. */
   slotIndex: number | undefined
+  /** Set while the run waits for its executor (see `AttemptExecutor.acquire`): what to call when it may go on. */
+  waker: ((run: TaskRun) => void) | undefined
   /** Ids of the runs whose futures it was given (arguments and `waitFor`), set when it is created. */
   readonly upstreamTaskRunIds: readonly string[] | undefined
   /** Set when cancellation was asked for. */
@@ -114,7 +124,7 @@ export class TaskRun implements TaskRunInfo {
   #controller: AbortController | undefined
   #settled: Promise<State> | undefined
   #resolveSettled: ((state: State) => void) | undefined
-  #callbacks: (() => void)[] | undefined
+  #callbacks: SettledCallback | SettledCallback[] | undefined
   #future: TaskRunFuture<unknown> | undefined
   /** Tags from `tags()` contexts around the run's creation, merged with the task's; unset when none. */
   #tags: readonly string[] | undefined
@@ -240,9 +250,15 @@ export class TaskRun implements TaskRunInfo {
       this.#controller = undefined
       this.executor.release(this)
       this.executor.runSettled(this)
+      // A run that waited for a slot stops waiting: its driver sees it has settled.
+      const waker = this.waker
+      this.waker = undefined
+      waker?.(this)
       this.#resolveSettled?.(state)
-      if (this.#callbacks) for (const callback of this.#callbacks) this.#callSafely(callback)
+      const callbacks = this.#callbacks
       this.#callbacks = undefined
+      if (typeof callbacks === 'function') this.#callSafely(callbacks)
+      else if (callbacks) for (const callback of callbacks) this.#callSafely(callback)
       this.owner?.taskRunSettled(this)
     }
   }
@@ -252,15 +268,19 @@ export class TaskRun implements TaskRunInfo {
     return (this.#settled ??= new Promise((resolve) => (this.#resolveSettled = resolve)))
   }
 
-  onSettled(callback: () => void): void {
+  /** Calls `callback` with the run's future once the run has settled (at once if it has). */
+  onSettled(callback: SettledCallback): void {
     if (isSettled(this.state)) this.#callSafely(callback)
-    else (this.#callbacks ??= []).push(callback)
+    else if (this.#callbacks === undefined) this.#callbacks = callback
+    // Most runs have one callback (their list's result()): an array only for more.
+    else if (typeof this.#callbacks === 'function') this.#callbacks = [this.#callbacks, callback]
+    else this.#callbacks.push(callback)
   }
 
   /** A done callback that throws is logged against the run; the others still run (as in Prefect). */
-  #callSafely(callback: () => void): void {
+  #callSafely(callback: SettledCallback): void {
     try {
-      callback()
+      callback(this.future)
     } catch (error) {
       this.logError('a done callback', error)
     }
@@ -320,7 +340,8 @@ export class TaskRunFuture<R> extends PrefectFuture<R> {
     this.#run.markHandled()
   }
   addDoneCallback(callback: (future: this) => void): void {
-    this.#run.onSettled(() => callback(this))
+    // The run calls it with its future, this one: no wrapper per callback.
+    this.#run.onSettled(callback as SettledCallback)
   }
 }
 
@@ -383,18 +404,104 @@ export async function retryAllowed(task: AnyTask, error: Error, attempt: number)
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
 
+/** Ends the run Crashed for a fault of ptr's own while driving it (never the task's). */
+function crash(run: TaskRun, error: unknown): void {
+  run.setState(S.Crashed(new CrashedError(`ptr failed while running '${run.name}': ${toError(error).message}`, error)))
+}
+
 /**
  * Drives a task run to a settled state: waits for upstreams, resolves futures in its arguments,
- * takes a slot, runs attempts with timeouts and retries. Never rejects. Cancellation settles the
- * run from outside (see `TaskRun.cancel`), so after every await a settled run just stops here.
- * One coroutine per run, and no await where nothing needs waiting for: it is the hot path.
+ * takes a slot, runs attempts with timeouts and retries. Never throws. Cancellation settles the
+ * run from outside (see `TaskRun.cancel`), so after every wait a settled run just stops here.
+ *
+ * It is the hot path, and a 100,000-run map keeps most of its runs waiting at once: a run with
+ * nothing to wait for but a slot (no futures in its arguments, no limited tags, no hooks, no
+ * timeout) takes a way with no coroutine of its own. Waiting, it is only a place in its runner's
+ * queue; running, a reaction on its attempt's promise. A first attempt that does not simply
+ * return a value (it failed, or returned a state) goes on in {@link driveAttempts}, the general
+ * loop, as does any run the fast way does not fit.
  */
-export async function driveTaskRun(run: TaskRun): Promise<void> {
-  const executor = run.executor
+export function driveTaskRun(run: TaskRun): void {
+  try {
+    const inputs = run.takeInputs()
+    const { task, executor } = run
+    if (
+      inputs !== undefined ||
+      task.hooks !== undefined ||
+      task.options.timeoutSeconds !== undefined ||
+      executor.marksRunning === true ||
+      (run.tags.length > 0 && tagSlotsProvider() !== undefined)
+    ) {
+      void driveAll(run, inputs)
+      return
+    }
+    if (run.owner?.memo !== undefined && useStored(run, run.args ?? [])) return
+    if (executor.acquire(run, startSoon)) startFirstAttempt(run)
+  } catch (error) {
+    crash(run, error)
+  }
+}
+
+/** Runs woken with a slot whose first attempt starts in the next microtask (see `startSoon`). */
+let toStart: TaskRun[] = []
+
+/** The fast way's waker: the run got a slot; its attempt starts once the code that freed it has finished. */
+function startSoon(run: TaskRun): void {
+  if (toStart.push(run) === 1) queueMicrotask(startWoken)
+}
+
+function startWoken(): void {
+  const runs = toStart
+  toStart = []
+  for (const run of runs) startFirstAttempt(run)
+}
+
+/** The first attempt of a run on the fast way, which holds a slot now. */
+function startFirstAttempt(run: TaskRun): void {
+  if (isSettled(run.state)) return
+  try {
+    const args = run.args ?? []
+    run.newAttempt()
+    run.setState(S.Running('Running'))
+    // A workerpool job is a thenable with synchronous callbacks: made a promise, as `await` would.
+    Promise.resolve(run.executor.execute(run, args)).then(
+      (value) => {
+        if (isStateValue(value)) void driveAttempts(run, args, true, { value })
+        else run.setState(S.Completed(value))
+      },
+      (error: unknown) => void driveAttempts(run, args, true, { error }),
+    )
+  } catch (error) {
+    crash(run, error)
+  }
+}
+
+/** With its flow run's results: a value stored by an earlier run (a resumed flow run's, or the cache's) stands in for the run, which ends Completed, named Cached. */
+function useStored(run: TaskRun, args: unknown[]): boolean {
+  const memoOwner = run.owner!.memo!
+  const memo = (run.memo = memoize(run, memoOwner, args))
+  const stored = storedOutcome(run.task, memo, memoOwner.results)
+  if (!stored) return false
+  run.setState(S.makeState('Completed', 'Cached', { message: `result of ${stored.from}` }, stored.value))
+  return true
+}
+
+/** Waits for a slot for the general loop; undefined when one was free at once (or the run settled meanwhile). */
+function slotFor(run: TaskRun): Promise<void> | undefined {
+  let woken = false
+  let resolve: (() => void) | undefined
+  const took = run.executor.acquire(run, () => {
+    woken = true
+    resolve?.()
+  })
+  return took || woken ? undefined : new Promise<void>((r) => (resolve = r))
+}
+
+/** The general way from the start: upstreams, allowFailure() wrappers, tag slots, then the attempt loop. */
+async function driveAll(run: TaskRun, inputs: RunInputs | undefined): Promise<void> {
   let freeTagSlots: (() => void) | undefined
   try {
     let args = run.args ?? []
-    const inputs = run.takeInputs()
     const upstreams = inputs?.upstreams
     if (upstreams && upstreams.length > 0) {
       await Promise.all(upstreams.map((u) => u.future.wait()))
@@ -423,20 +530,7 @@ export async function driveTaskRun(run: TaskRun): Promise<void> {
     } else if (inputs?.wrapped) {
       args = substituteResults(args) as unknown[]
     }
-    const memoOwner = run.owner?.memo
-    if (memoOwner !== undefined) {
-      // A value stored by an earlier run (a resumed flow run's, or the cache's) stands in for the run.
-      const memo = (run.memo = memoize(run, memoOwner, args))
-      const stored = storedOutcome(run.task, memo, memoOwner.results)
-      if (stored) {
-        run.setState(S.makeState('Completed', 'Cached', { message: `result of ${stored.from}` }, stored.value))
-        return
-      }
-    }
-    const { timeoutSeconds } = run.task.options
-    // A retry with no delay goes straight from the failed attempt to Retrying (as in Prefect),
-    // keeping its slot; the Retrying state carries the failed attempt's error.
-    let retryingAfter: Error | undefined
+    if (run.owner?.memo !== undefined && useStored(run, args)) return
     // Slots of limited tags, before a runner slot: a run waiting for one holds no pool slot.
     const tagSlots = run.tags.length > 0 ? tagSlotsProvider() : undefined
     if (tagSlots) {
@@ -444,27 +538,62 @@ export async function driveTaskRun(run: TaskRun): Promise<void> {
       freeTagSlots = taken === undefined || typeof taken === 'function' ? taken : await taken
       if (isSettled(run.state)) return
     }
+    await driveAttempts(run, args, false, undefined)
+  } catch (error) {
+    crash(run, error)
+  } finally {
+    run.executor.release(run)
+    freeTagSlots?.()
+  }
+}
+
+/** How a run's first attempt ended, when it ran on the fast way. */
+type Outcome = { readonly value: unknown } | { readonly error: unknown }
+
+/**
+ * The attempt loop: takes a slot (unless `holding` one), runs attempts with timeouts and retries.
+ * With `first`, the first attempt has already run (on the fast way) and ended so. Never rejects.
+ */
+async function driveAttempts(run: TaskRun, args: unknown[], holding: boolean, first: Outcome | undefined): Promise<void> {
+  const executor = run.executor
+  try {
+    const { timeoutSeconds } = run.task.options
+    // A retry with no delay goes straight from the failed attempt to Retrying (as in Prefect),
+    // keeping its slot; the Retrying state carries the failed attempt's error.
+    let retryingAfter: Error | undefined
+    let outcome = first
     for (;;) {
-      if (retryingAfter === undefined) {
-        const waiting = executor.acquire(run)
-        if (waiting) await waiting
-        if (isSettled(run.state)) return
-      }
-      run.newAttempt()
-      const hooked = run.setState(
-        executor.marksRunning
-          ? S.makeState('Scheduled')
-          : retryingAfter
-            ? S.makeState('Running', 'Retrying', { error: retryingAfter, message: `attempt ${run.attempt - 1} ${attemptEnded(retryingAfter)}: ${retryingAfter.message}; retrying now` })
-            : S.Running(run.attempt === 1 ? 'Running' : 'Retrying'),
-      )
-      if (hooked) await hooked
-      if (isSettled(run.state)) return
-      retryingAfter = undefined
       let error: Error
       let failure: State
       try {
-        const value = await (timeoutSeconds === undefined ? executor.execute(run, args) : attemptWithTimeout(run, args, timeoutSeconds))
+        let value: unknown
+        if (outcome !== undefined) {
+          const ended = outcome
+          outcome = undefined
+          // The slot it ran in is held until the outcome is decided, as after an attempt here.
+          holding = false
+          if ('error' in ended) throw ended.error
+          value = ended.value
+        } else {
+          if (retryingAfter === undefined && !holding) {
+            const waiting = slotFor(run)
+            if (waiting) await waiting
+            if (isSettled(run.state)) return
+          }
+          holding = false
+          run.newAttempt()
+          const hooked = run.setState(
+            executor.marksRunning
+              ? S.makeState('Scheduled')
+              : retryingAfter
+                ? S.makeState('Running', 'Retrying', { error: retryingAfter, message: `attempt ${run.attempt - 1} ${attemptEnded(retryingAfter)}: ${retryingAfter.message}; retrying now` })
+                : S.Running(run.attempt === 1 ? 'Running' : 'Retrying'),
+          )
+          if (hooked) await hooked
+          if (isSettled(run.state)) return
+          retryingAfter = undefined
+          value = await (timeoutSeconds === undefined ? executor.execute(run, args) : attemptWithTimeout(run, args, timeoutSeconds))
+        }
         if (!isStateValue(value)) {
           run.setState(S.Completed(value))
           return
@@ -504,10 +633,9 @@ export async function driveTaskRun(run: TaskRun): Promise<void> {
       if (isSettled(run.state)) return
     }
   } catch (error) {
-    run.setState(S.Crashed(new CrashedError(`ptr failed while running '${run.name}': ${toError(error).message}`, error)))
+    crash(run, error)
   } finally {
     executor.release(run)
-    freeTagSlots?.()
   }
 }
 

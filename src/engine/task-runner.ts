@@ -1,10 +1,11 @@
 import { randomUUID } from 'node:crypto'
-import { CancelledError, MappingLengthMismatchError, MappingMissingIterableError, PtrError, UpstreamTaskRunError } from '../errors.ts'
+import { CancelledError, CrashedError, MappingLengthMismatchError, MappingMissingIterableError, PtrError, UpstreamTaskRunError, toError } from '../errors.ts'
 import { currentContext, runWithContext } from './context.ts'
 import type { RunContext, TaskSubmitter } from './context.ts'
 import { PrefectFutureList, isFuture } from './future.ts'
 import type { PrefectFuture } from './future.ts'
 import { allowFailure, isAllowFailure, isUnmapped } from './resolve.ts'
+import * as S from './states.ts'
 import { isSettled } from './states.ts'
 import type { AnyTask, CallOptions, MapArgs, ResolvableArgs, Task } from './task-types.ts'
 import type { AttemptExecutor } from './task-run.ts'
@@ -34,9 +35,11 @@ export abstract class TaskRunner implements TaskSubmitter, AttemptExecutor, Asyn
   /** Slot numbers given back, reused before new ones: a run's `slotIndex` says which it holds. */
   #freeSlots: number[] = []
   #slots = 0
+  /** Runs waiting for a slot, FIFO from `#waitingHead`; a run's `waker` says it still waits. */
   #waiting: TaskRun[] = []
   #waitingHead = 0
-  #wakers = new Map<TaskRun, () => void>()
+  /** Runs that asked for a slot before the runner had started: they ask again once it has. */
+  #beforeStart: TaskRun[] = []
   #active = new Set<TaskRun>()
   #idle: { promise: Promise<void>; resolve: () => void } | undefined
   #state: 'new' | 'starting' | 'started' | 'closing' | 'closed' = 'new'
@@ -227,7 +230,7 @@ export abstract class TaskRunner implements TaskSubmitter, AttemptExecutor, Asyn
     // Code that ignored its flow's cancellation or timeout and submits on: the run never starts.
     const stopped = run.owner?.stopped
     if (stopped) run.cancel(stopped instanceof CancelledError ? stopped : new CancelledError(`'${run.name}' was not started: ${stopped.message}`))
-    else void driveTaskRun(run)
+    else driveTaskRun(run)
     return run.future
   }
 
@@ -249,18 +252,42 @@ export abstract class TaskRunner implements TaskSubmitter, AttemptExecutor, Asyn
     return this.#idle.promise
   }
 
-  acquire(run: TaskRun): Promise<void> | void {
+  acquire(run: TaskRun, then: (run: TaskRun) => void): boolean {
     if (this.#state === 'starting' || this.#state === 'new') {
-      return this.start().then(() => this.acquire(run))
+      run.waker = then
+      if (this.#beforeStart.push(run) === 1) this.start().then(this.#askAgain, this.#startFailed)
+      return false
     }
     if (this.#free > 0) {
       this.#free--
       run.holdsSlot = true
       run.slotIndex = this.#freeSlots.pop() ?? this.#slots++
-      return
+      return true
     }
+    run.waker = then
     this.#waiting.push(run)
-    return new Promise<void>((resolve) => this.#wakers.set(run, resolve))
+    return false
+  }
+
+  /** The runner has started: the runs that asked before take a slot or their place in line. */
+  #askAgain = (): void => {
+    const runs = this.#beforeStart
+    this.#beforeStart = []
+    for (const run of runs) {
+      const then = run.waker
+      run.waker = undefined
+      if (then !== undefined && !isSettled(run.state) && this.acquire(run, then)) then(run)
+    }
+  }
+
+  /** The runner could not start: the runs that waited for it end Crashed, saying why. */
+  #startFailed = (error: unknown): void => {
+    const runs = this.#beforeStart
+    this.#beforeStart = []
+    for (const run of runs) {
+      run.waker = undefined
+      run.setState(S.Crashed(new CrashedError(`ptr failed while running '${run.name}': ${toError(error).message}`, error)))
+    }
   }
 
   release(run: TaskRun): void {
@@ -268,14 +295,14 @@ export abstract class TaskRunner implements TaskSubmitter, AttemptExecutor, Asyn
     run.holdsSlot = false
     while (this.#waitingHead < this.#waiting.length) {
       const next = this.#waiting[this.#waitingHead++]!
-      const wake = this.#wakers.get(next)
-      this.#wakers.delete(next)
-      if (!wake || isSettled(next.state)) continue
+      const wake = next.waker
+      next.waker = undefined
+      if (wake === undefined || isSettled(next.state)) continue
       next.holdsSlot = true
       next.slotIndex = run.slotIndex
       run.slotIndex = undefined
       this.#compactWaiting()
-      wake()
+      wake(next)
       return
     }
     this.#compactWaiting()
@@ -295,13 +322,13 @@ export abstract class TaskRunner implements TaskSubmitter, AttemptExecutor, Asyn
     const end = Math.min(this.#waiting.length, this.#waitingHead + 4 * max)
     for (let i = this.#waitingHead; i < end && taken.length < max; i++) {
       const run = this.#waiting[i]!
-      const wake = this.#wakers.get(run)
-      if (!wake || isSettled(run.state) || !wanted(run)) continue
+      const wake = run.waker
+      if (wake === undefined || isSettled(run.state) || !wanted(run)) continue
       // Left in the array without a waker: release() skips it.
-      this.#wakers.delete(run)
+      run.waker = undefined
       run.slotIndex = holder?.slotIndex
       taken.push(run)
-      wake()
+      wake(run)
     }
     return taken
   }

@@ -110,6 +110,8 @@ export abstract class PoolTaskRunner extends TaskRunner {
   /** Task keys a worker of this pool found; others are probed once before their first run. */
   #found = new Set<string>()
   #probes = new Map<string, Promise<string | undefined>>()
+  /** Runs waiting for their task's probe, by task key. */
+  #probing = new Map<string, TaskRun[]>()
   #inflight = new Set<Job<unknown>>()
   /** Moving average of each task's run time in the workers (ms), by task key. */
   #runMs = new Map<string, number>()
@@ -199,17 +201,33 @@ export abstract class PoolTaskRunner extends TaskRunner {
     for (const job of this.#inflight) job.cancel()
   }
 
-  /** Before a task's first run in this pool, makes sure a worker can find it (else the run fails now). */
-  override acquire(run: TaskRun): Promise<void> | void {
-    if (this.#found.has(run.task.key)) return super.acquire(run)
-    return this.#probe(run).then((problem) => {
-      // Cancelled while the probe ran: the run has settled, take no slot.
-      if (S.isSettled(run.state)) return
-      if (problem === undefined) return super.acquire(run)
-      const error = new TaskNotFoundInWorkerError(problem)
-      run.setState(S.Failed(error))
-      throw error
+  /**
+   * Before a task's first run in this pool, makes sure a worker can find it (else the run fails
+   * now). Runs of a task being probed wait in a list of their own meanwhile, then ask for a slot.
+   */
+  override acquire(run: TaskRun, then: (run: TaskRun) => void): boolean {
+    const { key } = run.task
+    if (this.#found.has(key)) return super.acquire(run, then)
+    run.waker = then
+    const waiting = this.#probing.get(key)
+    if (waiting) {
+      waiting.push(run)
+      return false
+    }
+    const runs = [run]
+    this.#probing.set(key, runs)
+    void this.#probe(run).then((problem) => {
+      this.#probing.delete(key)
+      for (const waiter of runs) {
+        const wake = waiter.waker
+        waiter.waker = undefined
+        // Cancelled while the probe ran: the run has settled, take no slot.
+        if (wake === undefined || S.isSettled(waiter.state)) continue
+        if (problem !== undefined) waiter.setState(S.Failed(new TaskNotFoundInWorkerError(problem)))
+        else if (super.acquire(waiter, wake)) wake(waiter)
+      }
     })
+    return false
   }
 
   #probe(run: TaskRun): Promise<string | undefined> {
