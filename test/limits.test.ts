@@ -7,7 +7,7 @@ import { after, before, describe, it } from 'node:test'
 import { Limits, LimitNotFoundError } from '../src/limits/limits.ts'
 import { closeDefaultLimits, openLimitStore } from '../src/limits/open.ts'
 import type { LimitStore } from '../src/limits/store.ts'
-import { ConcurrentTaskRunner, concurrency, flow, rateLimit, task } from '../src/index.ts'
+import { ConcurrentTaskRunner, concurrency, flow, getRunContext, rateLimit, task } from '../src/index.ts'
 import type { State } from '../src/index.ts'
 import { setDefaultQueue } from '../src/queue/open.ts'
 import { tempDir } from './helpers/cli.ts'
@@ -318,6 +318,37 @@ for (const under of STORES) {
         assert.equal(info?.waiting, 0, 'the cancelled run left the line')
         assert.equal(info?.active, 1, 'and took nothing')
         await hold.release()
+      } finally {
+        await closeDefaultLimits()
+        setDefaultQueue(undefined)
+      }
+    })
+
+    it('a tagged run cancelled while it waits for a runner slot gives its tag slot back', { timeout: 20_000 }, async () => {
+      setDefaultQueue(target.url)
+      try {
+        const tag = fresh('held')
+        await admin.create(tag, 2, 0)
+        const blocker = task({ name: `blocker_${tag}` }, () => new Promise<string>((resolve) => getRunContext().signal.addEventListener('abort', () => resolve('stopped'))))
+        const tagged = task({ name: `tagged_${tag}`, tags: [tag] }, async () => 'tagged ran')
+        const controller = new AbortController()
+        let activeWhileWaiting: number | undefined
+        const demo = flow({ name: `limits_${tag}`, taskRunner: new ConcurrentTaskRunner({ maxConcurrency: 1 }) }, async () => {
+          blocker.submit()
+          const waiting = tagged.submit()
+          // It took its tag slot, then waits for the runner's only slot, which the blocker holds.
+          for (let i = 0; i < 200 && (await admin.get(tag))?.active !== 1; i++) await sleep(10)
+          activeWhileWaiting = (await admin.get(tag))?.active
+          assert.equal(waiting.state.type, 'Pending')
+          controller.abort(new Error('stop'))
+          return waiting.result({ raiseOnFailure: false })
+        })
+        const { state } = await demo.run(undefined, { signal: controller.signal })
+        assert.equal(state.type, 'Cancelled')
+        assert.equal(activeWhileWaiting, 1, 'the tagged run held its tag slot while it waited for the runner')
+        let active: number | undefined
+        for (let i = 0; i < 100 && (active = (await admin.get(tag))?.active) !== 0; i++) await sleep(10)
+        assert.equal(active, 0, 'the cancelled run gave its tag slot back')
       } finally {
         await closeDefaultLimits()
         setDefaultQueue(undefined)

@@ -40,6 +40,9 @@ function slotName(kind: string, index: number): string {
   return (names[index] ??= `${kind} ${index + 1}`)
 }
 
+/** What `AttemptExecutor.executeThen` calls when the attempt has ended. */
+export type AttemptEnded = (run: TaskRun, failed: boolean, valueOrError: unknown) => void
+
 /** What `TaskRun.onSettled` calls, with the run's future. */
 type SettledCallback = (future: TaskRunFuture<unknown>) => void
 
@@ -80,6 +83,12 @@ export interface AttemptExecutor {
    * the infrastructure under it died. `run.signal` aborts on timeout or cancellation.
    */
   execute(run: TaskRun, args: unknown[]): Promise<unknown>
+  /**
+   * Runs one attempt as `execute` does, and calls `ended` when it has ended, with its value or
+   * (`failed`) its error: no promise of its own where the runner can settle the run directly (a
+   * pool settles a batch's runs from one message).
+   */
+  executeThen(run: TaskRun, args: unknown[], ended: AttemptEnded): void
   /** Called once when the run has settled. */
   runSettled(run: TaskRun): void
   /**
@@ -460,17 +469,20 @@ function startWoken(): void {
 function startFirstAttempt(run: TaskRun): void {
   if (isSettled(run.state)) return
   try {
-    const args = run.args ?? []
     run.newAttempt()
     run.setState(S.Running('Running'))
-    // A workerpool job is a thenable with synchronous callbacks: made a promise, as `await` would.
-    Promise.resolve(run.executor.execute(run, args)).then(
-      (value) => {
-        if (isStateValue(value)) void driveAttempts(run, args, true, { value })
-        else run.setState(S.Completed(value))
-      },
-      (error: unknown) => void driveAttempts(run, args, true, { error }),
-    )
+    run.executor.executeThen(run, run.args ?? [], firstAttemptEnded)
+  } catch (error) {
+    crash(run, error)
+  }
+}
+
+/** The first attempt on the fast way has ended: a value completes the run; anything else goes on in the general loop. */
+function firstAttemptEnded(run: TaskRun, failed: boolean, valueOrError: unknown): void {
+  try {
+    if (failed) void driveAttempts(run, run.args ?? [], true, { error: valueOrError })
+    else if (isStateValue(valueOrError)) void driveAttempts(run, run.args ?? [], true, { value: valueOrError })
+    else run.setState(S.Completed(valueOrError))
   } catch (error) {
     crash(run, error)
   }

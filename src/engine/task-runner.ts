@@ -8,7 +8,7 @@ import { allowFailure, isAllowFailure, isUnmapped } from './resolve.ts'
 import * as S from './states.ts'
 import { isSettled } from './states.ts'
 import type { AnyTask, CallOptions, MapArgs, ResolvableArgs, Task } from './task-types.ts'
-import type { AttemptExecutor } from './task-run.ts'
+import type { AttemptEnded, AttemptExecutor } from './task-run.ts'
 import { TaskRun, driveTaskRun } from './task-run.ts'
 
 const isIterable = (value: unknown): boolean =>
@@ -350,6 +350,15 @@ export abstract class TaskRunner implements TaskSubmitter, AttemptExecutor, Asyn
     } catch (error) {
       return Promise.reject(error)
     }
+  }
+
+  /** Runs one attempt through `execute` and reports its end to `ended` (pools override it to settle runs without a promise each). */
+  executeThen(run: TaskRun, args: unknown[], ended: AttemptEnded): void {
+    // A thenable with synchronous callbacks (a workerpool job) is made a promise, as `await` would.
+    Promise.resolve(this.execute(run, args)).then(
+      (value) => ended(run, false, value),
+      (error: unknown) => ended(run, true, error),
+    )
   }
 
   /** Hook: get resources ready. */

@@ -10,7 +10,7 @@ import * as S from '../engine/states.ts'
 import { isSettled } from '../engine/states.ts'
 import { reviveStateValue } from '../engine/state-values.ts'
 import type { State } from '../engine/states.ts'
-import type { TaskRun } from '../engine/task-run.ts'
+import type { AttemptEnded, TaskRun } from '../engine/task-run.ts'
 import { checkArguments, crossingName } from './crossing.ts'
 import type { Crossing } from './crossing.ts'
 import { ABORT_GRACE_MS, METHOD_PRELOAD, METHOD_PROBE, METHOD_RUN, keyModuleUrl } from './pool-protocol.ts'
@@ -71,7 +71,8 @@ const MAX_BATCH = 64
 interface Batch {
   readonly requests: RunRequest[]
   readonly runs: TaskRun[]
-  readonly settle: { resolve: (value: unknown) => void; reject: (error: unknown) => void }[]
+  /** What each run's attempt reports its end to (see `executeThen`). */
+  readonly settle: AttemptEnded[]
   sent: boolean
 }
 
@@ -267,24 +268,33 @@ export abstract class PoolTaskRunner extends TaskRunner {
   }
 
   override execute(run: TaskRun, args: unknown[]): Promise<unknown> {
+    return new Promise((resolve, reject) => this.#start(run, args, (_, failed, value) => (failed ? reject(value) : resolve(value))))
+  }
+
+  override executeThen(run: TaskRun, args: unknown[], ended: AttemptEnded): void {
+    this.#start(run, args, ended)
+  }
+
+  /** Sends the attempt to a worker, alone or in a batch, and reports its end to `ended`. */
+  #start(run: TaskRun, args: unknown[], ended: AttemptEnded): void {
     const batch = this.#joining.get(run)
     if (batch) this.#joining.delete(run)
     const problem = checkArguments(args, this.crossing)
     if (problem) {
-      return Promise.reject(
-        new NotCloneableError(
-          `task '${run.task.name}' (${run.name}): ${problem} to ${crossingName(this.crossing)}; pass plain data (numbers, strings, arrays, plain objects, Map, Set, Date), or use --runner concurrent`,
-        ),
+      const error = new NotCloneableError(
+        `task '${run.task.name}' (${run.name}): ${problem} to ${crossingName(this.crossing)}; pass plain data (numbers, strings, arrays, plain objects, Map, Set, Date), or use --runner concurrent`,
       )
+      // As a rejected promise would: never in the caller's own turn.
+      queueMicrotask(() => ended(run, true, error))
+      return
     }
-    const info = run.owner?.info
     const request: RunRequest = {
       key: run.task.key,
       args,
       taskRun: { id: run.id, name: run.name, taskName: run.task.name, attempt: run.attempt, stateName: run.state.name },
-      flowRun: info ? { id: info.id, name: info.name, flowName: info.flowName, stateName: info.state.name } : undefined,
+      flowRun: flowRunRecord(run.owner?.info),
     }
-    if (batch && !batch.sent) return this.#join(batch, run, request)
+    if (batch && !batch.sent) return this.#join(batch, run, request, ended)
     const { key, options } = run.task
     const quick = (this.#runMs.get(key) ?? Number.POSITIVE_INFINITY) < QUICK_TASK_MS
     if (quick && options.timeoutSeconds === undefined && !this.#crashedOnce.has(run)) {
@@ -297,29 +307,25 @@ export abstract class PoolTaskRunner extends TaskRunner {
       if (joiners.length > 0) {
         const started: Batch = { requests: [], runs: [], settle: [], sent: false }
         for (const joiner of joiners) this.#joining.set(joiner, started)
-        const promise = this.#join(started, run, request)
+        this.#join(started, run, request, ended)
         // The joiners reach execute() once the current microtasks have run.
         setImmediate(() => this.#sendBatch(started, joiners))
-        return promise
+        return
       }
     }
     // The engine creates an attempt's AbortSignal lazily; only runs with a deadline need one here
     // (cancellation reaches every job through onCancelAll).
     const signal = options.timeoutSeconds === undefined ? undefined : run.signal
-    return this.#dispatch(run, [request], signal, EXEC_OPTIONS).then(
-      (outcomes) => unpack(outcomes[0]!),
-      (error: unknown) => {
-        throw error instanceof WorkerDied ? this.#crashed(run, error) : error
-      },
+    void this.#dispatch(run, [request], signal, EXEC_OPTIONS).then(
+      (outcomes) => settleFrom(run, outcomes[0]!, ended),
+      (error: unknown) => ended(run, true, error instanceof WorkerDied ? this.#crashed(run, error) : error),
     )
   }
 
-  #join(batch: Batch, run: TaskRun, request: RunRequest): Promise<unknown> {
-    return new Promise((resolve, reject) => {
-      batch.requests.push(request)
-      batch.runs.push(run)
-      batch.settle.push({ resolve, reject })
-    })
+  #join(batch: Batch, run: TaskRun, request: RunRequest, ended: AttemptEnded): void {
+    batch.requests.push(request)
+    batch.runs.push(run)
+    batch.settle.push(ended)
   }
 
   #sendBatch(batch: Batch, joiners: readonly TaskRun[]): void {
@@ -344,13 +350,7 @@ export abstract class PoolTaskRunner extends TaskRunner {
       for (const outcome of message.outcomes) outcomes.push(outcome)
       if (message.exiting) exiting = true
     }
-    const finish = (i: number) => {
-      try {
-        settle[i]!.resolve(unpack(outcomes[i]!))
-      } catch (error) {
-        settle[i]!.reject(error)
-      }
-    }
+    const finish = (i: number) => settleFrom(runs[i]!, outcomes[i]!, settle[i]!)
     const holder = runs[0]!
     void this.#dispatch(holder, requests, undefined, { on }).then(
       (rest) => {
@@ -361,7 +361,7 @@ export abstract class PoolTaskRunner extends TaskRunner {
       (error: unknown) => {
         const crashedAt = outcomes.length
         if (!(error instanceof WorkerDied) || crashedAt >= runs.length) {
-          for (let i = 0; i < runs.length; i++) (i < crashedAt ? finish(i) : settle[i]!.reject(error))
+          for (let i = 0; i < runs.length; i++) (i < crashedAt ? finish(i) : settle[i]!(runs[i]!, true, error))
           return
         }
         // The worker said which run it died in (it was exiting), or only one run had no outcome.
@@ -387,7 +387,7 @@ export abstract class PoolTaskRunner extends TaskRunner {
         if (known) {
           const victim = runs[crashedAt]!
           this.#crashedOnce.add(victim)
-          settle[crashedAt]!.reject(this.#crashed(victim, error))
+          settle[crashedAt]!(victim, true, this.#crashed(victim, error))
         } else {
           for (const batch of again) this.#crashedOnce.add(batch.runs[0]!)
         }
@@ -519,7 +519,26 @@ function onWorkerEvent(payload: unknown): void {
 }
 const EXEC_OPTIONS: ExecOptions = { on: onWorkerEvent }
 
-function unpack(outcome: RunOutcome): unknown {
-  if (outcome.ok) return outcome.state ? reviveStateValue(fromStateRecord(outcome.state), outcome.value) : outcome.value
-  throw fromErrorRecord(outcome.error)
+/** Reports a worker's outcome of `run`'s attempt to `ended`: its value (a returned state revived), or its error. */
+function settleFrom(run: TaskRun, outcome: RunOutcome, ended: AttemptEnded): void {
+  let value: unknown
+  try {
+    if (!outcome.ok) return ended(run, true, fromErrorRecord(outcome.error))
+    value = outcome.state ? reviveStateValue(fromStateRecord(outcome.state), outcome.value) : outcome.value
+  } catch (error) {
+    return ended(run, true, error)
+  }
+  ended(run, false, value)
 }
+
+/** The flow run as a worker's run context shows it: one record per flow run and state name, shared by its runs' requests. */
+let lastFlowRun: { info: TaskRunInfoOwner; stateName: string; record: RunRequest['flowRun'] } | undefined
+function flowRunRecord(info: TaskRunInfoOwner | undefined): RunRequest['flowRun'] {
+  if (info === undefined) return undefined
+  const stateName = info.state.name
+  if (lastFlowRun?.info !== info || lastFlowRun.stateName !== stateName) {
+    lastFlowRun = { info, stateName, record: { id: info.id, name: info.name, flowName: info.flowName, stateName } }
+  }
+  return lastFlowRun.record
+}
+type TaskRunInfoOwner = NonNullable<TaskRun['owner']>['info']
