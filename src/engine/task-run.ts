@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto'
+import { randomFillSync } from 'node:crypto'
 import { CancelledError, CrashedError, TaskRunTimeoutError, UpstreamTaskRunError, attemptEnded, toError } from '../errors.ts'
 import type { FlowRunInfo, TaskRunInfo } from './events.ts'
 import { runEvents } from './events.ts'
@@ -19,15 +19,33 @@ import type { AnyTask, WaitForItem } from './task-types.ts'
 import type { MemoOwner, TaskRunMemo } from './result-types.ts'
 import { memoize, storedOutcome } from './results.ts'
 
+/** Random bytes for run ids, drawn from the system's CSPRNG 256 ids at a time. */
+let idBytes = Buffer.alloc(0)
+let idOffset = 0
+const idText = Buffer.allocUnsafe(36)
+const HEX_DIGITS = Buffer.from('0123456789abcdef', 'latin1')
+
 /**
- * A random UUID as a flat string. `crypto.randomUUID()` builds its result by concatenation, which
- * V8 keeps as a tree of ~14 cons strings (≈450 bytes per id): flattening it once saves that for
- * every run a 100,000-run map keeps.
+ * A random (version 4) UUID, written into a buffer and read out as one flat string.
+ * `crypto.randomUUID()` builds its result by concatenation: a tree of ~14 strings (≈450 bytes)
+ * for every run of a 100,000-run map, kept or thrown away.
  */
 export function newRunId(): string {
-  const id = randomUUID()
-  id.charCodeAt(0)
-  return id
+  if (idOffset === idBytes.length) {
+    idBytes = randomFillSync(Buffer.allocUnsafe(16 * 256))
+    idOffset = 0
+  }
+  let at = 0
+  for (let i = 0; i < 16; i++) {
+    let byte = idBytes[idOffset + i]!
+    if (i === 6) byte = (byte & 0x0f) | 0x40
+    else if (i === 8) byte = (byte & 0x3f) | 0x80
+    if (i === 4 || i === 6 || i === 8 || i === 10) idText[at++] = 0x2d
+    idText[at++] = HEX_DIGITS[byte >> 4]!
+    idText[at++] = HEX_DIGITS[byte & 15]!
+  }
+  idOffset += 16
+  return idText.toString('latin1', 0, 36)
 }
 
 /** Slot names by runner kind and index (`thread 2`), made once: Running events read them. */
@@ -140,32 +158,33 @@ export class TaskRun implements TaskRunInfo {
   /** Set while the hooks of the final state run: the run takes no other state meanwhile. */
   #ending = false
 
+  /**
+   * `mappedFrom`: runs it depends on beyond the futures in `args` and `waitFor` (the future a
+   * map() iterated). Positional, not an options object: a map creates one run per item.
+   */
   constructor(
     task: AnyTask,
     args: unknown[],
     executor: AttemptExecutor,
-    options: {
-      owner: TaskRunOwner | undefined
-      waitFor?: readonly WaitForItem[] | undefined
-      mapIndex?: number
-      mapId?: string
-      /** Runs it depends on beyond the futures in `args` and `waitFor` (the future a map() iterated). */
-      mappedFrom?: readonly string[] | undefined
-    },
+    owner: TaskRunOwner | undefined,
+    waitFor: readonly WaitForItem[] | undefined,
+    mapIndex: number | undefined,
+    mapId: string | undefined,
+    mappedFrom: readonly string[] | undefined,
   ) {
     this.task = task
     this.args = args
     this.executor = executor
-    this.owner = options.owner
-    this.mapIndex = options.mapIndex
-    this.mapId = options.mapId
+    this.owner = owner
+    this.mapIndex = mapIndex
+    this.mapId = mapId
     this.name = task.runName(args)
-    this.#inputs = findUpstreams(args, options.waitFor)
-    this.upstreamTaskRunIds = upstreamIds(this.#inputs?.upstreams, options.mappedFrom)
+    this.#inputs = findUpstreams(args, waitFor)
+    this.upstreamTaskRunIds = upstreamIds(this.#inputs?.upstreams, mappedFrom)
     const inherited = contextTags()
     if (inherited !== undefined) this.#tags = [...new Set([...inherited, ...(task.options.tags ?? [])])]
     this.state = S.Pending()
-    options.owner?.taskRunCreated(this)
+    owner?.taskRunCreated(this)
     if (runEvents.hasListeners) runEvents.emit({ kind: 'task-run-state', taskRun: this, state: this.state, previous: undefined })
   }
 

@@ -160,7 +160,11 @@ export abstract class TaskRunner implements TaskSubmitter, AttemptExecutor, Asyn
     const mapId = randomUUID()
     const futures = new PrefectFutureList()
     for (let i = 0; i < length; i++) {
-      const callArgs = columns.map((column) => (column.values ? column.values[i] : column.fixed))
+      const callArgs = new Array<unknown>(columns.length)
+      for (let c = 0; c < columns.length; c++) {
+        const column = columns[c]!
+        callArgs[c] = column.values ? column.values[i] : column.fixed
+      }
       futures.push(this.#submitRun(task, callArgs, options, i, mapId, mappedFrom))
     }
     return futures
@@ -220,12 +224,7 @@ export abstract class TaskRunner implements TaskSubmitter, AttemptExecutor, Asyn
     }
     if (this.#state === 'new') void this.start().catch(() => undefined)
     const context = currentContext()
-    const run = new TaskRun(task, args as unknown[], this, {
-      owner: context?.owner,
-      waitFor: options.waitFor ?? task.callOptions.waitFor,
-      ...(mapIndex === undefined ? {} : { mapIndex, mapId: mapId! }),
-      mappedFrom,
-    })
+    const run = new TaskRun(task, args as unknown[], this, context?.owner, options.waitFor ?? task.callOptions.waitFor, mapIndex, mapId, mappedFrom)
     this.#active.add(run)
     // Code that ignored its flow's cancellation or timeout and submits on: the run never starts.
     const stopped = run.owner?.stopped
