@@ -300,8 +300,10 @@ describe('ptr run --resume and ptr flow-runs retry', () => {
     // The flow's code changed since: b now gets another input in the subflow (n + 2), so the subflow's b runs again.
     writeFileSync(project.path('pipeline.ts'), PIPELINE.replace('child({ n: n + 1 })', 'child({ n: n + 2 })'))
     try {
-      const retried = await ptr(['flow-runs', 'retry', failed!.id.slice(0, 8), '--output', 'json', '--output-file', 'report.json'])
+      // It takes ptr run's options for how the run goes and where its output goes.
+      const retried = await ptr(['flow-runs', 'retry', failed!.id.slice(0, 8), '--output', 'json', '--output-file', 'report.json', '--report', 'retry.html', '--log-level', 'warning', '--color', 'never'])
       assert.equal(retried.code, 0, retried.stderr)
+      assert.match(readFileSync(project.path('retry.html'), 'utf8'), /^<!doctype html>/i, 'the HTML report of the retried run')
       assert.equal(counts(), 'a b c', "the subflow's a and b (new input) and c ran; the root's a and b did not")
       assert.equal(states(report()), 'a:Cached b:Cached a:Completed b:Completed c:Completed')
       // The flow run's own value is kept with it (written with its final state, kept by later writes).

@@ -1,5 +1,7 @@
 import type { Command } from 'commander'
 import type { CliResult } from '../cli-result.ts'
+import { addRunExecutionOptions, runExecutionOptions } from './run-options.ts'
+import type { RunExecutionFlags } from './run-options.ts'
 
 const CONFIG = 'read settings (localDir) from this config file instead of searching for one'
 
@@ -29,22 +31,14 @@ export function defineFlowRunsCommand(program: Command, result: CliResult): void
       const { flowRunsShowCommand } = await import('../flow-runs-view.ts')
       result.exitCode = await flowRunsShowCommand({ id, ...options })
     })
-  flowRuns
+  const retry = flowRuns
     .command('retry')
     .description('run a recorded flow run again, from its file, with its parameters: task runs that completed in it are reused (shown as Cached), the rest run')
     .argument('<id>', 'the flow run id, or a unique prefix of it (at least 4 characters)')
-    .option('-r, --runner <kind>', "task runner for this run, overriding the flow's own")
-    .option('--max-workers <n>', 'workers of the thread or process pool runner this run uses')
-    .option('--max-concurrency <n>', 'most task runs at once on the concurrent runner')
-    .option('-o, --output <mode>', 'auto, live, plain, or json (as ptr run)')
-    .option('--output-file <file>', 'with --output json: write the report to this file')
-    .option('--junit <file>', 'also write a JUnit XML report to this file')
-    .option('-q, --quiet', 'print only failures and the summary')
-    .option('-c, --config <path>', CONFIG)
-    .action(async (id: string, options: { runner?: string; maxWorkers?: string; maxConcurrency?: string; output?: string; outputFile?: string; junit?: string; quiet?: boolean; config?: string }) => {
-      const { flowRunsRetryCommand } = await import('../flow-runs-view.ts')
-      result.exitCode = await flowRunsRetryCommand({ id, ...options, runner: options.runner, debug: Boolean(program.opts().debug) })
-    })
+  addRunExecutionOptions(retry).action(async (id: string, options: RunExecutionFlags) => {
+    const { flowRunsRetryCommand } = await import('../flow-runs-view.ts')
+    result.exitCode = await flowRunsRetryCommand({ id, ...runExecutionOptions(options), debug: Boolean(program.opts().debug) })
+  })
   flowRuns
     .command('prune')
     .description('delete finished flow runs, with their subflows and task runs, that ended long enough ago')

@@ -1,33 +1,21 @@
 import type { Command } from 'commander'
-import { Option } from 'commander'
-import { RUNNER_KINDS } from '../../runners/kind-names.ts'
 import { UsageError } from '../../errors.ts'
 import type { CliResult } from '../cli-result.ts'
+import { addRunExecutionOptions, runExecutionOptions } from './run-options.ts'
+import type { RunExecutionFlags } from './run-options.ts'
 
 const collect = (value: string, previous: string[] = []) => [...previous, value]
 
-interface RunCommandFlags {
-  runner?: string
+interface RunCommandFlags extends RunExecutionFlags {
   param?: string[]
   params?: string
-  config?: string
-  maxWorkers?: string
-  maxConcurrency?: string
-  queue?: string
-  output?: string
-  outputFile?: string
-  junit?: string
-  report?: string
   help?: boolean
-  quiet?: boolean
-  logLevel?: string
-  color?: string
   resume?: boolean
 }
 
 /** `ptr run FILE [FLOW]`: load a flow file and run one of its flows. */
 export function defineRunCommand(program: Command, result: CliResult): void {
-  program
+  const command = program
     .command('run')
     .description("run a flow from a TypeScript file (its default export, or the flow named)")
     .argument('[file]', 'the .ts (or .js) file that exports the flow')
@@ -35,20 +23,9 @@ export function defineRunCommand(program: Command, result: CliResult): void {
     // Our own --help: with a flow file it also lists that flow's parameters.
     .helpOption(false)
     .option('-h, --help', "show this help; with a flow file, also the flow's parameters")
-    .addOption(new Option('-r, --runner <kind>', `task runner for this run, overriding the flow's own: ${RUNNER_KINDS.join(', ')}`))
     .option('-p, --param <name=value>', 'a flow parameter; the value is parsed as JSON when it parses (repeatable)', collect)
     .option('--params <json>', 'all flow parameters as one JSON object')
-    .option('-c, --config <path>', 'read settings from this config file instead of searching for .prefectrc and co.')
-    .option('--max-workers <n>', 'workers of the thread or process pool runner this run uses')
-    .option('--max-concurrency <n>', 'most task runs at once on the concurrent runner')
-    .option('--queue <url>', 'the task-worker queue for --runner prefect and t.delay() (default PREFECT_QUEUE_URL, queue.url in .prefectrc, or sqlite:<localDir>/queue.db)')
-    .option('-o, --output <mode>', 'auto (live view on a terminal, plain lines otherwise), live, plain, or json: the whole run as JSON, to --output-file or to stdout')
-    .option('--output-file <file>', 'with --output json: write the report to this file (the view stays on the terminal)')
-    .option('--junit <file>', 'also write a JUnit XML report (one test case per task run) to this file')
-    .option('--report <file>', 'also write an HTML report (timeline, task graph, runs with errors and logs) to this .html file: one page, no network needed')
-    .option('-q, --quiet', 'print only failures and the summary')
-    .option('--log-level <level>', 'thin the plain output: debug, info, warning (retries, failures, cancellations) or error (failures)')
-    .option('--color <when>', 'auto, always or never (auto honours NO_COLOR and FORCE_COLOR)')
+  addRunExecutionOptions(command)
     .option('--resume', "run again the latest run of this flow that did not complete, with its parameters: task runs that completed in it are not run again (they show as Cached)")
     .addHelpText(
       'after',
@@ -88,22 +65,12 @@ Exit codes: 0 completed, 1 failed or crashed, 2 usage error, 130 Ctrl-C, 143 SIG
       ;(await import('../early-start.ts')).startEarly(file, options)
       const { runFlowCommand } = await import('../run-flow.ts')
       result.exitCode = await runFlowCommand({
+        ...runExecutionOptions(options),
         file,
         flowName,
-        runner: options.runner,
         param: options.param ?? [],
         params: options.params,
-        config: options.config,
-        maxWorkers: options.maxWorkers,
-        maxConcurrency: options.maxConcurrency,
-        queue: options.queue,
-        output: options.output,
         outputFile,
-        junit: options.junit,
-        report: options.report,
-        quiet: options.quiet ?? false,
-        logLevel: options.logLevel,
-        color: options.color,
         resume: options.resume ?? false,
         debug: Boolean(program.opts().debug),
       })
