@@ -12,6 +12,8 @@ import {
   UpstreamTaskRunError,
   allowFailure,
   asCompleted,
+  flow,
+  getRunContext,
   isFinal,
   unmapped,
   wait,
@@ -125,6 +127,22 @@ for (const runnerUnderTest of RUNNERS_UNDER_TEST) {
       ])
       const gaveUp = runner.submit(T.flaky.withOptions({ retries: 1 }), [5])
       await assert.rejects(gaveUp.result(), /attempt 2 failed/)
+    })
+
+    it('a retryCondition runs in the run context of the flow run its run belongs to', async () => {
+      const seen: (string | undefined)[] = []
+      const contextFlow = flow({ name: 'retry-context', taskRunner: make(2) }, async () => {
+        const flaky = T.flaky.withOptions({
+          retryCondition: () => {
+            seen.push(getRunContext().flowRun?.id)
+            return true
+          },
+        })
+        await flaky.map([2, 2, 2, 2, 2, 2]).result()
+        return getRunContext().flowRun!.id
+      })
+      const id = await contextFlow()
+      assert.deepEqual(seen, Array(6).fill(id))
     })
 
     it('retryCondition and retryDelaySeconds (list, function, jitter) decide retries and their delays', async () => {

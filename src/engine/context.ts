@@ -1,5 +1,6 @@
 import { formatWithOptions } from 'node:util'
-import { AsyncLocalStorage } from 'node:async_hooks'
+import type { AsyncLocalStorage } from 'node:async_hooks'
+import { contextStorage } from './context-storage.ts'
 import { PtrError } from '../errors.ts'
 import type { LogLevel } from './events.ts'
 import { emitRunLog } from './log.ts'
@@ -40,9 +41,7 @@ export interface RunContext {
   readonly owner?: TaskRunOwner | undefined
 }
 
-const STORAGE = Symbol.for('ptr.context')
-type WithStorage = { [STORAGE]?: AsyncLocalStorage<RunContext> }
-const storage: AsyncLocalStorage<RunContext> = ((globalThis as WithStorage)[STORAGE] ??= new AsyncLocalStorage<RunContext>())
+const storage = contextStorage as AsyncLocalStorage<RunContext>
 
 export const runWithContext = <A extends unknown[], T>(context: RunContext, fn: (...args: A) => T, ...args: A): T =>
   storage.run(context, fn, ...args)

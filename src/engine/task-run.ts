@@ -15,6 +15,7 @@ import * as S from './states.ts'
 import { isSettled } from './states.ts'
 import { adoptState, isStateValue } from './state-values.ts'
 import { contextTags } from './tags.ts'
+import { contextStorage } from './context-storage.ts'
 import type { AnyTask, WaitForItem } from './task-types.ts'
 import type { MemoOwner, TaskRunMemo } from './result-types.ts'
 import { memoize, storedOutcome } from './results.ts'
@@ -122,6 +123,8 @@ export class TaskRun implements TaskRunInfo {
   readonly name: string
   readonly task: AnyTask
   readonly owner: TaskRunOwner | undefined
+  /** The run context it was created in (a flow run's, or a task run's; see context.ts): its driving goes on in it. */
+  readonly context: object | undefined
   readonly executor: AttemptExecutor
   readonly mapIndex: number | undefined
   readonly mapId: string | undefined
@@ -166,7 +169,7 @@ export class TaskRun implements TaskRunInfo {
     task: AnyTask,
     args: unknown[],
     executor: AttemptExecutor,
-    owner: TaskRunOwner | undefined,
+    context: { readonly owner?: TaskRunOwner | undefined } | undefined,
     waitFor: readonly WaitForItem[] | undefined,
     mapIndex: number | undefined,
     mapId: string | undefined,
@@ -175,7 +178,8 @@ export class TaskRun implements TaskRunInfo {
     this.task = task
     this.args = args
     this.executor = executor
-    this.owner = owner
+    this.context = context
+    this.owner = context?.owner
     this.mapIndex = mapIndex
     this.mapId = mapId
     this.name = task.runName(args)
@@ -184,7 +188,7 @@ export class TaskRun implements TaskRunInfo {
     const inherited = contextTags()
     if (inherited !== undefined) this.#tags = [...new Set([...inherited, ...(task.options.tags ?? [])])]
     this.state = S.Pending()
-    owner?.taskRunCreated(this)
+    this.owner?.taskRunCreated(this)
     if (runEvents.hasListeners) runEvents.emit({ kind: 'task-run-state', taskRun: this, state: this.state, previous: undefined })
   }
 
@@ -499,9 +503,10 @@ function startFirstAttempt(run: TaskRun): void {
 /** The first attempt on the fast way has ended: a value completes the run; anything else goes on in the general loop. */
 function firstAttemptEnded(run: TaskRun, failed: boolean, valueOrError: unknown): void {
   try {
-    if (failed) void driveAttempts(run, run.args ?? [], true, { error: valueOrError })
-    else if (isStateValue(valueOrError)) void driveAttempts(run, run.args ?? [], true, { value: valueOrError })
-    else run.setState(S.Completed(valueOrError))
+    if (!failed && !isStateValue(valueOrError)) return void run.setState(S.Completed(valueOrError))
+    // In the context the run was created in, as a coroutine started there would be (a retryCondition may read it).
+    const goOn = () => driveAttempts(run, run.args ?? [], true, failed ? { error: valueOrError } : { value: valueOrError })
+    void (run.context === undefined ? goOn() : contextStorage.run(run.context, goOn))
   } catch (error) {
     crash(run, error)
   }

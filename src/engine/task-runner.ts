@@ -224,7 +224,7 @@ export abstract class TaskRunner implements TaskSubmitter, AttemptExecutor, Asyn
     }
     if (this.#state === 'new') void this.start().catch(() => undefined)
     const context = currentContext()
-    const run = new TaskRun(task, args as unknown[], this, context?.owner, options.waitFor ?? task.callOptions.waitFor, mapIndex, mapId, mappedFrom)
+    const run = new TaskRun(task, args as unknown[], this, context, options.waitFor ?? task.callOptions.waitFor, mapIndex, mapId, mappedFrom)
     this.#active.add(run)
     // Code that ignored its flow's cancellation or timeout and submits on: the run never starts.
     const stopped = run.owner?.stopped
