@@ -9,7 +9,23 @@ import { decodeResult, encodeResult } from './values.ts'
 import { isShortValue } from './value-text.ts'
 import type { FlowRunWrite, HistoryStore } from './store.ts'
 import type { WriteBatch } from './writer-protocol.ts'
-import { INLINE_VALUE_BYTES, OP_BYTES, OP_CACHE, OP_ERROR, OP_LOG, OP_NOT_KEPT, OP_STATE, OP_TASK, OP_VALUE, SAME, STATE_TYPE_CODE } from './writer-protocol.ts'
+import {
+  INLINE_VALUE_BYTES,
+  OP_BYTES,
+  OP_CACHE,
+  OP_ERROR,
+  OP_LOG,
+  OP_NOT_KEPT,
+  OP_RUNNING,
+  OP_STATE,
+  OP_STATE_FULL,
+  OP_TASK,
+  OP_VALUE,
+  OP_VALUE_ID,
+  SAME,
+  STATE_TYPE_CODE,
+  stateCode,
+} from './writer-protocol.ts'
 import { WriterThread } from './writer-thread.ts'
 
 /** How often buffered changes are written (and the heartbeat renewed). */
@@ -233,17 +249,12 @@ export class HistoryRecorder implements ResultStore {
         info.upstreamTaskRunIds ?? null,
       )
     } else if (!this.#flows.has(flowRunId)) return
-    const { type, name } = state
-    ops.push(
-      OP_STATE,
-      info.id,
-      STATE_TYPE_CODE[type],
-      name === type ? SAME : name,
-      state.timestamp,
-      state.message ?? null,
-      type === 'Running' ? (info.slot ?? null) : null,
-      info.attempt,
-    )
+    const { type, name, message } = state
+    const code = stateCode(STATE_TYPE_CODE[type]!, info.attempt)
+    const slot = type === 'Running' ? info.slot : undefined
+    if (name !== type || message !== undefined) ops.push(OP_STATE_FULL, info.id, code, name === type ? SAME : name, state.timestamp, message ?? null, slot ?? null)
+    else if (slot !== undefined) ops.push(OP_RUNNING, info.id, code, state.timestamp, slot)
+    else ops.push(OP_STATE, info.id, code, state.timestamp)
     if (!isSettled(state)) return
     if (type !== 'Completed') {
       const record = state.error === undefined ? null : errorRecord(state.error)
@@ -267,7 +278,8 @@ export class HistoryRecorder implements ResultStore {
     const note = memo.identity === undefined ? `${NOT_MATCHED}${memo.unhashable}` : null
     const file = memo.cacheKey === undefined ? null : `cache-${digest(memo.cacheKey)}`
     if (isShortValue(value) && (typeof value !== 'string' || value.length * 3 < this.#results.maxBytes)) {
-      ops.push(OP_VALUE, info.id, value, memo.identity ?? null, note, file)
+      if (note === null && file === null) ops.push(OP_VALUE_ID, info.id, value, memo.identity!)
+      else ops.push(OP_VALUE, info.id, value, memo.identity ?? null, note, file)
     } else {
       const bytes = this.#encode(value)
       if (typeof bytes === 'string') {

@@ -15,32 +15,40 @@ export const INLINE_VALUE_BYTES = 64 * 1024
 /** A field that is the same as in the previous op that had one. */
 export const SAME = 0
 
-/** A task run's first state: `id, root, flowRun, name, key, taskName, tags, map, mapIndex, upstream` follow. */
+/** A new task run (its first state follows): `id, root, flowRun, name, key, taskName, tags, map, mapIndex, upstream`. */
 export const OP_TASK = 1
 /**
- * A state: `id, type, name, timestamp, message, slot, attempt`. `type` is an index into
- * {@link STATE_TYPES}; `name` is `SAME` when it equals the type. message and slot may be null.
+ * A state whose name is its type, with no message and no slot (most are): `id, code, timestamp`.
+ * `code` is the type's index in {@link STATE_TYPES} plus 8 × the run's attempt.
  */
 export const OP_STATE = 2
+/** A Running state like that, with the slot the attempt holds: `id, code, timestamp, slot`. */
+export const OP_RUNNING = 3
+/** Any other state: `id, code, name, timestamp, message, slot` (name `SAME` when it is the type; message and slot may be null). */
+export const OP_STATE_FULL = 4
 /** The error record of a settled run: `id, record`. */
-export const OP_ERROR = 3
+export const OP_ERROR = 5
 /**
  * A completed run's value: `id, value, identity, note, file`. OP_VALUE carries the value itself
- * (undefined, a boolean, null, a number or a string: the writer encodes it), OP_BYTES its
+ * (undefined, a boolean, null, a finite number or a string: the writer encodes it), OP_BYTES its
  * serialized bytes. `note` says why it cannot be matched on resume (when `identity` is null);
  * `file` names the results file should the value be too big for a row (null: the run's place).
  */
-export const OP_VALUE = 4
-export const OP_BYTES = 5
+export const OP_VALUE = 6
+export const OP_BYTES = 7
+/** The common OP_VALUE: one with an identity, no note and no file name: `id, value, identity`. */
+export const OP_VALUE_ID = 8
 /** Why a run's value is not kept: `id, reason`. */
-export const OP_NOT_KEPT = 6
+export const OP_NOT_KEPT = 9
 /** A cache entry holding the value of the op before: `key, created, expires, source`. */
-export const OP_CACHE = 7
+export const OP_CACHE = 10
 /** A log line of a task run: `id, timestamp, level, message`. */
-export const OP_LOG = 8
+export const OP_LOG = 11
 
 /** How many fields follow each op's code. */
-export const OP_FIELDS: readonly number[] = [0, 10, 7, 2, 5, 5, 2, 4, 4]
+export const OP_FIELDS: readonly number[] = [0, 10, 3, 4, 6, 2, 5, 5, 3, 2, 4, 4]
+/** `code` of a state (see OP_STATE). */
+export const stateCode = (typeIndex: number, attempt: number): number => typeIndex + 8 * attempt
 
 export const STATE_TYPES = ['Scheduled', 'Pending', 'Running', 'Completed', 'Failed', 'Crashed', 'Cancelled'] as const
 export const STATE_TYPE_CODE: Readonly<Record<string, number>> = Object.fromEntries(STATE_TYPES.map((type, i) => [type, i]))

@@ -1,13 +1,31 @@
+import { createRequire } from 'node:module'
+import { fileURLToPath } from 'node:url'
 import { MessageChannel, Worker, receiveMessageOnPort } from 'node:worker_threads'
 import type { MessagePort } from 'node:worker_threads'
 import type { WriteBatch, WriterData } from './writer-protocol.ts'
 import { APPLIED, FAILED, PROGRESS, STATE_SLOTS } from './writer-protocol.ts'
 
 // The thread's entry beside this module: writer-worker.js in the built package, writer-worker.ts
-// (with tsx registered first) when ptr runs from its sources.
+// when ptr runs from its sources (see sourcesBundle).
 const FROM_SOURCES = import.meta.url.endsWith('.ts')
 const SCRIPT = new URL(`./writer-worker${FROM_SOURCES ? '.ts' : '.js'}`, import.meta.url)
-const EXEC_ARGV: readonly string[] = FROM_SOURCES ? ['--import', new URL('./writer-bootstrap.mjs', import.meta.url).href] : []
+let bundled: string | undefined
+
+/**
+ * From ptr's sources (its tests and benchmarks), the thread runs writer-worker.ts and the few
+ * modules it imports bundled into one CommonJS script (by esbuild, which tsx brings), once per
+ * process: registering tsx in the thread would start a loader thread of its own, which costs more
+ * time and memory than the writer. better-sqlite3 stays outside, required from here.
+ */
+function sourcesBundle(): string {
+  if (bundled !== undefined) return bundled
+  const require = createRequire(import.meta.url)
+  const { buildSync } = require('esbuild') as typeof import('esbuild')
+  const script = fileURLToPath(SCRIPT)
+  const { outputFiles } = buildSync({ entryPoints: [script], bundle: true, platform: 'node', format: 'cjs', target: 'node20', external: ['better-sqlite3'], write: false, logLevel: 'silent' })
+  bundled = `(function (require) {\n${outputFiles[0]!.text}\n})(require('node:module').createRequire(${JSON.stringify(script)}))`
+  return bundled
+}
 /** How long wait() waits for a writer that makes no progress (a write waits up to 10 s for another process's lock). */
 const STALL_MS = 20_000
 /** Batches posted and not yet written past which post() waits: the writer's queue stays a few MB. */
@@ -32,7 +50,13 @@ export class WriterThread {
     const { port1, port2 } = new MessageChannel()
     this.#errors = port1
     const data: WriterData = { file, state: this.#state, errors: port2, maxLogs }
-    this.#worker = new Worker(SCRIPT, { workerData: data, transferList: [port2], resourceLimits: { maxYoungGenerationSizeMb: Number(process.env.PTR_YG ?? 16) }, execArgv: [...EXEC_ARGV, ...(process.env.PTR_WRITER_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.PTR_WRITER_PROF}`] : [])] })
+    this.#worker = new Worker(FROM_SOURCES ? sourcesBundle() : SCRIPT, {
+      eval: FROM_SOURCES,
+      workerData: data,
+      transferList: [port2],
+      resourceLimits: { maxYoungGenerationSizeMb: Number(process.env.PTR_YG ?? 16) },
+      execArgv: [...(process.env.PTR_WRITER_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.PTR_WRITER_PROF}`] : [])],
+    })
     this.#worker.unref()
     port1.on('message', (message: string) => this.#fail(new Error(message)))
     port1.unref()

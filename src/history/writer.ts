@@ -6,7 +6,23 @@ import type { ErrorRecord, LogRecord } from '../render/run-history.ts'
 import type { FlowRunWrite, StoredTaskRun, StoredValue } from './store.ts'
 import { encodePrimitive } from './value-text.ts'
 import type { WriteBatch } from './writer-protocol.ts'
-import { INLINE_VALUE_BYTES, OP_BYTES, OP_CACHE, OP_ERROR, OP_FIELDS, OP_LOG, OP_NOT_KEPT, OP_STATE, OP_TASK, OP_VALUE, SAME, STATE_TYPES } from './writer-protocol.ts'
+import {
+  INLINE_VALUE_BYTES,
+  OP_BYTES,
+  OP_CACHE,
+  OP_ERROR,
+  OP_FIELDS,
+  OP_LOG,
+  OP_NOT_KEPT,
+  OP_RUNNING,
+  OP_STATE,
+  OP_STATE_FULL,
+  OP_TASK,
+  OP_VALUE,
+  OP_VALUE_ID,
+  SAME,
+  STATE_TYPES,
+} from './writer-protocol.ts'
 
 /** Rows written per transaction: a big batch (close() after a 100,000-run map) keeps the log file small. */
 const ROWS_PER_TRANSACTION = 5000
@@ -140,7 +156,7 @@ export class HistoryWriter {
     for (const p of (process.env.PTR_PRAGMAS ?? '').split(';').filter(Boolean)) this.#db.pragma(p)
     this.#resultsDir = path.join(path.dirname(file), 'results')
     this.#maxLogs = options.maxLogs
-    this.#holdLimit = options.holdLimit ?? HOLD_LIMIT
+    this.#holdLimit = options.holdLimit ?? Number(process.env.PTR_HOLD ?? HOLD_LIMIT)
     this.#writeFlow = this.#db.prepare(
       `INSERT INTO flow_runs (id, root_id, parent_id, flow_name, state_type, state_name, record, pid, host, heartbeat, created, ended, file, result)
        VALUES (@id, @rootId, @parentId, @flowName, @stateType, @stateName, @record, @pid, @host, @now, @created, @ended, @file, @result)
@@ -204,7 +220,7 @@ export class HistoryWriter {
         continue
       }
       const row = this.#rows.get(ops[at + 1] as string) ?? this.#revive(ops[at + 1] as string)
-      if (op === OP_VALUE || op === OP_BYTES || op === OP_NOT_KEPT) value = undefined
+      if (op >= OP_VALUE && op <= OP_NOT_KEPT) value = undefined
       // A run outside the flow runs recorded here, or one already settled and written.
       if (!row) continue
       if (!row.dirty) {
@@ -213,15 +229,23 @@ export class HistoryWriter {
       }
       switch (op) {
         case OP_STATE:
-          this.#state(row, ops, at)
+          this.#state(row, ops[at + 2] as number, SAME, ops[at + 3] as number, null, null)
+          break
+        case OP_RUNNING:
+          this.#state(row, ops[at + 2] as number, SAME, ops[at + 3] as number, null, ops[at + 4] as string)
+          break
+        case OP_STATE_FULL:
+          this.#state(row, ops[at + 2] as number, ops[at + 3], ops[at + 4] as number, ops[at + 5] as string | null, ops[at + 6] as string | null)
           break
         case OP_ERROR:
           ;(row.extra ??= {}).e = ops[at + 2] as ErrorRecord
           break
         case OP_VALUE:
-        case OP_BYTES: {
-          // OP_VALUE carries only values that have a short form (see isShortValue).
-          value = this.#value(row, op === OP_VALUE ? encodePrimitive(ops[at + 2])! : (ops[at + 2] as Uint8Array), ops[at + 5] as string | null)
+        case OP_BYTES:
+        case OP_VALUE_ID: {
+          // OP_VALUE(_ID) carries only values that have a short form (see isShortValue).
+          const bytes = op === OP_BYTES ? (ops[at + 2] as Uint8Array) : encodePrimitive(ops[at + 2])!
+          value = this.#value(row, bytes, op === OP_VALUE_ID ? null : (ops[at + 5] as string | null))
           if (value === undefined) break
           const extra = (row.extra ??= {})
           if (ops[at + 3] !== null) {
@@ -284,19 +308,16 @@ export class HistoryWriter {
     this.#dirty.add(row)
   }
 
-  #state(row: TaskRow, ops: unknown[], at: number): void {
-    const code = ops[at + 2] as number
-    const name = ops[at + 3]
-    const message = ops[at + 5] as string | null
-    const slot = ops[at + 6] as string | null
-    let text = `[${TYPE_JSON[code]},${name === SAME ? TYPE_JSON[code] : q(name)},${ops[at + 4] as number}`
+  #state(row: TaskRow, code: number, name: unknown, timestamp: number, message: string | null, slot: string | null): void {
+    const type = code & 7
+    let text = `[${TYPE_JSON[type]},${name === SAME ? TYPE_JSON[type] : q(name)},${timestamp}`
     if (slot !== null) text += `,${message === null ? 'null' : q(message)},${q(slot)}]`
     else text += message === null ? ']' : `,${q(message)}]`
     row.states = row.states === '' ? text : `${row.states},${text}`
-    row.last = name === SAME ? STATE_TYPES[code]! : (name as string)
+    row.last = name === SAME ? STATE_TYPES[type]! : (name as string)
     row.count++
-    row.attempt = ops[at + 7] as number
-    row.settled = FINAL_CODES.has(code) || name === 'NotReady'
+    row.attempt = code >> 3
+    row.settled = FINAL_CODES.has(type) || name === 'NotReady'
   }
 
   /** Keeps a run's value: in its row up to INLINE_VALUE_BYTES, else in a file. Undefined (and the row says why) if that fails. */
