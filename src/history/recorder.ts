@@ -30,8 +30,8 @@ import { WriterThread } from './writer-thread.ts'
 
 /** How often buffered changes are written (and the heartbeat renewed). */
 const FLUSH_MS = 250
-/** Ops (writer-protocol.ts) that make a batch be posted at once: about 800 task runs' events. */
-const POST_AT_OPS = Number(process.env.PTR_POST_AT ?? 32_768)
+/** Ops (writer-protocol.ts) that make a batch be posted at once: about 300 task runs' events. */
+const POST_AT_OPS = 8192
 
 /** A cache entry of this process not yet written: its value as the run returned it. */
 interface PendingCacheEntry {
@@ -71,12 +71,14 @@ interface FlowEntry {
 
 const iso = (ms: number) => new Date(ms).toISOString()
 const NOT_MATCHED = 'it cannot be matched on resume: '
+/** Bytes with a buffer of their own: the clone of a view (a small Buffer in Node's pool) copies its whole buffer. */
+const ownBuffer = (bytes: Uint8Array): Uint8Array => (bytes.byteLength === bytes.buffer.byteLength ? bytes : new Uint8Array(bytes))
 
 /**
  * Listens to run events and has every flow run and task run written into the history store, off
  * the flow run's thread: an event only appends a few fields to the current batch (see
  * writer-protocol.ts); the batch goes to the history's writer thread every 250 ms, or at once
- * when it holds about 800 task runs' events, and the writer rebuilds the rows and writes them, on
+ * when it holds about 300 task runs' events, and the writer rebuilds the rows and writes them, on
  * its own connection. The 250 ms write also renews the heartbeat, and `close()` waits until
  * everything is written. Reads (`cached()`) see this process's cache entries before the writer has
  * written them.
@@ -216,7 +218,7 @@ export class HistoryRecorder implements ResultStore {
     if (state.type === 'Completed' && info.persistResult) {
       // A flow run's value is kept inline only: it is shown, never reused.
       const bytes = this.#encode(state.result)
-      if (typeof bytes !== 'string' && bytes.byteLength <= INLINE_VALUE_BYTES) this.#flowValues.set(info.id, bytes)
+      if (typeof bytes !== 'string' && bytes.byteLength <= INLINE_VALUE_BYTES) this.#flowValues.set(info.id, ownBuffer(bytes))
     }
     this.#dirtyFlows.add(entry)
   }
@@ -286,8 +288,7 @@ export class HistoryRecorder implements ResultStore {
         ops.push(OP_NOT_KEPT, info.id, bytes)
         return
       }
-      // A view into a bigger buffer would clone all of it.
-      ops.push(OP_BYTES, info.id, bytes.byteLength === bytes.buffer.byteLength ? bytes : bytes.slice(), memo.identity ?? null, note, file)
+      ops.push(OP_BYTES, info.id, ownBuffer(bytes), memo.identity ?? null, note, file)
     }
     // A run that executed refreshes its cache entry; one that a stored value stood in for does not.
     if (memo.cacheKey !== undefined && state.name !== 'Cached') {
@@ -349,7 +350,6 @@ export class HistoryRecorder implements ResultStore {
       const applied = this.#writer.applied
       for (const [key, entry] of this.#pendingCache) if (entry.batch <= applied) this.#pendingCache.delete(key)
     }
-    if (process.env.PTR_NOPOST) return 0
     return this.#writer.post({ ops, flows, unsettled, last })
   }
 

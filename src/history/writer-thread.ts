@@ -54,8 +54,8 @@ export class WriterThread {
       eval: FROM_SOURCES,
       workerData: data,
       transferList: [port2],
-      resourceLimits: { maxYoungGenerationSizeMb: Number(process.env.PTR_YG ?? 16) },
-      execArgv: [...(process.env.PTR_WRITER_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.PTR_WRITER_PROF}`] : [])],
+      // What it allocates per batch dies young: a small young generation keeps its memory small.
+      resourceLimits: { maxYoungGenerationSizeMb: 4 },
     })
     this.#worker.unref()
     port1.on('message', (message: string) => this.#fail(new Error(message)))

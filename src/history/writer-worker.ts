@@ -1,5 +1,3 @@
-import { writeSync as require_fs_writeSync } from 'node:fs'
-const require_fs = () => ({ writeSync: require_fs_writeSync })
 /**
  * The history's writer thread: applies the batches the recorder posts (writer-protocol.ts) to the
  * history file through a HistoryWriter on its own connection, and says in the shared state which
@@ -55,5 +53,4 @@ parentPort!.on('message', (batch: WriteBatch) => {
     errors.close()
   }
   done(batch.seq)
-  if (process.env.PTR_WRITER_DEBUG) require_fs().writeSync(2, ['batch', batch.seq, batch.ops.length, batch.unsettled, 'held', writer?.held, 'total', (process.memoryUsage().heapTotal / 1e6).toFixed(0), 'heap', (process.memoryUsage().heapUsed / 1e6).toFixed(0), 'rss', (process.memoryUsage().rss / 1e6).toFixed(0)].join(' ') + '\n')
 })
