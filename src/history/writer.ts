@@ -26,8 +26,8 @@ import {
 
 /** Rows written per transaction: a big batch (close() after a 100,000-run map) keeps the log file small. */
 const ROWS_PER_TRANSACTION = 5000
-/** Unsettled task runs held in memory; past this, new ones are written and read back when they change. */
-const HOLD_LIMIT = 10_000
+/** Unsettled task runs held in memory (a few hundred bytes each); past this, new ones are written and read back when they change. */
+const HOLD_LIMIT = 25_000
 
 const q = JSON.stringify
 const TYPE_JSON = STATE_TYPES.map((type) => q(type))
@@ -113,7 +113,7 @@ class TaskRow {
 export interface HistoryWriterOptions {
   /** How many log lines a task run keeps (RunHistory.MAX_LOGS); later ones are counted. */
   maxLogs: number
-  /** How many unsettled task runs to hold in memory (see HOLD_LIMIT). @default 10000 */
+  /** How many unsettled task runs to hold in memory (see HOLD_LIMIT). @default 25000 */
   holdLimit?: number | undefined
 }
 
