@@ -55,7 +55,7 @@ export class WriterThread {
       workerData: data,
       transferList: [port2],
       // What it allocates per batch dies young: a small young generation keeps its memory small.
-      resourceLimits: { maxYoungGenerationSizeMb: 4 },
+      resourceLimits: { maxYoungGenerationSizeMb: 8 },
     })
     this.#worker.unref()
     port1.on('message', (message: string) => this.#fail(new Error(message)))
