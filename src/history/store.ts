@@ -11,7 +11,9 @@ import type { ErrorRecord, FlowRunRecord, LogRecord, StateRecord, TaskRunRecord 
  * The local run history: every flow run and task run `ptr run` started on this machine, in one
  * SQLite file under `localDir` (`.ptr/history.db`), shared by concurrent processes (WAL).
  * Each run is stored as the record the JSON report has for it (docs/report.schema.json), next to
- * the columns that lists and filters need.
+ * the columns that lists and filters need. A run's value is v8-serialized bytes (values.ts),
+ * inline in its row when small, else in a file under `<localDir>/results/`. This module reads
+ * (and creates the tables); the runs are written by the writer thread (writer.ts).
  */
 
 const SCHEMA_VERSION = 2
@@ -73,12 +75,6 @@ export interface StoredTaskRun {
   /** upstream task run ids, when there are any */
   u?: string[]
 }
-
-/**
- * A run's value as stored: v8-serialized bytes, inline in the row when small, else in a file
- * under `<localDir>/results/`.
- */
-export type StoredValue = { bytes: Uint8Array; file?: undefined } | { file: string; bytes?: undefined }
 
 const iso = (ms: number) => new Date(ms).toISOString()
 

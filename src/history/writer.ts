@@ -3,7 +3,7 @@ import { hostname } from 'node:os'
 import path from 'node:path'
 import Database from 'better-sqlite3'
 import type { ErrorRecord, LogRecord } from '../render/run-history.ts'
-import type { FlowRunWrite, StoredTaskRun, StoredValue } from './store.ts'
+import type { FlowRunWrite, StoredTaskRun } from './store.ts'
 import { encodePrimitive } from './value-text.ts'
 import type { WriteBatch } from './writer-protocol.ts'
 import {
@@ -31,16 +31,19 @@ const HOLD_LIMIT = 25_000
 
 const q = JSON.stringify
 const TYPE_JSON = STATE_TYPES.map((type) => q(type))
+/** `["Running","Running",`: the start of a state's JSON whose name is its type. */
+const PLAIN_HEAD = TYPE_JSON.map((type) => `[${type},${type},`)
 const FINAL_CODES = new Set(['Completed', 'Failed', 'Crashed', 'Cancelled'].map((type) => STATE_TYPES.indexOf(type as never)))
 
-/** What few task runs have: an error, logs, a value or why none was kept. */
+/** A kept value as the writer holds it: its bytes (kept in the row), or the name of the file under `results/` they went to. */
+type Kept = Uint8Array | string
+
+/** What few task runs have: an error, logs, or why their value was not kept. */
 interface RowExtra {
   e?: ErrorRecord | null
   l?: [number, LogRecord['level'], string][]
   o?: number
   r?: string
-  identity?: string
-  value?: StoredValue
 }
 
 /**
@@ -57,6 +60,9 @@ class TaskRow {
   last = ''
   attempt = 0
   extra: RowExtra | undefined = undefined
+  /** Its identity and kept value (the columns), once it completed and the value was kept: see Kept. */
+  identity: string | null = null
+  value: Kept | null = null
   /** Whether it leaves memory once written, settled or not (the writer holds too many: see HOLD_LIMIT). */
   spill = false
   constructor(
@@ -208,7 +214,7 @@ export class HistoryWriter {
   }
 
   #applyOps(ops: unknown[], cache: unknown[]): void {
-    let value: StoredValue | undefined
+    let value: Kept | undefined
     for (let at = 0; at < ops.length; at += 1 + OP_FIELDS[ops[at] as number]!) {
       const op = ops[at] as number
       if (op === OP_TASK) {
@@ -217,7 +223,7 @@ export class HistoryWriter {
       }
       if (op === OP_CACHE) {
         // The value of the op before (a run that executed refreshes its entry).
-        if (value) cache.push(ops[at + 1], value, ops[at + 2], ops[at + 3], ops[at + 4])
+        if (value !== undefined) cache.push(ops[at + 1], value, ops[at + 2], ops[at + 3], ops[at + 4])
         continue
       }
       const row = this.#rows.get(ops[at + 1] as string) ?? this.#revive(ops[at + 1] as string)
@@ -248,11 +254,10 @@ export class HistoryWriter {
           const bytes = op === OP_BYTES ? (ops[at + 2] as Uint8Array) : encodePrimitive(ops[at + 2])!
           value = this.#value(row, bytes, op === OP_VALUE_ID ? null : (ops[at + 5] as string | null))
           if (value === undefined) break
-          const extra = (row.extra ??= {})
           if (ops[at + 3] !== null) {
-            extra.identity = ops[at + 3] as string
-            extra.value = value
-          } else extra.r = ops[at + 4] as string
+            row.identity = ops[at + 3] as string
+            row.value = value
+          } else (row.extra ??= {}).r = ops[at + 4] as string
           break
         }
         case OP_NOT_KEPT:
@@ -311,7 +316,7 @@ export class HistoryWriter {
 
   #state(row: TaskRow, code: number, name: unknown, timestamp: number, message: string | null, slot: string | null): void {
     const type = code & 7
-    let text = `[${TYPE_JSON[type]},${name === SAME ? TYPE_JSON[type] : q(name)},${timestamp}`
+    let text = name === SAME ? `${PLAIN_HEAD[type]}${timestamp}` : `[${TYPE_JSON[type]},${q(name)},${timestamp}`
     if (slot !== null) text += `,${message === null ? 'null' : q(message)},${q(slot)}]`
     else text += message === null ? ']' : `,${q(message)}]`
     row.states = row.states === '' ? text : `${row.states},${text}`
@@ -322,13 +327,13 @@ export class HistoryWriter {
   }
 
   /** Keeps a run's value: in its row up to INLINE_VALUE_BYTES, else in a file. Undefined (and the row says why) if that fails. */
-  #value(row: TaskRow, bytes: Uint8Array, file: string | null): StoredValue | undefined {
-    if (bytes.byteLength <= INLINE_VALUE_BYTES) return { bytes }
+  #value(row: TaskRow, bytes: Uint8Array, file: string | null): Kept | undefined {
+    if (bytes.byteLength <= INLINE_VALUE_BYTES) return bytes
     try {
       mkdirSync(this.#resultsDir, { recursive: true })
       const name = `${file ?? `${row.rootId}-${row.seq}`}.bin`
       writeFileSync(path.join(this.#resultsDir, name), bytes)
-      return { file: name }
+      return name
     } catch (error) {
       ;(row.extra ??= {}).r = `its value could not be written: ${(error as Error).message}`
       return undefined
@@ -358,16 +363,16 @@ export class HistoryWriter {
         })
       }
       for (let i = 0; i < cache.length; i += 5) {
-        const value = cache[i + 1] as StoredValue
-        this.#writeCache.run(cache[i], value.bytes ?? null, value.file ?? null, cache[i + 2], cache[i + 3], cache[i + 4])
+        const value = cache[i + 1] as Kept
+        this.#writeCache.run(cache[i], typeof value === 'string' ? null : value, typeof value === 'string' ? value : null, cache[i + 2], cache[i + 3], cache[i + 4])
       }
       for (const rootId of this.#roots) this.#beat.run(now, rootId)
     }
     const writeTasks = (from: number, to: number) => {
       for (let i = from; i < to; i++) {
         const row = tasks[i]!
-        const x = row.extra
-        this.#writeTask.run(row.rootId, row.seq, row.settled ? 1 : 0, row.last, row.json(), x?.identity ?? null, x?.value?.bytes ?? null, x?.value?.file ?? null)
+        const value = row.value
+        this.#writeTask.run(row.rootId, row.seq, row.settled ? 1 : 0, row.last, row.json(), row.identity, typeof value === 'string' ? null : value, typeof value === 'string' ? value : null)
       }
     }
     // Flow runs, cache entries and the heartbeat go with the first task rows; a long list of rows is split.
