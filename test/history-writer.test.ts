@@ -14,7 +14,7 @@ import { ConcurrentTaskRunner, SequentialTaskRunner, flow, getRunLogger, onRunEv
 import { HistoryRecorder } from '../src/history/recorder.ts'
 import { HistoryStore } from '../src/history/store.ts'
 import { HistoryWriter } from '../src/history/writer.ts'
-import { OP_STATE, OP_TASK, OP_VALUE_ID, SAME, STATE_TYPE_CODE, stateCode } from '../src/history/writer-protocol.ts'
+import { OP_RUNNING, OP_STATE, OP_TASK, OP_VALUE_ID, SAME, STATE_TYPE_CODE, stateCode } from '../src/history/writer-protocol.ts'
 import { REPO, tempProject } from './helpers/cli.ts'
 
 const project = tempProject()
@@ -70,11 +70,11 @@ describe('what the recorder posts lands in the file', () => {
     })
     const child = flow({ name: 'child' }, async () => double(21))
     // What the engine said, to compare with what was written.
-    const seen = new Map<string, [string, string, number][]>()
+    const seen = new Map<string, [string, string, number, string | undefined][]>()
     const watch = onRunEvent((event) => {
       if (event.kind !== 'task-run-state') return
       const states = seen.get(event.taskRun.id) ?? []
-      states.push([event.state.type, event.state.name, event.state.timestamp])
+      states.push([event.state.type, event.state.name, event.state.timestamp, event.state.type === 'Running' ? event.taskRun.slot : undefined])
       seen.set(event.taskRun.id, states)
     })
     try {
@@ -106,11 +106,15 @@ describe('what the recorder posts lands in the file', () => {
       )
       for (const run of shown.taskRuns) {
         assert.deepEqual(
-          run.stateHistory.map((s) => [s.type, s.name, Date.parse(s.timestamp)]),
+          run.stateHistory.map((s) => [s.type, s.name, Date.parse(s.timestamp), s.slot]),
           seen.get(run.id),
           run.name,
         )
       }
+      assert.ok(
+        shown.taskRuns.every((r) => r.stateHistory.some((s) => s.type === 'Running' && s.slot !== undefined)),
+        'every attempt says its slot',
+      )
       const chattyRun = byTask.get('chatty')!
       assert.deepEqual(chattyRun.tags, ['io'])
       assert.deepEqual(chattyRun.upstreamTaskRunIds, [shown.taskRuns[0]!.id])
@@ -207,18 +211,19 @@ describe('the writer on its own (in-process)', () => {
     const pending = stateCode(STATE_TYPE_CODE.Pending!, 0)
     const running = stateCode(STATE_TYPE_CODE.Running!, 1)
     const completed = stateCode(STATE_TYPE_CODE.Completed!, 1)
-    const opened = ids.flatMap((id, i) => [OP_TASK, id, i === 0 ? root : SAME, null, `noop-${i}`, i === 0 ? 'a.ts#noop' : SAME, i === 0 ? 'noop' : SAME, null, i === 0 ? 'map-1' : SAME, i, null, OP_STATE, id, pending, at])
-    const started = ids.flatMap((id) => [OP_STATE, id, running, at + 1])
-    const ended = ids.flatMap((id, i) => [OP_STATE, id, completed, at + 2, OP_VALUE_ID, id, i * 2, `identity-${i}`])
+    const opened = ids.flatMap((id, i) => [OP_TASK, id, i === 0 ? root : SAME, null, `noop-${i}`, i === 0 ? 'a.ts#noop' : SAME, i === 0 ? 'noop' : SAME, null, i === 0 ? 'map-1' : SAME, i, null, OP_STATE, id, pending, 0])
+    // Times count from each batch's base; slots are numbered as batches first name them.
+    const started = ids.flatMap((id, i) => [OP_RUNNING, id, running, 1, i % 2])
+    const ended = ids.flatMap((id, i) => [OP_STATE, id, completed, 0, OP_VALUE_ID, id, i * 2, `identity-${i}`])
     const writer = new HistoryWriter(file, { maxLogs: 10, holdLimit: 5 })
     try {
-      writer.apply({ seq: 1, ops: opened, flows: [], unsettled: 'none', last: false })
+      writer.apply({ seq: 1, ops: opened, base: at, slots: [], flows: [], unsettled: 'none', last: false })
       assert.equal(writer.held, 5)
       assert.equal(writer.spilled, 45)
-      writer.apply({ seq: 2, ops: started, flows: [], unsettled: 'none', last: false })
+      writer.apply({ seq: 2, ops: started, base: at, slots: ['thread 1', 'thread 2'], flows: [], unsettled: 'none', last: false })
       assert.ok(writer.held <= 6, `held ${writer.held}`)
       assert.equal(query<{ n: number }>(file, `SELECT count(*) AS n FROM task_runs WHERE state_name = 'Running'`)[0]!.n, 50 - writer.held)
-      writer.apply({ seq: 3, ops: ended, flows: [], unsettled: 'all', last: true })
+      writer.apply({ seq: 3, ops: ended, base: at + 2, slots: [], flows: [], unsettled: 'all', last: true })
       assert.equal(writer.held, 0)
       assert.equal(writer.spilled, 0)
     } finally {
@@ -235,7 +240,7 @@ describe('the writer on its own (in-process)', () => {
         k: 'a.ts#noop',
         s: [
           ['Pending', 'Pending', at],
-          ['Running', 'Running', at + 1],
+          ['Running', 'Running', at + 1, null, `thread ${(i % 2) + 1}`],
           ['Completed', 'Completed', at + 2],
         ],
         a: 1,

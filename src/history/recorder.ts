@@ -100,6 +100,10 @@ export class HistoryRecorder implements ResultStore {
   readonly #roots = new Set<string>()
   /** The batch being gathered: ops as writer-protocol.ts says. */
   #ops: unknown[] = []
+  /** What the current batch's state times count from, and the slots it names first (see WriteBatch). */
+  #base = Date.now()
+  #newSlots: string[] = []
+  readonly #slots = new Map<string, number>()
   // The strings last sent in an OP_TASK (the writer keeps them too: see SAME).
   #lastRoot: unknown = SAME
   #lastKey: unknown = SAME
@@ -253,15 +257,27 @@ export class HistoryRecorder implements ResultStore {
     } else if (!this.#flows.has(flowRunId)) return
     const { type, name, message } = state
     const code = stateCode(STATE_TYPE_CODE[type]!, info.attempt)
-    const slot = type === 'Running' ? info.slot : undefined
-    if (name !== type || message !== undefined) ops.push(OP_STATE_FULL, info.id, code, name === type ? SAME : name, state.timestamp, message ?? null, slot ?? null)
-    else if (slot !== undefined) ops.push(OP_RUNNING, info.id, code, state.timestamp, slot)
-    else ops.push(OP_STATE, info.id, code, state.timestamp)
+    const slot = type === 'Running' && info.slot !== undefined ? this.#slot(info.slot) : undefined
+    const time = state.timestamp - this.#base
+    if (name !== type || message !== undefined) ops.push(OP_STATE_FULL, info.id, code, name === type ? SAME : name, time, message ?? null, slot ?? null)
+    else if (slot !== undefined) ops.push(OP_RUNNING, info.id, code, time, slot)
+    else ops.push(OP_STATE, info.id, code, time)
     if (!isSettled(state)) return
     if (type !== 'Completed') {
       const record = state.error === undefined ? null : errorRecord(state.error)
       if (record) ops.push(OP_ERROR, info.id, record)
     } else if (info.memo?.persist) this.#keepTaskValue(info, state)
+  }
+
+  /** The number the writer knows slot `name` by (a runner has a few, named again and again). */
+  #slot(name: string): number {
+    let n = this.#slots.get(name)
+    if (n === undefined) {
+      n = this.#slots.size
+      this.#slots.set(name, n)
+      this.#newSlots.push(name)
+    }
+    return n
   }
 
   /**
@@ -344,13 +360,15 @@ export class HistoryRecorder implements ResultStore {
     }))
     this.#dirtyFlows.clear()
     this.#flowValues.clear()
-    const ops = this.#ops
+    const batch = { ops: this.#ops, base: this.#base, slots: this.#newSlots }
     this.#ops = []
+    this.#newSlots = []
+    this.#base = Date.now()
     if (this.#pendingCache.size > 0) {
       const applied = this.#writer.applied
       for (const [key, entry] of this.#pendingCache) if (entry.batch <= applied) this.#pendingCache.delete(key)
     }
-    return this.#writer.post({ ops, flows, unsettled, last })
+    return this.#writer.post({ ...batch, flows, unsettled, last })
   }
 
   #fail(error: Error): void {

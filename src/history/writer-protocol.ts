@@ -18,13 +18,14 @@ export const SAME = 0
 /** A new task run (its first state follows): `id, root, flowRun, name, key, taskName, tags, map, mapIndex, upstream`. */
 export const OP_TASK = 1
 /**
- * A state whose name is its type, with no message and no slot (most are): `id, code, timestamp`.
- * `code` is the type's index in {@link STATE_TYPES} plus 8 × the run's attempt.
+ * A state whose name is its type, with no message and no slot (most are): `id, code, time`.
+ * `code` is the type's index in {@link STATE_TYPES} plus 8 × the run's attempt; `time` is ms
+ * since the batch's `base` (a small integer, which clones without an allocation).
  */
 export const OP_STATE = 2
-/** A Running state like that, with the slot the attempt holds: `id, code, timestamp, slot`. */
+/** A Running state like that, with the slot the attempt holds: `id, code, time, slot` (see WriteBatch.slots). */
 export const OP_RUNNING = 3
-/** Any other state: `id, code, name, timestamp, message, slot` (name `SAME` when it is the type; message and slot may be null). */
+/** Any other state: `id, code, name, time, message, slot` (name `SAME` when it is the type; message and slot may be null). */
 export const OP_STATE_FULL = 4
 /** The error record of a settled run: `id, record`. */
 export const OP_ERROR = 5
@@ -58,6 +59,13 @@ export interface WriteBatch {
   /** 1, 2, 3, ...: the writer stores the last one it finished in the shared state's APPLIED slot. */
   seq: number
   ops: unknown[]
+  /** Epoch ms that states' times count from. */
+  base: number
+  /**
+   * Slots (`thread 1`) first named in this batch: a state's slot is its index among all the
+   * slots of the batches so far.
+   */
+  slots: string[]
   /** Flow runs whose record changed (few: their records are built on the main thread). */
   flows: FlowRunWrite[]
   /**

@@ -153,6 +153,8 @@ export class HistoryWriter {
   #keyJson = ''
   #taskName = ''
   #mapJson = ''
+  /** The JSON of every slot named so far (see WriteBatch.slots). */
+  readonly #slotJson: string[] = []
   /** Called after each transaction: the recorder's close() watches progress through it. */
   onTransaction: (() => void) | undefined
 
@@ -191,7 +193,8 @@ export class HistoryWriter {
   /** Applies one batch and writes what it says to write. Throws when a write fails. */
   apply(batch: WriteBatch): void {
     const cache: unknown[] = []
-    this.#applyOps(batch.ops, cache)
+    for (const slot of batch.slots) this.#slotJson.push(q(slot))
+    this.#applyOps(batch.ops, batch.base, cache)
     for (const flow of batch.flows) if (flow.id === flow.rootId) this.#roots.add(flow.id)
     const tasks: TaskRow[] = []
     for (const row of this.#dirty) {
@@ -213,7 +216,7 @@ export class HistoryWriter {
     if (this.#db.open) this.#db.close()
   }
 
-  #applyOps(ops: unknown[], cache: unknown[]): void {
+  #applyOps(ops: unknown[], base: number, cache: unknown[]): void {
     let value: Kept | undefined
     for (let at = 0; at < ops.length; at += 1 + OP_FIELDS[ops[at] as number]!) {
       const op = ops[at] as number
@@ -236,14 +239,16 @@ export class HistoryWriter {
       }
       switch (op) {
         case OP_STATE:
-          this.#state(row, ops[at + 2] as number, SAME, ops[at + 3] as number, null, null)
+          this.#state(row, ops[at + 2] as number, SAME, base + (ops[at + 3] as number), null, null)
           break
         case OP_RUNNING:
-          this.#state(row, ops[at + 2] as number, SAME, ops[at + 3] as number, null, ops[at + 4] as string)
+          this.#state(row, ops[at + 2] as number, SAME, base + (ops[at + 3] as number), null, this.#slotJson[ops[at + 4] as number]!)
           break
-        case OP_STATE_FULL:
-          this.#state(row, ops[at + 2] as number, ops[at + 3], ops[at + 4] as number, ops[at + 5] as string | null, ops[at + 6] as string | null)
+        case OP_STATE_FULL: {
+          const slot = ops[at + 6] as number | null
+          this.#state(row, ops[at + 2] as number, ops[at + 3], base + (ops[at + 4] as number), ops[at + 5] as string | null, slot === null ? null : this.#slotJson[slot]!)
           break
+        }
         case OP_ERROR:
           ;(row.extra ??= {}).e = ops[at + 2] as ErrorRecord
           break
@@ -314,10 +319,11 @@ export class HistoryWriter {
     this.#dirty.add(row)
   }
 
-  #state(row: TaskRow, code: number, name: unknown, timestamp: number, message: string | null, slot: string | null): void {
+  /** Adds a state to the row; `slotJson` is the JSON of its slot, if it names one. */
+  #state(row: TaskRow, code: number, name: unknown, timestamp: number, message: string | null, slotJson: string | null): void {
     const type = code & 7
     let text = name === SAME ? `${PLAIN_HEAD[type]}${timestamp}` : `[${TYPE_JSON[type]},${q(name)},${timestamp}`
-    if (slot !== null) text += `,${message === null ? 'null' : q(message)},${q(slot)}]`
+    if (slotJson !== null) text += `,${message === null ? 'null' : q(message)},${slotJson}]`
     else text += message === null ? ']' : `,${q(message)}]`
     row.states = row.states === '' ? text : `${row.states},${text}`
     row.last = name === SAME ? STATE_TYPES[type]! : (name as string)
