@@ -13,7 +13,7 @@ let bundled: string | undefined
 
 /**
  * From ptr's sources (its tests and benchmarks), the thread runs writer-worker.ts and the few
- * modules it imports bundled into one CommonJS script (by esbuild, which tsx brings), once per
+ * modules it imports bundled into one CommonJS script (by esbuild, a dependency), once per
  * process: registering tsx in the thread would start a loader thread of its own, which costs more
  * time and memory than the writer. better-sqlite3 stays outside, required from here.
  */
