@@ -4,7 +4,7 @@
  * batch it finished, so the recorder's close() can wait for it without an event loop turn. The
  * first failed write is posted on the error port; the writer then ignores what comes.
  */
-import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads'
+import { parentPort, workerData } from 'node:worker_threads'
 import { HistoryWriter } from './writer.ts'
 import type { WriteBatch, WriterData } from './writer-protocol.ts'
 import { APPLIED, FAILED, PROGRESS } from './writer-protocol.ts'
@@ -39,18 +39,10 @@ try {
   fail(error, 0)
 }
 
-/** Batches written in one go at most, when the writer lags behind the recorder. */
-const MERGE = 16
-
-parentPort!.on('message', (first: WriteBatch) => {
-  // Batches that queued up while the last were written go in one transaction: fewer, bigger
-  // transactions cost less per row.
-  const batches = [first]
-  for (let next; batches.length < MERGE && !batches[batches.length - 1]!.last && (next = receiveMessageOnPort(parentPort!)); ) batches.push(next.message as WriteBatch)
-  const batch = batches[batches.length - 1]!
+parentPort!.on('message', (batch: WriteBatch) => {
   if (failed) return done(batch.seq)
   try {
-    writer!.apply(...batches)
+    writer!.apply(batch)
   } catch (error) {
     return fail(error, batch.seq)
   }

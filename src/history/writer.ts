@@ -190,28 +190,17 @@ export class HistoryWriter {
     return this.#spilled.size
   }
 
-  /**
-   * Applies batches (in order: one, or several that queued up) and writes what they say to
-   * write, the most any of them says. Throws when a write fails.
-   */
-  apply(...batches: WriteBatch[]): void {
+  /** Applies one batch and writes what it says to write. Throws when a write fails. */
+  apply(batch: WriteBatch): void {
     const cache: unknown[] = []
-    const flows: FlowRunWrite[] = []
-    let unsettled: WriteBatch['unsettled'] = 'none'
-    for (const batch of batches) {
-      for (const slot of batch.slots) this.#slotJson.push(q(slot))
-      this.#applyOps(batch.ops, batch.base, cache)
-      for (const flow of batch.flows) {
-        if (flow.id === flow.rootId) this.#roots.add(flow.id)
-        flows.push(flow)
-      }
-      if (batch.unsettled === 'all' || (batch.unsettled === 'started' && unsettled === 'none')) unsettled = batch.unsettled
-    }
+    for (const slot of batch.slots) this.#slotJson.push(q(slot))
+    this.#applyOps(batch.ops, batch.base, cache)
+    for (const flow of batch.flows) if (flow.id === flow.rootId) this.#roots.add(flow.id)
     const tasks: TaskRow[] = []
     for (const row of this.#dirty) {
-      if (row.settled || row.spill || unsettled === 'all' || (unsettled === 'started' && row.count > 1)) tasks.push(row)
+      if (row.settled || row.spill || batch.unsettled === 'all' || (batch.unsettled === 'started' && row.count > 1)) tasks.push(row)
     }
-    this.#write(flows, tasks, cache)
+    this.#write(batch.flows, tasks, cache)
     for (const row of tasks) {
       row.dirty = false
       this.#dirty.delete(row)
