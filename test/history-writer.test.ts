@@ -212,8 +212,9 @@ describe('the writer on its own (in-process)', () => {
     const running = stateCode(STATE_TYPE_CODE.Running!, 1)
     const completed = stateCode(STATE_TYPE_CODE.Completed!, 1)
     const opened = ids.flatMap((id, i) => [OP_TASK, id, i === 0 ? root : SAME, null, `noop-${i}`, i === 0 ? 'a.ts#noop' : SAME, i === 0 ? 'noop' : SAME, null, i === 0 ? 'map-1' : SAME, i, null, OP_STATE, id, pending, 0])
-    // Times count from each batch's base; slots are numbered as batches first name them.
-    const started = ids.flatMap((id, i) => [OP_RUNNING, id, running, 1, i % 2])
+    // Times count from each batch's base; slots are numbered as batches first name them (or sent by name).
+    const slot = (i: number) => (i < 40 ? `thread ${(i % 2) + 1}` : `concurrent ${i}`)
+    const started = ids.flatMap((id, i) => [OP_RUNNING, id, running, 1, i < 40 ? i % 2 : slot(i)])
     const ended = ids.flatMap((id, i) => [OP_STATE, id, completed, 0, OP_VALUE_ID, id, i * 2, `identity-${i}`])
     const writer = new HistoryWriter(file, { maxLogs: 10, holdLimit: 5 })
     try {
@@ -240,7 +241,7 @@ describe('the writer on its own (in-process)', () => {
         k: 'a.ts#noop',
         s: [
           ['Pending', 'Pending', at],
-          ['Running', 'Running', at + 1, null, `thread ${(i % 2) + 1}`],
+          ['Running', 'Running', at + 1, null, slot(i)],
           ['Completed', 'Completed', at + 2],
         ],
         a: 1,

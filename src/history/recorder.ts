@@ -33,6 +33,9 @@ const FLUSH_MS = 250
 /** Ops (writer-protocol.ts) that make a batch be posted at once: about 300 task runs' events. */
 const POST_AT_OPS = 8192
 
+/** Slots numbered (see #slot); the rest are sent by name. */
+const MAX_SLOTS = 256
+
 /** A cache entry of this process not yet written: its value as the run returned it. */
 interface PendingCacheEntry {
   value: unknown
@@ -269,10 +272,14 @@ export class HistoryRecorder implements ResultStore {
     } else if (info.memo?.persist) this.#keepTaskValue(info, state)
   }
 
-  /** The number the writer knows slot `name` by (a runner has a few, named again and again). */
-  #slot(name: string): number {
+  /**
+   * The number the writer knows slot `name` by (a pool has a few, named again and again), or the
+   * name itself once MAX_SLOTS are numbered (a concurrent runner names one per run at once).
+   */
+  #slot(name: string): number | string {
     let n = this.#slots.get(name)
     if (n === undefined) {
+      if (this.#slots.size >= MAX_SLOTS) return name
       n = this.#slots.size
       this.#slots.set(name, n)
       this.#newSlots.push(name)

@@ -63,7 +63,7 @@ export interface WriteBatch {
   base: number
   /**
    * Slots (`thread 1`) first named in this batch: a state's slot is its index among all the
-   * slots of the batches so far.
+   * slots of the batches so far, or (past the first 256) its name.
    */
   slots: string[]
   /** Flow runs whose record changed (few: their records are built on the main thread). */

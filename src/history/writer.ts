@@ -242,11 +242,11 @@ export class HistoryWriter {
           this.#state(row, ops[at + 2] as number, SAME, base + (ops[at + 3] as number), null, null)
           break
         case OP_RUNNING:
-          this.#state(row, ops[at + 2] as number, SAME, base + (ops[at + 3] as number), null, this.#slotJson[ops[at + 4] as number]!)
+          this.#state(row, ops[at + 2] as number, SAME, base + (ops[at + 3] as number), null, this.#slot(ops[at + 4] as number | string))
           break
         case OP_STATE_FULL: {
-          const slot = ops[at + 6] as number | null
-          this.#state(row, ops[at + 2] as number, ops[at + 3], base + (ops[at + 4] as number), ops[at + 5] as string | null, slot === null ? null : this.#slotJson[slot]!)
+          const slot = ops[at + 6] as number | string | null
+          this.#state(row, ops[at + 2] as number, ops[at + 3], base + (ops[at + 4] as number), ops[at + 5] as string | null, slot === null ? null : this.#slot(slot))
           break
         }
         case OP_ERROR:
@@ -317,6 +317,11 @@ export class HistoryWriter {
     row.spill = this.#rows.size >= this.#holdLimit
     this.#rows.set(id, row)
     this.#dirty.add(row)
+  }
+
+  /** A slot's JSON: by its number (see WriteBatch.slots), or its name. */
+  #slot(slot: number | string): string {
+    return typeof slot === 'number' ? this.#slotJson[slot]! : q(slot)
   }
 
   /** Adds a state to the row; `slotJson` is the JSON of its slot, if it names one. */
