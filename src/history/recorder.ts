@@ -3,19 +3,38 @@ import type { State } from '../engine/states.ts'
 import { isSettled } from '../engine/states.ts'
 import type { RunLogs } from '../render/run-history.ts'
 import { RunHistory, errorRecord, flowRunRecord } from '../render/run-history.ts'
-import type { CachePolicy, ResultStore, StoredResult, TaskRunMemo } from '../engine/result-types.ts'
+import type { CachePolicy, ResultStore, StoredResult } from '../engine/result-types.ts'
 import { digest } from '../engine/value-hash.ts'
 import { decodeResult, encodeResult } from './values.ts'
-import type { CacheWrite, FlowRunWrite, HistoryStore, StoredTaskRun, StoredValue, TaskRunWrite } from './store.ts'
+import { isShortValue } from './value-text.ts'
+import type { FlowRunWrite, HistoryStore } from './store.ts'
+import type { WriteBatch } from './writer-protocol.ts'
+import {
+  INLINE_VALUE_BYTES,
+  OP_BYTES,
+  OP_CACHE,
+  OP_ERROR,
+  OP_LOG,
+  OP_NOT_KEPT,
+  OP_RUNNING,
+  OP_STATE,
+  OP_STATE_FULL,
+  OP_TASK,
+  OP_VALUE,
+  OP_VALUE_ID,
+  SAME,
+  STATE_TYPE_CODE,
+  stateCode,
+} from './writer-protocol.ts'
+import { WriterThread } from './writer-thread.ts'
 
 /** How often buffered changes are written (and the heartbeat renewed). */
 const FLUSH_MS = 250
+/** Ops (writer-protocol.ts) that make a batch be posted at once: about 300 task runs' events. */
+const POST_AT_OPS = 8192
 
-/** A task run as the recorder keeps it until written: the row to write, and what it waits to serialize. */
-interface TaskEntry extends TaskRunWrite {
-  /** A completed run's value, serialized when the entry is written (not on the engine's hot path). */
-  keep?: { value: unknown; memo: TaskRunMemo } | undefined
-}
+/** Slots numbered (see #slot); the rest are sent by name. */
+const MAX_SLOTS = 256
 
 /** A cache entry of this process not yet written: its value as the run returned it. */
 interface PendingCacheEntry {
@@ -23,6 +42,8 @@ interface PendingCacheEntry {
   created: number
   expires: number | undefined
   source: string
+  /** The batch that writes it: once the writer has written that one, the store has the entry. */
+  batch: number
 }
 
 /** How results are kept (the `results.*` settings). */
@@ -52,35 +73,50 @@ interface FlowEntry {
 }
 
 const iso = (ms: number) => new Date(ms).toISOString()
+const NOT_MATCHED = 'it cannot be matched on resume: '
+/** Bytes with a buffer of their own: the clone of a view (a small Buffer in Node's pool) copies its whole buffer. */
+const ownBuffer = (bytes: Uint8Array): Uint8Array => (bytes.byteLength === bytes.buffer.byteLength ? bytes : new Uint8Array(bytes))
 
 /**
- * Listens to run events and writes every flow run and task run into the history store, off the
- * hot path: an event only updates the run's record in memory and marks it changed; a timer writes
- * the changed records in one transaction every 250 ms (and renews the heartbeat), and `close()`
- * writes the rest. A task run is kept compact (states as [type, name, epoch ms]) and leaves memory
- * once its final state is written; the store builds the report's record from it when read.
+ * Listens to run events and has every flow run and task run written into the history store, off
+ * the flow run's thread: an event only appends a few fields to the current batch (see
+ * writer-protocol.ts); the batch goes to the history's writer thread every 250 ms, or at once
+ * when it holds about 300 task runs' events, and the writer rebuilds the rows and writes them, on
+ * its own connection. The 250 ms write also renews the heartbeat, and `close()` waits until
+ * everything is written. Reads (`cached()`) see this process's cache entries before the writer has
+ * written them.
  */
 export class HistoryRecorder implements ResultStore {
   readonly #store: HistoryStore
   readonly #results: ResultSettings
   readonly #file: string | undefined
+  readonly #writer: WriterThread
   #resumeFrom: string | undefined
   /** Stored values of the resumed run's completed task runs, by identity (read once, at start). */
   #resumable: Map<string, { result: Uint8Array | null; file: string | null }> | undefined
   /** Cache entries of this process not yet written, by key: a later run in this process sees them. */
   readonly #pendingCache = new Map<string, PendingCacheEntry>()
-  /** Flow run values to keep, by flow run id, until written (a later write without one keeps it). */
+  /** Flow run values to keep, by flow run id, until posted (a later write without one keeps it). */
   readonly #flowValues = new Map<string, Uint8Array>()
-  readonly #tasks = new Map<string, TaskEntry>()
   readonly #flows = new Map<string, FlowEntry>()
-  readonly #dirtyTasks = new Set<TaskEntry>()
   readonly #dirtyFlows = new Set<FlowEntry>()
   readonly #roots = new Set<string>()
-  #seq = 0
+  /** The batch being gathered: ops as writer-protocol.ts says. */
+  #ops: unknown[] = []
+  /** What the current batch's state times count from, and the slots it names first (see WriteBatch). */
+  #base = Date.now()
+  #newSlots: string[] = []
+  readonly #slots = new Map<string, number>()
+  // The strings last sent in an OP_TASK (the writer keeps them too: see SAME).
+  #lastRoot: unknown = SAME
+  #lastKey: unknown = SAME
+  #lastTaskName: unknown = SAME
+  #lastMap: unknown = SAME
   #timer: NodeJS.Timeout | undefined
   /** Whether `#timer` is only the heartbeat's (nothing changed since the last write). */
   #heartbeatOnly = false
   #failed: Error | undefined
+  #closed = false
   /** Called once if a write fails; recording stops (the flow run goes on). */
   onError: ((error: Error) => void) | undefined
 
@@ -88,6 +124,8 @@ export class HistoryRecorder implements ResultStore {
     this.#store = store
     this.#results = options.results ?? DEFAULT_RESULT_SETTINGS
     this.#file = options.file
+    this.#writer = new WriterThread(store.file, RunHistory.MAX_LOGS)
+    this.#writer.onError = (error) => this.#fail(error)
   }
 
   /** Resume root flow run `id`: its completed task runs' stored values stand in for matching runs. Returns how many there are. */
@@ -113,7 +151,8 @@ export class HistoryRecorder implements ResultStore {
 
   cached(key: string): StoredResult | undefined {
     const pending = this.#pendingCache.get(key)
-    if (pending) {
+    if (pending && pending.batch <= this.#writer.applied && this.#writer.failed === undefined) this.#pendingCache.delete(key)
+    else if (pending) {
       if (pending.expires !== undefined && pending.expires <= Date.now()) return undefined
       // A copy, as a read from the store would be: the run that wrote it keeps its own object.
       const value = this.#decode(() => {
@@ -143,31 +182,18 @@ export class HistoryRecorder implements ResultStore {
     }
   }
 
-  /** The value's bytes as the store keeps them, or why it cannot be kept. */
-  #keep(value: unknown, name: string): StoredValue | string {
-    const bytes = encodeResult(value)
-    // "its value is an instance of Point, which would arrive as a plain object, ..."
-    if (!(bytes instanceof Uint8Array)) return `its ${bytes.problem}`
-    if (bytes.byteLength > this.#results.maxBytes) {
-      return `its value is ${bytes.byteLength} bytes serialized, over the results.maxBytes setting (${this.#results.maxBytes})`
-    }
-    try {
-      return this.#store.storeValue(bytes, name)
-    } catch (error) {
-      return `its value could not be written: ${(error as Error).message}`
-    }
-  }
-
   /** The root flow runs recorded so far (the run `ptr run` started, first). */
   get rootIds(): string[] {
     return [...this.#roots]
   }
 
   onEvent = (event: RunEvent): void => {
-    if (this.#failed) return
-    if (event.kind === 'log') return this.#log(event)
-    if (event.kind === 'flow-run-state') this.#flowState(event.flowRun, event.state)
-    else if (event.kind === 'task-run-state') this.#taskState(event.taskRun, event.state)
+    if (this.#failed || this.#closed) return
+    if (event.kind === 'task-run-state') this.#taskState(event.taskRun, event.state, event.previous)
+    else if (event.kind === 'log') this.#log(event)
+    else this.#flowState(event.flowRun, event.state)
+    // Many runs settle before a timer can fire (a map of no-op runs): post them, not hold them.
+    if (this.#ops.length >= POST_AT_OPS) this.#post('none')
     if (this.#timer === undefined || this.#heartbeatOnly) {
       // A change is written within FLUSH_MS, even when only the (slower) heartbeat timer was set.
       clearTimeout(this.#timer)
@@ -178,7 +204,7 @@ export class HistoryRecorder implements ResultStore {
 
   #flushSoon = (): void => {
     this.#timer = undefined
-    this.flush(false)
+    this.#post('started')
     // Keep the heartbeat fresh while any flow run is open, even when nothing changes.
     if (!this.#failed && [...this.#flows.values()].some((f) => !isSettled(f.history[f.history.length - 1]!))) {
       this.#heartbeatOnly = true
@@ -197,103 +223,126 @@ export class HistoryRecorder implements ResultStore {
     }
     entry.history.push(state)
     if (state.type === 'Completed' && info.persistResult) {
-      const kept = this.#keep(state.result, `flow-${info.id}`)
       // A flow run's value is kept inline only: it is shown, never reused.
-      if (typeof kept !== 'string' && kept.bytes) this.#flowValues.set(info.id, kept.bytes)
+      const bytes = this.#encode(state.result)
+      if (typeof bytes !== 'string' && bytes.byteLength <= INLINE_VALUE_BYTES) this.#flowValues.set(info.id, ownBuffer(bytes))
     }
     this.#dirtyFlows.add(entry)
   }
 
-  #taskState(info: TaskRunInfo, state: State): void {
-    let entry = this.#tasks.get(info.id)
-    if (!entry) {
-      const flow = info.flowRunId === undefined ? undefined : this.#flows.get(info.flowRunId)
-      // A task run outside any flow run this process records (a direct call in a script) is not kept.
+  /** The hot path: a few fields per state, no object (the writer builds the row). */
+  #taskState(info: TaskRunInfo, state: State, previous: State | undefined): void {
+    const flowRunId = info.flowRunId
+    // A task run outside any flow run this process records (a direct call in a script) is not kept.
+    if (flowRunId === undefined) return
+    const ops = this.#ops
+    if (previous === undefined) {
+      const flow = this.#flows.get(flowRunId)
       if (!flow) return
-      const row: StoredTaskRun = { id: info.id, n: info.name, k: info.taskKey, s: [], a: 0 }
-      // Left out when they can be told from the key and the root (see StoredTaskRun).
-      if (!info.taskKey.endsWith(`#${info.taskName}`)) row.t = info.taskName
-      if (info.flowRunId !== flow.rootId) row.f = info.flowRunId!
-      if (info.tags.length > 0) row.g = [...info.tags]
-      if (info.mapId !== undefined) {
-        row.m = info.mapId
-        row.i = info.mapIndex
-      }
-      if (info.upstreamTaskRunIds !== undefined) row.u = [...info.upstreamTaskRunIds]
-      entry = { rootId: flow.rootId, seq: this.#seq++, row, settled: false }
-      this.#tasks.set(info.id, entry)
-    }
-    const { row } = entry
-    // The hot path: a compact state (type, name, epoch ms); the report's record is built when read.
-    const slot = state.type === 'Running' ? info.slot : undefined
-    row.s.push(
-      slot !== undefined
-        ? [state.type, state.name, state.timestamp, state.message ?? null, slot]
-        : state.message === undefined
-          ? [state.type, state.name, state.timestamp]
-          : [state.type, state.name, state.timestamp, state.message],
-    )
-    row.a = info.attempt
-    if (isSettled(state)) {
-      entry.settled = true
-      if (state.type !== 'Completed' && state.error !== undefined) row.e = errorRecord(state.error) ?? undefined
-      if (state.type === 'Completed' && info.memo?.persist) this.#keepTaskValue(entry, info, state)
-    }
-    this.#dirtyTasks.add(entry)
+      const { rootId } = flow
+      const key = info.taskKey
+      const taskName = info.taskName
+      const mapId = info.mapId
+      // Arrays are the engine's and never change: the batch's clone copies them.
+      ops.push(
+        OP_TASK,
+        info.id,
+        rootId === this.#lastRoot ? SAME : (this.#lastRoot = rootId),
+        flowRunId === rootId ? null : flowRunId,
+        info.name,
+        key === this.#lastKey ? SAME : (this.#lastKey = key),
+        taskName === this.#lastTaskName ? SAME : (this.#lastTaskName = taskName),
+        info.tags.length === 0 ? null : info.tags,
+        mapId === undefined ? null : mapId === this.#lastMap ? SAME : (this.#lastMap = mapId),
+        info.mapIndex ?? null,
+        info.upstreamTaskRunIds ?? null,
+      )
+    } else if (!this.#flows.has(flowRunId)) return
+    const { type, name, message } = state
+    const code = stateCode(STATE_TYPE_CODE[type]!, info.attempt)
+    const slot = type === 'Running' && info.slot !== undefined ? this.#slot(info.slot) : undefined
+    const time = state.timestamp - this.#base
+    if (name !== type || message !== undefined) ops.push(OP_STATE_FULL, info.id, code, name === type ? SAME : name, time, message ?? null, slot ?? null)
+    else if (slot !== undefined) ops.push(OP_RUNNING, info.id, code, time, slot)
+    else ops.push(OP_STATE, info.id, code, time)
+    if (!isSettled(state)) return
+    if (type !== 'Completed') {
+      const record = state.error === undefined ? null : errorRecord(state.error)
+      if (record) ops.push(OP_ERROR, info.id, record)
+    } else if (info.memo?.persist) this.#keepTaskValue(info, state)
   }
 
   /**
-   * Notes a completed run's value for resuming (under its identity) and for the cache (under its
-   * key); it is serialized when the entry is written.
+   * The number the writer knows slot `name` by (a pool has a few, named again and again), or the
+   * name itself once MAX_SLOTS are numbered (a concurrent runner names one per run at once).
    */
-  #keepTaskValue(entry: TaskEntry, info: TaskRunInfo, state: State): void {
+  #slot(name: string): number | string {
+    let n = this.#slots.get(name)
+    if (n === undefined) {
+      if (this.#slots.size >= MAX_SLOTS) return name
+      n = this.#slots.size
+      this.#slots.set(name, n)
+      this.#newSlots.push(name)
+    }
+    return n
+  }
+
+  /**
+   * Has a completed run's value kept for resuming (under its identity) and for the cache (under
+   * its key). Values with a short form travel as themselves (the writer encodes them), the rest
+   * serialized; a value that cannot be kept has its row say why.
+   */
+  #keepTaskValue(info: TaskRunInfo, state: State): void {
     const memo = info.memo!
+    const ops = this.#ops
     if (memo.identity === undefined && memo.cacheKey === undefined) {
-      entry.row.r = `it cannot be matched on resume: ${memo.unhashable ?? 'its arguments have no stable hash'}`
+      ops.push(OP_NOT_KEPT, info.id, `${NOT_MATCHED}${memo.unhashable ?? 'its arguments have no stable hash'}`)
       return
     }
-    entry.keep = { value: state.result, memo }
+    const value = state.result
+    const note = memo.identity === undefined ? `${NOT_MATCHED}${memo.unhashable}` : null
+    const file = memo.cacheKey === undefined ? null : `cache-${digest(memo.cacheKey)}`
+    if (isShortValue(value) && (typeof value !== 'string' || value.length * 3 < this.#results.maxBytes)) {
+      if (note === null && file === null) ops.push(OP_VALUE_ID, info.id, value, memo.identity!)
+      else ops.push(OP_VALUE, info.id, value, memo.identity ?? null, note, file)
+    } else {
+      const bytes = this.#encode(value)
+      if (typeof bytes === 'string') {
+        ops.push(OP_NOT_KEPT, info.id, bytes)
+        return
+      }
+      ops.push(OP_BYTES, info.id, ownBuffer(bytes), memo.identity ?? null, note, file)
+    }
     // A run that executed refreshes its cache entry; one that a stored value stood in for does not.
     if (memo.cacheKey !== undefined && state.name !== 'Cached') {
-      const flow = info.flowRunId === undefined ? undefined : this.#flows.get(info.flowRunId)
-      this.#pendingCache.set(memo.cacheKey, {
-        value: state.result,
-        created: state.timestamp,
-        expires: memo.cacheTtlMs === undefined ? undefined : state.timestamp + memo.cacheTtlMs,
-        source: `'${info.name}' of flow run ${flow?.rootId ?? info.flowRunId}`,
-      })
+      const created = state.timestamp
+      const expires = memo.cacheTtlMs === undefined ? undefined : created + memo.cacheTtlMs
+      const source = `'${info.name}' of flow run ${this.#flows.get(info.flowRunId!)?.rootId ?? info.flowRunId}`
+      ops.push(OP_CACHE, memo.cacheKey, created, expires ?? null, source)
+      this.#pendingCache.set(memo.cacheKey, { value, created, expires, source, batch: this.#writer.next })
     }
   }
 
-  /** Serializes the value `entry` keeps (see #keepTaskValue), or says in its row why it cannot be kept. */
-  #serializeKept(entry: TaskEntry, cache: CacheWrite[]): void {
-    const { value, memo } = entry.keep!
-    entry.keep = undefined
-    const kept = this.#keep(value, memo.cacheKey === undefined ? `${entry.rootId}-${entry.seq}` : `cache-${digest(memo.cacheKey)}`)
-    if (typeof kept === 'string') {
-      entry.row.r = kept
-      if (memo.cacheKey !== undefined) this.#pendingCache.delete(memo.cacheKey)
-      return
+  /** The value's bytes as the store keeps them, or why it cannot be kept. */
+  #encode(value: unknown): Uint8Array | string {
+    const bytes = encodeResult(value)
+    // "its value is an instance of Point, which would arrive as a plain object, ..."
+    if (!(bytes instanceof Uint8Array)) return `its ${bytes.problem}`
+    if (bytes.byteLength > this.#results.maxBytes) {
+      return `its value is ${bytes.byteLength} bytes serialized, over the results.maxBytes setting (${this.#results.maxBytes})`
     }
-    if (memo.identity !== undefined) {
-      entry.identity = memo.identity
-      entry.value = kept
-    } else entry.row.r = `it cannot be matched on resume: ${memo.unhashable}`
-    const pending = memo.cacheKey === undefined ? undefined : this.#pendingCache.get(memo.cacheKey)
-    if (pending && pending.value === value) cache.push({ key: memo.cacheKey!, value: kept, created: pending.created, expires: pending.expires, source: pending.source })
+    return bytes
   }
 
   #log(event: LogEvent): void {
-    const task = event.taskRunId === undefined ? undefined : this.#tasks.get(event.taskRunId)
-    if (task) {
-      const logs = (task.row.l ??= [])
-      if (logs.length < RunHistory.MAX_LOGS) logs.push([event.timestamp, event.level, event.message])
-      else task.row.o = (task.row.o ?? 0) + 1
-      this.#dirtyTasks.add(task)
+    const flowRunId = event.flowRunId
+    if (flowRunId === undefined) return
+    const flow = this.#flows.get(flowRunId)
+    if (!flow) return
+    if (event.taskRunId !== undefined) {
+      this.#ops.push(OP_LOG, event.taskRunId, event.timestamp, event.level, event.message)
       return
     }
-    const flow = event.flowRunId === undefined ? undefined : this.#flows.get(event.flowRunId)
-    if (!flow) return
     const { logs } = flow
     if (logs.logs.length < RunHistory.MAX_LOGS) logs.logs.push({ timestamp: iso(event.timestamp), level: event.level, message: event.message })
     else logs.logsOmitted++
@@ -301,13 +350,12 @@ export class HistoryRecorder implements ResultStore {
   }
 
   /**
-   * Writes what changed since the last write. Never throws: a failed write stops recording and is
-   * reported once. Unless `all`, task runs that are only Pending (not started yet) wait until they
-   * start or settle: the runs of a big map are then written once each, not once Pending and again
+   * Posts what changed since the last post to the writer. `unsettled` says which task runs that
+   * have not settled it writes (see WriteBatch): at the 250 ms timer those that started, not those
+   * only Pending: the runs of a big map are then written once each, not once Pending and again
    * when done. (A killed `ptr run` leaves no trace of runs that never started.)
    */
-  flush(all = true): void {
-    if (this.#failed) return
+  #post(unsettled: WriteBatch['unsettled'], last = false): number {
     // Flow runs are few: their records are built here, the way the JSON report builds them.
     const flows: FlowRunWrite[] = [...this.#dirtyFlows].map((f) => ({
       id: f.info.id,
@@ -317,37 +365,41 @@ export class HistoryRecorder implements ResultStore {
       file: f.rootId === f.info.id ? this.#file : undefined,
       result: this.#flowValues.get(f.info.id),
     }))
-    const cache: CacheWrite[] = []
-    const tasks: TaskRunWrite[] = []
-    const waiting: TaskEntry[] = []
-    for (const t of this.#dirtyTasks) {
-      if (!all && t.row.s.length === 1 && !t.settled) {
-        waiting.push(t)
-        continue
-      }
-      if (t.keep) this.#serializeKept(t, cache)
-      tasks.push(t)
-    }
-    try {
-      this.#store.write(flows, tasks, this.rootIds, cache)
-    } catch (error) {
-      this.#failed = error as Error
-      this.onError?.(this.#failed)
-      return
-    }
-    for (const entry of cache) this.#pendingCache.delete(entry.key)
-    for (const flow of flows) this.#flowValues.delete(flow.id)
-    for (const task of this.#dirtyTasks) if (task.settled) this.#tasks.delete(task.row.id)
-    this.#dirtyTasks.clear()
-    for (const task of waiting) this.#dirtyTasks.add(task)
     this.#dirtyFlows.clear()
+    this.#flowValues.clear()
+    const batch = { ops: this.#ops, base: this.#base, slots: this.#newSlots }
+    this.#ops = []
+    this.#newSlots = []
+    this.#base = Date.now()
+    if (this.#pendingCache.size > 0) {
+      const applied = this.#writer.applied
+      for (const [key, entry] of this.#pendingCache) if (entry.batch <= applied) this.#pendingCache.delete(key)
+    }
+    return this.#writer.post({ ...batch, flows, unsettled, last })
   }
 
-  /** Writes the rest and stops the timer (the store stays open). */
+  #fail(error: Error): void {
+    if (this.#failed) return
+    this.#failed = error
+    clearTimeout(this.#timer)
+    this.#timer = undefined
+    this.#ops = []
+    this.#writer.stop()
+    this.onError?.(error)
+  }
+
+  /**
+   * Writes everything not written yet, and returns once it is (the writer thread then ends; the
+   * store stays open). Never throws: a failed write stops recording and is reported once.
+   */
   close(): void {
     clearTimeout(this.#timer)
     this.#timer = undefined
-    this.flush()
+    if (this.#closed) return
+    this.#closed = true
+    if (this.#failed || this.#writer.failed) return
+    const seq = this.#post('all', true)
+    if (this.#writer.wait(seq)) this.#pendingCache.clear()
+    this.#writer.stop()
   }
 }
-

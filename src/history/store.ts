@@ -1,4 +1,4 @@
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readFileSync, rmSync } from 'node:fs'
 import { hostname } from 'node:os'
 import path from 'node:path'
 import Database from 'better-sqlite3'
@@ -11,12 +11,12 @@ import type { ErrorRecord, FlowRunRecord, LogRecord, StateRecord, TaskRunRecord 
  * The local run history: every flow run and task run `ptr run` started on this machine, in one
  * SQLite file under `localDir` (`.ptr/history.db`), shared by concurrent processes (WAL).
  * Each run is stored as the record the JSON report has for it (docs/report.schema.json), next to
- * the columns that lists and filters need.
+ * the columns that lists and filters need. A run's value is v8-serialized bytes (values.ts),
+ * inline in its row when small, else in a file under `<localDir>/results/`. This module reads
+ * (and creates the tables); the runs are written by the writer thread (writer.ts).
  */
 
 const SCHEMA_VERSION = 2
-/** Values up to this size (serialized) live in their row; bigger ones in files under `<localDir>/results/`. */
-const INLINE_VALUE_BYTES = 64 * 1024
 /** A flow run whose process has not written for this long is stale even if its pid is alive (pid reuse). */
 const STALE_AFTER_MS = 60 * 60 * 1000
 
@@ -74,33 +74,6 @@ export interface StoredTaskRun {
   r?: string
   /** upstream task run ids, when there are any */
   u?: string[]
-}
-
-/**
- * A run's value as stored: v8-serialized bytes, inline in the row when small, else in a file
- * under `<localDir>/results/`.
- */
-export type StoredValue = { bytes: Uint8Array; file?: undefined } | { file: string; bytes?: undefined }
-export interface TaskRunWrite {
-  rootId: string
-  /** The run's place among the task runs of its root flow run. */
-  seq: number
-  row: StoredTaskRun
-  /** Whether the run reached its final state (or NotReady): what a stale sweep leaves alone. */
-  settled: boolean
-  /** The run's identity (src/engine/results.ts) and value, once it completed and its value was stored. */
-  identity?: string | undefined
-  value?: StoredValue | undefined
-}
-
-/** A cache entry to write: the newest write of a key wins. */
-export interface CacheWrite {
-  key: string
-  value: StoredValue
-  created: number
-  expires: number | undefined
-  /** Which run wrote it, for the message of the runs it stands in for. */
-  source: string
 }
 
 const iso = (ms: number) => new Date(ms).toISOString()
@@ -168,31 +141,15 @@ export class HistoryStore {
   readonly file: string
   readonly #db: Database.Database
   readonly #host = hostname()
-  readonly #writeFlow: Database.Statement
-  readonly #writeTask: Database.Statement
-  readonly #writeCache: Database.Statement
   readonly #readCache: Database.Statement
   /** Where values too big for a row go: `<localDir>/results/`. */
   readonly resultsDir: string
-  readonly #beat: Database.Statement
 
   private constructor(file: string, db: Database.Database) {
     this.file = file
     this.#db = db
     this.resultsDir = path.join(path.dirname(file), 'results')
-    this.#writeFlow = db.prepare(
-      `INSERT INTO flow_runs (id, root_id, parent_id, flow_name, state_type, state_name, record, pid, host, heartbeat, created, ended, file, result)
-       VALUES (@id, @rootId, @parentId, @flowName, @stateType, @stateName, @record, @pid, @host, @now, @created, @ended, @file, @result)
-       ON CONFLICT (id) DO UPDATE SET state_type = excluded.state_type, state_name = excluded.state_name, record = excluded.record,
-         heartbeat = excluded.heartbeat, ended = excluded.ended, result = COALESCE(excluded.result, flow_runs.result)`,
-    )
-    // Keyed by (root flow run, place): rows of one run append at the end of the table's tree.
-    this.#writeTask = db.prepare(
-      `INSERT OR REPLACE INTO task_runs (root_id, seq, settled, state_name, row, identity, result, result_file) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-    )
-    this.#writeCache = db.prepare(`INSERT OR REPLACE INTO cache (key, result, result_file, created, expires, source) VALUES (?, ?, ?, ?, ?, ?)`)
     this.#readCache = db.prepare(`SELECT result, result_file AS file, created, source FROM cache WHERE key = ? AND (expires IS NULL OR expires > ?)`)
-    this.#beat = db.prepare(`UPDATE flow_runs SET heartbeat = ? WHERE root_id = ? AND ended IS NULL`)
   }
 
   /** Opens (creating if needed) the history file, and marks the runs of dead `ptr run`s Crashed. */
@@ -250,49 +207,6 @@ export class HistoryStore {
     const store = new HistoryStore(file, db)
     store.markStale()
     return store
-  }
-
-  /** Writes the given rows in one transaction; `rootIds` get a fresh heartbeat. */
-  write(flowRuns: readonly FlowRunWrite[], taskRuns: readonly TaskRunWrite[], rootIds: readonly string[], cache: readonly CacheWrite[] = []): void {
-    const now = Date.now()
-    this.#db.transaction(() => {
-      for (const { id, rootId, record, created, file, result } of flowRuns) {
-        const ended = isFinal(record.state) ? (record.endTime ? Date.parse(record.endTime) : now) : null
-        this.#writeFlow.run({
-          id,
-          rootId,
-          parentId: record.parentFlowRunId,
-          flowName: record.flowName,
-          stateType: record.state.type,
-          stateName: record.state.name,
-          record: JSON.stringify(record),
-          pid: process.pid,
-          host: this.#host,
-          now,
-          created,
-          ended,
-          file: file ?? null,
-          result: result ?? null,
-        })
-      }
-      for (const { rootId, seq, row, settled, identity, value } of taskRuns) {
-        this.#writeTask.run(rootId, seq, settled ? 1 : 0, row.s[row.s.length - 1]![1], JSON.stringify(row), identity ?? null, value?.bytes ?? null, value?.file ?? null)
-      }
-      for (const entry of cache) this.#writeCache.run(entry.key, entry.value.bytes ?? null, entry.value.file ?? null, entry.created, entry.expires ?? null, entry.source)
-      for (const rootId of rootIds) this.#beat.run(now, rootId)
-    })()
-  }
-
-  /**
-   * Keeps `bytes` for a row: as they are up to INLINE_VALUE_BYTES, else in a file under
-   * `resultsDir` (written now, named `name`, so a rewrite of the same run replaces its file).
-   */
-  storeValue(bytes: Uint8Array, name: string): StoredValue {
-    if (bytes.byteLength <= INLINE_VALUE_BYTES) return { bytes }
-    mkdirSync(this.resultsDir, { recursive: true })
-    const file = path.join(this.resultsDir, `${name}.bin`)
-    writeFileSync(file, bytes)
-    return { file: path.relative(this.resultsDir, file) }
   }
 
   /** The bytes of a stored value (a file that has gone is an error the caller reports). */

@@ -1,0 +1,130 @@
+import { createRequire } from 'node:module'
+import { fileURLToPath } from 'node:url'
+import { MessageChannel, Worker, receiveMessageOnPort } from 'node:worker_threads'
+import type { MessagePort } from 'node:worker_threads'
+import type { WriteBatch, WriterData } from './writer-protocol.ts'
+import { APPLIED, FAILED, PROGRESS, STATE_SLOTS } from './writer-protocol.ts'
+
+// The thread's entry beside this module: writer-worker.js in the built package, writer-worker.ts
+// when ptr runs from its sources (see sourcesBundle).
+const FROM_SOURCES = import.meta.url.endsWith('.ts')
+const SCRIPT = new URL(`./writer-worker${FROM_SOURCES ? '.ts' : '.js'}`, import.meta.url)
+let bundled: string | undefined
+
+/**
+ * From ptr's sources (its tests and benchmarks), the thread runs writer-worker.ts and the few
+ * modules it imports bundled into one CommonJS script (by esbuild, a dependency), once per
+ * process: registering tsx in the thread would start a loader thread of its own, which costs more
+ * time and memory than the writer. better-sqlite3 stays outside, required from here.
+ */
+function sourcesBundle(): string {
+  if (bundled !== undefined) return bundled
+  const require = createRequire(import.meta.url)
+  const { buildSync } = require('esbuild') as typeof import('esbuild')
+  const script = fileURLToPath(SCRIPT)
+  const { outputFiles } = buildSync({ entryPoints: [script], bundle: true, platform: 'node', format: 'cjs', target: 'node20', external: ['better-sqlite3'], write: false, logLevel: 'silent' })
+  bundled = `(function (require) {\n${outputFiles[0]!.text}\n})(require('node:module').createRequire(${JSON.stringify(script)}))`
+  return bundled
+}
+/** How long wait() waits for a writer that makes no progress (a write waits up to 10 s for another process's lock). */
+const STALL_MS = 20_000
+/** Batches posted and not yet written past which post() waits: the writer's queue stays a few MB. */
+const MAX_IN_FLIGHT = 12
+
+/**
+ * The main thread's side of the history's writer thread (writer-worker.ts): posts batches, and
+ * knows from the shared state which ones are written and whether writing failed, without waiting
+ * for an event loop turn. The thread is unref'd: it never keeps the process alive.
+ */
+export class WriterThread {
+  readonly #worker: Worker
+  readonly #state = new Int32Array(new SharedArrayBuffer(STATE_SLOTS * Int32Array.BYTES_PER_ELEMENT))
+  readonly #errors: MessagePort
+  #posted = 0
+  #error: Error | undefined
+  #closed = false
+  /** Called once, with the error that stopped the writer (a failed write, a thread that died). */
+  onError: ((error: Error) => void) | undefined
+
+  constructor(file: string, maxLogs: number) {
+    const { port1, port2 } = new MessageChannel()
+    this.#errors = port1
+    const data: WriterData = { file, state: this.#state, errors: port2, maxLogs }
+    this.#worker = new Worker(FROM_SOURCES ? sourcesBundle() : SCRIPT, {
+      eval: FROM_SOURCES,
+      workerData: data,
+      transferList: [port2],
+      // What it allocates per batch dies young: a small young generation keeps its memory small.
+      resourceLimits: { maxYoungGenerationSizeMb: 8 },
+    })
+    this.#worker.unref()
+    port1.on('message', (message: string) => this.#fail(new Error(message)))
+    port1.unref()
+    this.#worker.on('error', (error) => this.#fail(error))
+    this.#worker.on('exit', (code) => {
+      if (!this.#closed) this.#fail(new Error(`the history's writer thread stopped (exit code ${code})`))
+    })
+  }
+
+  /** The seq the next batch posted gets. */
+  get next(): number {
+    return this.#posted + 1
+  }
+
+  /** The last batch written. */
+  get applied(): number {
+    return Atomics.load(this.#state, APPLIED)
+  }
+
+  /** The error that stopped the writer, if one did (read now, not at the next event loop turn). */
+  get failed(): Error | undefined {
+    if (this.#error === undefined && Atomics.load(this.#state, FAILED) === 1) {
+      const message = receiveMessageOnPort(this.#errors)
+      this.#fail(new Error(message === undefined ? 'the run history could not be written' : String(message.message)))
+    }
+    return this.#error
+  }
+
+  /** Posts a batch; returns its seq. */
+  post(batch: Omit<WriteBatch, 'seq'>): number {
+    const seq = ++this.#posted
+    // A writer that lags (a map of 100,000 no-op runs) must not queue up its whole history.
+    if (seq - Atomics.load(this.#state, APPLIED) > MAX_IN_FLIGHT) this.wait(seq - MAX_IN_FLIGHT)
+    if (batch.last) this.#closed = true
+    this.#worker.postMessage({ seq, ...batch } satisfies WriteBatch)
+    return seq
+  }
+
+  /** Blocks until batch `seq` is written (or writing failed, or the writer stalled). Returns whether it was written. */
+  wait(seq: number): boolean {
+    let progress = Atomics.load(this.#state, PROGRESS)
+    let since = Date.now()
+    for (;;) {
+      const applied = Atomics.load(this.#state, APPLIED)
+      if (applied >= seq) return this.failed === undefined
+      // Woken by each batch and each transaction (PROGRESS), or after a while to look again.
+      Atomics.wait(this.#state, APPLIED, applied, 200)
+      const now = Atomics.load(this.#state, PROGRESS)
+      if (now !== progress) {
+        progress = now
+        since = Date.now()
+      } else if (Date.now() - since > STALL_MS) {
+        this.#fail(new Error(`the history's writer thread wrote nothing for ${STALL_MS / 1000} s; the last changes may be missing`))
+        return false
+      }
+    }
+  }
+
+  /** Stops the thread without waiting (after the last batch, or when writing failed). */
+  stop(): void {
+    this.#closed = true
+    this.#errors.close()
+    void this.#worker.terminate()
+  }
+
+  #fail(error: Error): void {
+    if (this.#error) return
+    this.#error = error
+    this.onError?.(error)
+  }
+}
