@@ -59,6 +59,19 @@ function slotName(kind: string, index: number): string {
   return (names[index] ??= `${kind} ${index + 1}`)
 }
 
+/** A task run's state that few runs need (see `TaskRun.#rare`). */
+interface RareRunState {
+  cancelError?: Error | undefined
+  /** Why the current attempt was aborted (timeout or cancellation), if it was. */
+  abortReason?: Error | undefined
+  /** Created only when someone reads `signal`: most tasks never do, and AbortControllers are costly. */
+  controller?: AbortController | undefined
+  settled?: Promise<State> | undefined
+  resolveSettled?: ((state: State) => void) | undefined
+  /** Set while the hooks of the final state run: the run takes no other state meanwhile. */
+  ending?: boolean
+}
+
 /** What `AttemptExecutor.executeThen` calls when the attempt has ended. */
 export type AttemptEnded = (run: TaskRun, failed: boolean, valueOrError: unknown) => void
 
@@ -142,24 +155,16 @@ export class TaskRun implements TaskRunInfo {
   waker: ((run: TaskRun) => void) | undefined
   /** Ids of the runs whose futures it was given (arguments and `waitFor`), set when it is created. */
   readonly upstreamTaskRunIds: readonly string[] | undefined
-  /** Set when cancellation was asked for. */
-  cancelError: Error | undefined
+  /** What few runs need (cancellation, a signal, a settled() promise, hooks running): one object, made when first needed. */
+  #rare: RareRunState | undefined
   /** The futures and allowFailure() wrappers in `args` and `waitFor`, found once when the run is created; see {@link takeInputs}. */
   #inputs: RunInputs | undefined
   /** What the run is known by across runs (caching, resume); set before its first attempt when its flow run keeps results. */
   memo: TaskRunMemo | undefined
-  /** Why the current attempt was aborted (timeout or cancellation), if it was. */
-  #abortReason: Error | undefined
-  /** Created only when someone reads `signal`: most tasks never do, and AbortControllers are costly. */
-  #controller: AbortController | undefined
-  #settled: Promise<State> | undefined
-  #resolveSettled: ((state: State) => void) | undefined
   #callbacks: SettledCallback | SettledCallback[] | undefined
   #future: TaskRunFuture<unknown> | undefined
   /** Tags from `tags()` contexts around the run's creation, merged with the task's; unset when none. */
   #tags: readonly string[] | undefined
-  /** Set while the hooks of the final state run: the run takes no other state meanwhile. */
-  #ending = false
 
   /**
    * `mappedFrom`: runs it depends on beyond the futures in `args` and `waitFor` (the future a
@@ -201,6 +206,10 @@ export class TaskRun implements TaskRunInfo {
   get tags(): readonly string[] {
     return this.#tags ?? this.task.options.tags ?? []
   }
+  /** Set when cancellation was asked for. */
+  get cancelError(): Error | undefined {
+    return this.#rare?.cancelError
+  }
   get flowRunId(): string | undefined {
     return this.owner?.info.id
   }
@@ -221,11 +230,12 @@ export class TaskRun implements TaskRunInfo {
 
   /** The current attempt's signal: aborted on timeout or cancellation. */
   get signal(): AbortSignal {
-    if (!this.#controller) {
-      this.#controller = new AbortController()
-      if (this.#abortReason) this.#controller.abort(this.#abortReason)
+    const rare = (this.#rare ??= {})
+    if (!rare.controller) {
+      rare.controller = new AbortController()
+      if (rare.abortReason) rare.controller.abort(rare.abortReason)
     }
-    return this.#controller.signal
+    return rare.controller.signal
   }
 
   /**
@@ -234,7 +244,7 @@ export class TaskRun implements TaskRunInfo {
    * settles) once its hooks have run; Running takes effect first, and the attempt waits for them.
    */
   setState(state: State): Promise<void> | undefined {
-    if (isSettled(this.state) || this.#ending) return undefined
+    if (isSettled(this.state) || this.#rare?.ending) return undefined
     const hooks = this.task.hooks
     if (hooks !== undefined) {
       const settles = isSettled(state)
@@ -242,9 +252,10 @@ export class TaskRun implements TaskRunInfo {
       const called = callHooks(hooks, state, this.task, this.#info(state), this.#logTarget(), this.name)
       if (called) {
         if (!settles) return called
-        this.#ending = true
+        const rare = (this.#rare ??= {})
+        rare.ending = true
         return called.then(() => {
-          this.#ending = false
+          rare.ending = false
           this.#apply(state)
         })
       }
@@ -279,14 +290,15 @@ export class TaskRun implements TaskRunInfo {
       this.args = undefined
       // Listeners (the history) have read it with this state; a settled run never needs it again.
       this.memo = undefined
-      this.#controller = undefined
+      const rare = this.#rare
+      if (rare) rare.controller = undefined
       this.executor.release(this)
       this.executor.runSettled(this)
       // A run that waited for a slot stops waiting: its driver sees it has settled.
       const waker = this.waker
       this.waker = undefined
       waker?.(this)
-      this.#resolveSettled?.(state)
+      rare?.resolveSettled?.(state)
       const callbacks = this.#callbacks
       this.#callbacks = undefined
       if (typeof callbacks === 'function') this.#callSafely(callbacks)
@@ -297,7 +309,8 @@ export class TaskRun implements TaskRunInfo {
 
   settled(): Promise<State> {
     if (isSettled(this.state)) return Promise.resolve(this.state)
-    return (this.#settled ??= new Promise((resolve) => (this.#resolveSettled = resolve)))
+    const rare = (this.#rare ??= {})
+    return (rare.settled ??= new Promise((resolve) => (rare.resolveSettled = resolve)))
   }
 
   /** Calls `callback` with the run's future once the run has settled (at once if it has). */
@@ -330,21 +343,25 @@ export class TaskRun implements TaskRunInfo {
    */
   cancel(error: Error): void {
     if (isSettled(this.state) || this.cancelError) return
-    this.cancelError = error
+    ;(this.#rare ??= {}).cancelError = error
     this.abortAttempt(error)
     this.setState(S.Cancelled(error))
   }
 
   /** Aborts the current attempt's signal with `error` (a timeout or a cancellation). */
   abortAttempt(error: Error): void {
-    this.#abortReason = error
-    this.#controller?.abort(error)
+    const rare = (this.#rare ??= {})
+    rare.abortReason = error
+    rare.controller?.abort(error)
   }
 
   newAttempt(): void {
     this.attempt++
-    this.#abortReason = undefined
-    this.#controller = undefined
+    const rare = this.#rare
+    if (rare) {
+      rare.abortReason = undefined
+      rare.controller = undefined
+    }
   }
 }
 
