@@ -454,7 +454,7 @@ export async function retryAllowed(task: AnyTask, error: Error, attempt: number)
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
 
 /** Ends the run Crashed for a fault of ptr's own while driving it (never the task's). */
-function crash(run: TaskRun, error: unknown): void {
+export function crash(run: TaskRun, error: unknown): void {
   run.setState(S.Crashed(new CrashedError(`ptr failed while running '${run.name}': ${toError(error).message}`, error)))
 }
 
@@ -522,7 +522,7 @@ function firstAttemptEnded(run: TaskRun, failed: boolean, valueOrError: unknown)
   try {
     if (!failed && !isStateValue(valueOrError)) return void run.setState(S.Completed(valueOrError))
     // In the context the run was created in, as a coroutine started there would be (a retryCondition may read it).
-    const goOn = () => driveAttempts(run, run.args ?? [], true, failed ? { error: valueOrError } : { value: valueOrError })
+    const goOn = () => driveAttempts(run, run.args ?? [], failed ? { error: valueOrError } : { value: valueOrError })
     void (run.context === undefined ? goOn() : contextStorage.run(run.context, goOn))
   } catch (error) {
     crash(run, error)
@@ -591,11 +591,11 @@ async function driveAll(run: TaskRun, inputs: RunInputs | undefined): Promise<vo
       freeTagSlots = taken === undefined || typeof taken === 'function' ? taken : await taken
       if (isSettled(run.state)) return
     }
-    await driveAttempts(run, args, false, undefined)
+    await driveAttempts(run, args, undefined)
   } catch (error) {
     crash(run, error)
   } finally {
-    run.executor.release(run)
+    // The runner's slot is taken, and given back, in driveAttempts.
     freeTagSlots?.()
   }
 }
@@ -604,10 +604,10 @@ async function driveAll(run: TaskRun, inputs: RunInputs | undefined): Promise<vo
 type Outcome = { readonly value: unknown } | { readonly error: unknown }
 
 /**
- * The attempt loop: takes a slot (unless `holding` one), runs attempts with timeouts and retries.
- * With `first`, the first attempt has already run (on the fast way) and ended so. Never rejects.
+ * The attempt loop: takes a slot, runs attempts with timeouts and retries. With `first`, the first
+ * attempt has already run (on the fast way, in a slot the run still holds) and ended so. Never rejects.
  */
-async function driveAttempts(run: TaskRun, args: unknown[], holding: boolean, first: Outcome | undefined): Promise<void> {
+async function driveAttempts(run: TaskRun, args: unknown[], first: Outcome | undefined): Promise<void> {
   const executor = run.executor
   try {
     const { timeoutSeconds } = run.task.options
@@ -623,17 +623,14 @@ async function driveAttempts(run: TaskRun, args: unknown[], holding: boolean, fi
         if (outcome !== undefined) {
           const ended = outcome
           outcome = undefined
-          // The slot it ran in is held until the outcome is decided, as after an attempt here.
-          holding = false
           if ('error' in ended) throw ended.error
           value = ended.value
         } else {
-          if (retryingAfter === undefined && !holding) {
+          if (retryingAfter === undefined) {
             const waiting = slotFor(run)
             if (waiting) await waiting
             if (isSettled(run.state)) return
           }
-          holding = false
           run.newAttempt()
           const hooked = run.setState(
             executor.marksRunning

@@ -1,15 +1,14 @@
 import { randomUUID } from 'node:crypto'
-import { CancelledError, CrashedError, MappingLengthMismatchError, MappingMissingIterableError, PtrError, UpstreamTaskRunError, toError } from '../errors.ts'
+import { CancelledError, MappingLengthMismatchError, MappingMissingIterableError, PtrError, UpstreamTaskRunError } from '../errors.ts'
 import { currentContext, runWithContext } from './context.ts'
 import type { RunContext, TaskSubmitter } from './context.ts'
 import { PrefectFutureList, isFuture } from './future.ts'
 import type { PrefectFuture } from './future.ts'
 import { allowFailure, isAllowFailure, isUnmapped } from './resolve.ts'
-import * as S from './states.ts'
 import { isSettled } from './states.ts'
 import type { AnyTask, CallOptions, MapArgs, ResolvableArgs, Task } from './task-types.ts'
 import type { AttemptEnded, AttemptExecutor } from './task-run.ts'
-import { TaskRun, driveTaskRun } from './task-run.ts'
+import { TaskRun, crash, driveTaskRun } from './task-run.ts'
 
 const isIterable = (value: unknown): boolean =>
   typeof value !== 'string' && value !== null && typeof value === 'object' && Symbol.iterator in value
@@ -285,7 +284,7 @@ export abstract class TaskRunner implements TaskSubmitter, AttemptExecutor, Asyn
     this.#beforeStart = []
     for (const run of runs) {
       run.waker = undefined
-      run.setState(S.Crashed(new CrashedError(`ptr failed while running '${run.name}': ${toError(error).message}`, error)))
+      crash(run, error)
     }
   }
 
@@ -353,8 +352,7 @@ export abstract class TaskRunner implements TaskSubmitter, AttemptExecutor, Asyn
 
   /** Runs one attempt through `execute` and reports its end to `ended` (pools override it to settle runs without a promise each). */
   executeThen(run: TaskRun, args: unknown[], ended: AttemptEnded): void {
-    // A thenable with synchronous callbacks (a workerpool job) is made a promise, as `await` would.
-    Promise.resolve(this.execute(run, args)).then(
+    this.execute(run, args).then(
       (value) => ended(run, false, value),
       (error: unknown) => ended(run, true, error),
     )

@@ -5,7 +5,7 @@ import type { Pool, WorkerPoolOptions } from 'workerpool'
 import { CancelledError, CrashedError, NotCloneableError, PtrError, TaskNotFoundInWorkerError } from '../errors.ts'
 import { fromErrorRecord } from '../engine/error-wire.ts'
 import { runEvents } from '../engine/events.ts'
-import type { TaskRunInfo } from '../engine/events.ts'
+import type { FlowRunInfo, TaskRunInfo } from '../engine/events.ts'
 import * as S from '../engine/states.ts'
 import { isSettled } from '../engine/states.ts'
 import { reviveStateValue } from '../engine/state-values.ts'
@@ -532,8 +532,8 @@ function settleFrom(run: TaskRun, outcome: RunOutcome, ended: AttemptEnded): voi
 }
 
 /** The flow run as a worker's run context shows it: one record per flow run and state name, shared by its runs' requests. */
-let lastFlowRun: { info: TaskRunInfoOwner; stateName: string; record: RunRequest['flowRun'] } | undefined
-function flowRunRecord(info: TaskRunInfoOwner | undefined): RunRequest['flowRun'] {
+let lastFlowRun: { info: FlowRunInfo; stateName: string; record: RunRequest['flowRun'] } | undefined
+function flowRunRecord(info: FlowRunInfo | undefined): RunRequest['flowRun'] {
   if (info === undefined) return undefined
   const stateName = info.state.name
   if (lastFlowRun?.info !== info || lastFlowRun.stateName !== stateName) {
@@ -541,4 +541,3 @@ function flowRunRecord(info: TaskRunInfoOwner | undefined): RunRequest['flowRun'
   }
   return lastFlowRun.record
 }
-type TaskRunInfoOwner = NonNullable<TaskRun['owner']>['info']
