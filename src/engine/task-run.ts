@@ -6,6 +6,7 @@ import { PrefectFuture } from './future.ts'
 import { callHooks } from './hooks.ts'
 import { emitRunLog } from './log.ts'
 import { tagSlotsProvider } from './provided.ts'
+import type { TagSlots } from './provided.ts'
 import type { Upstream } from './resolve.ts'
 import { collectUpstreams, substituteResults } from './resolve.ts'
 import type { RetryDefaults, RetryOptions } from './retry.ts'
@@ -464,7 +465,7 @@ export function crash(run: TaskRun, error: unknown): void {
  * run from outside (see `TaskRun.cancel`), so after every wait a settled run just stops here.
  *
  * It is the hot path, and a 100,000-run map keeps most of its runs waiting at once: a run with
- * nothing to wait for but a slot (no futures in its arguments, no limited tags, no hooks, no
+ * nothing to wait for but a slot (no futures in its arguments, no tag with a limit, no hooks, no
  * timeout) takes a way with no coroutine of its own. Waiting, it is only a place in its runner's
  * queue; running, a reaction on its attempt's promise. A first attempt that does not simply
  * return a value (it failed, or returned a state) goes on in {@link driveAttempts}, the general
@@ -478,13 +479,15 @@ export function driveTaskRun(run: TaskRun): void {
       inputs !== undefined ||
       task.hooks !== undefined ||
       task.options.timeoutSeconds !== undefined ||
-      executor.marksRunning === true ||
-      (run.tags.length > 0 && tagSlotsProvider() !== undefined)
+      executor.marksRunning === true
     ) {
       void driveAll(run, inputs)
       return
     }
     if (run.owner?.memo !== undefined && useStored(run, run.args ?? [])) return
+    // A tag with a limit: the run waits for its slot in the general loop; tags without one cost nothing.
+    const taken = tagSlotsOf(run)
+    if (taken !== undefined) return void attemptsInTagSlots(run, run.args ?? [], taken)
     if (executor.acquire(run, startSoon)) startFirstAttempt(run)
   } catch (error) {
     crash(run, error)
@@ -552,7 +555,6 @@ function slotFor(run: TaskRun): Promise<void> | undefined {
 
 /** The general way from the start: upstreams, allowFailure() wrappers, tag slots, then the attempt loop. */
 async function driveAll(run: TaskRun, inputs: RunInputs | undefined): Promise<void> {
-  let freeTagSlots: (() => void) | undefined
   try {
     let args = run.args ?? []
     const upstreams = inputs?.upstreams
@@ -584,19 +586,32 @@ async function driveAll(run: TaskRun, inputs: RunInputs | undefined): Promise<vo
       args = substituteResults(args) as unknown[]
     }
     if (run.owner?.memo !== undefined && useStored(run, args)) return
-    // Slots of limited tags, before a runner slot: a run waiting for one holds no pool slot.
-    const tagSlots = run.tags.length > 0 ? tagSlotsProvider() : undefined
-    if (tagSlots) {
-      const taken = tagSlots(run)
-      freeTagSlots = taken === undefined || typeof taken === 'function' ? taken : await taken
-      if (isSettled(run.state)) return
-    }
+    await attemptsInTagSlots(run, args, tagSlotsOf(run))
+  } catch (error) {
+    crash(run, error)
+  }
+}
+
+/** The slots of the run's limited tags, taken or being waited for; undefined at once when none of its tags has a limit. */
+function tagSlotsOf(run: TaskRun): ReturnType<TagSlots> {
+  return run.tags.length > 0 ? tagSlotsProvider()?.(run) : undefined
+}
+
+/**
+ * The attempt loop inside the slots of the run's limited tags (`taken`), which it frees however
+ * the run ends. Tag slots come before a runner slot: a run waiting for one holds no pool slot.
+ */
+async function attemptsInTagSlots(run: TaskRun, args: unknown[], taken: ReturnType<TagSlots>): Promise<void> {
+  if (taken === undefined) return driveAttempts(run, args, undefined)
+  let free: (() => void) | undefined
+  try {
+    free = typeof taken === 'function' ? taken : await taken
+    if (isSettled(run.state)) return
     await driveAttempts(run, args, undefined)
   } catch (error) {
     crash(run, error)
   } finally {
-    // The runner's slot is taken, and given back, in driveAttempts.
-    freeTagSlots?.()
+    free?.()
   }
 }
 
