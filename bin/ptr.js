@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// The bin is a shim: load ptr's built CLI, register tsx (for the user's .ts files only), hand over.
+// The bin is a shim: load ptr's built CLI and hand over.
 // Only this file ends the process.
 import { appendFileSync, existsSync } from 'node:fs'
 import { preloadDependencies } from './preload.js'
@@ -26,17 +26,9 @@ mark('bin: dependencies preloaded')
 // ptr's own modules load before tsx's hooks exist: they are plain JavaScript and never transformed.
 const { main } = await import(MAIN.href)
 mark('bin: dist/cli/main.js imported')
-// Only the commands that import the user's .ts files pay for tsx's hooks (about 270 ms here):
-// `ptr --version`, `--help`, `runs` and `flow-runs` start without them. `ptr run` (and
-// `flow-runs retry`, which runs a flow) registers them only when it cannot bundle the flow file
-// (src/cli/bundle-flow.ts).
-if (command === 'config' || command === 'worker') {
-  const [{ register: registerEsm }, { register: registerCjs }] = await Promise.all([import('tsx/esm/api'), import('tsx/cjs/api')])
-  registerEsm()
-  registerCjs()
-  globalThis[Symbol.for('ptr.tsxRegistered')] = true
-  mark('bin: tsx registered')
-}
+// tsx's hooks (about 270 ms here) are registered only where a user's .ts file is imported and
+// cannot be bundled (src/cli/load-flow.ts); `ptr --version`, `--help`, `runs`, `flow-runs` and a
+// `ptr config view` without a flow file start without them.
 const code = await main(process.argv)
 mark('bin: command done')
 // Let stdout/stderr drain before exiting: a piped reader must get the last lines.

@@ -57,7 +57,7 @@ export function addModuleBundles(more: readonly ModuleBundle[]): void {
   if (added.length > 0) bundles = [...bundles, ...added]
 }
 
-/** Set on globalThis by whoever registered tsx in this isolate (bin/ptr.js does so for `ptr config` and `ptr worker`). */
+/** Set on globalThis by whoever registered tsx in this isolate (registerTypeScript, or pool-bootstrap.mjs in a worker). */
 const REGISTERED = Symbol.for('ptr.tsxRegistered')
 type WithFlag = { [REGISTERED]?: Promise<void> | true }
 
