@@ -7,7 +7,9 @@
  * runs (through tsx).
  */
 import assert from 'node:assert/strict'
-import { readFileSync, writeFileSync } from 'node:fs'
+import { spawnSync } from 'node:child_process'
+import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs'
+import os from 'node:os'
 import path from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { after, describe, it } from 'node:test'
@@ -27,7 +29,7 @@ appendFileSync(process.env.LOAD_LOG!, \`\${process.pid}/\${isMainThread ? 'main'
 // 100 ms each, so that both workers of a pool of 2 take runs.
 export const word = task({ name: 'word' }, (n: number) => {
   Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 100)
-  return { word: '${word}', n, tsx: ${TSX_FLAG}, url: import.meta.url }
+  return { word: '${word}', n, tsx: ${TSX_FLAG}, url: import.meta.url, note: 'see import.meta.url' }
 })
 
 export const fail = task({ name: 'fail' }, (n: number): number => {
@@ -62,7 +64,7 @@ export default flow({ name: 'computed' }, async () => {
 
 interface Outcome {
   main: { tsx: boolean }
-  results: { word: string; n: number; tsx: boolean; url: string }[]
+  results: { word: string; n: number; tsx: boolean; url: string; note: string }[]
 }
 
 function parseResult(stdout: string): Outcome {
@@ -89,6 +91,7 @@ describe('ptr run: the flow bundle', () => {
       for (const r of outcome.results) {
         assert.equal(r.tsx, false, 'the worker imported the bundle')
         assert.equal(r.url, pathToFileURL(project.path('helper.ts')).href)
+        assert.equal(r.note, 'see import.meta.url', 'a string that names import.meta is left as written')
       }
       const lines = loads()
       assert.equal(lines.length, 3, `one load per isolate, got:\n${lines.join('\n')}`)
@@ -127,6 +130,19 @@ describe('ptr run: the flow bundle', () => {
       assert.doesNotMatch(output, /local_task-0 Running/, 'the run never started')
     })
   }
+
+  it("the bundle's folder goes however the run ends (a flow that calls process.exit), and so do folders of runs that were killed", async () => {
+    const tmp = project.path('tmp')
+    mkdirSync(tmp, { recursive: true })
+    // A folder a SIGKILLed run left: its pid is gone.
+    const dead = spawnSync(process.execPath, ['-e', '0']).pid!
+    const left = path.join(tmp, `ptr-run-${dead}@${os.hostname().replace(/[^\w.-]/g, '_')}-x1`)
+    mkdirSync(left)
+    writeFileSync(project.path('exits.ts'), `import { flow } from '${PTR}'\nexport default flow({ name: 'exits' }, async () => { process.exit(0) })\n`)
+    const result = await runPtr(['run', 'exits.ts', '--runner', 'thread'], { cwd: project.dir, env: { TMPDIR: tmp } })
+    assert.equal(result.code, 0, result.stderr + result.stdout)
+    assert.deepEqual(readdirSync(tmp), [], 'no bundle folder is left, this run\'s or the killed one\'s')
+  })
 
   it('a flow the bundle cannot keep (a computed import) runs through tsx, whatever bundles the environment names', async () => {
     writeFileSync(log, '')

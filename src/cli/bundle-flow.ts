@@ -1,10 +1,11 @@
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import type { ModuleBundle } from '../runners/bundles.ts'
 import { isPtrOwnFile } from '../engine/stack.ts'
+import { startupMark } from '../runners/startup-trace.ts'
 
 /**
  * One ES module made from the user's flow file and every file of theirs it imports, once per
@@ -29,8 +30,14 @@ const IMPORT_META = /\bimport\.meta\b(?!\s*\.\s*(?:url|filename|dirname)\b)/
 const COMPUTED_IMPORT = /\bimport\s*\(\s*(?!['"][^'"`]*['"]\s*\))/
 const SOURCE = /\.([cm]?)([jt])sx?$/
 const TYPESCRIPT = /\.[cm]?tsx?$/
-/** Same length as `import.meta`, so columns in the source map stay right. */
-const META = '__ptrMeta()'
+/** What `import.meta` becomes in the bundle: a variable of each module's own (esbuild renames it per module). */
+const META = '__ptrMeta'
+/**
+ * A bundle's folder: `ptr-run-<pid>@<host>-XXXXXX` in the temp folder, so one a killed run left is
+ * known by its dead pid (on this host: a temp folder may be shared with other machines' containers).
+ */
+const HOST = os.hostname().replace(/[^\w.-]/g, '_')
+const FOLDER = new RegExp(`^ptr-run-(\\d+)@${HOST.replace(/\./g, '\\.')}-`)
 
 let esbuild: Esbuild | undefined
 function loadEsbuild(): Esbuild {
@@ -41,15 +48,9 @@ function loadEsbuild(): Esbuild {
 /** Bundles started ahead of bundleFlowFile(), by absolute path. */
 const early = new Map<string, Promise<FlowBundle | undefined>>()
 
-/** Starts bundling `file` (absolute) now; bundleFlowFile() takes the result. One left untaken is deleted at exit. */
+/** Starts bundling `file` (absolute) now; bundleFlowFile() takes the result. */
 export function startBundling(file: string): void {
-  if (early.has(file)) return
-  const bundling = build(file)
-  early.set(file, bundling)
-  void bundling.then((bundle) => {
-    // Nobody took it (the run stopped before importing the flow file): deleted at exit.
-    if (bundle) process.once('exit', () => early.get(file) === bundling && bundle.dispose())
-  })
+  if (!early.has(file)) early.set(file, build(file))
 }
 
 /**
@@ -73,7 +74,7 @@ async function build(file: string): Promise<FlowBundle | undefined> {
   } catch {
     return undefined
   }
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'ptr-run-'))
+  const dir = mkdtempSync(path.join(os.tmpdir(), `ptr-run-${process.pid}@${HOST}-`))
   const outfile = path.join(dir, `${path.basename(file).replace(SOURCE, '')}.mjs`)
   const modules: string[] = []
   let typescript = false
@@ -91,6 +92,7 @@ async function build(file: string): Promise<FlowBundle | undefined> {
       // Every top-level statement runs, as it would in the file's own module.
       treeShaking: false,
       sourcemap: 'inline',
+      define: { 'import.meta': META },
       sourcesContent: false,
       logLevel: 'silent',
       write: true,
@@ -115,12 +117,15 @@ async function build(file: string): Promise<FlowBundle | undefined> {
             })
             b.onLoad({ filter: SOURCE }, (args) => {
               const source = readFileSync(args.path, 'utf8')
-              if (CJS_ONLY.test(source) || IMPORT_META.test(source) || COMPUTED_IMPORT.test(source)) throw new NotBundleable(args.path)
-              modules.push(pathToFileURL(args.path).href)
+              const unbundleable = CJS_ONLY.exec(source) ?? IMPORT_META.exec(source) ?? COMPUTED_IMPORT.exec(source)
+              if (unbundleable) throw new NotBundleable(`${args.path} uses ${unbundleable[0]}`)
               const url = pathToFileURL(args.path).href
+              modules.push(url)
               const meta = JSON.stringify({ url, filename: args.path, dirname: path.dirname(args.path) })
-              // A hoisted function at the end: the file's lines and columns stay where they were.
-              const contents = source.includes('import.meta') ? `${source.replaceAll('import.meta', META)}\nfunction __ptrMeta() { return ${meta} }\n` : source
+              // esbuild puts the module's own variable where `import.meta` is (see `define`), never in a
+              // string; it is declared on the first line (after a #! line), so other lines keep their columns.
+              const shebang = source.startsWith('#!') ? source.indexOf('\n') + 1 || source.length : 0
+              const contents = source.includes('import.meta') ? `${source.slice(0, shebang)}var ${META} = ${meta};${source.slice(shebang)}` : source
               const [, , kind] = SOURCE.exec(args.path)!
               const loader = kind === 't' ? (args.path.endsWith('x') ? 'tsx' : 'ts') : args.path.endsWith('x') ? 'jsx' : 'js'
               return { contents, loader, resolveDir: path.dirname(args.path) }
@@ -129,17 +134,43 @@ async function build(file: string): Promise<FlowBundle | undefined> {
         },
       ],
     })
-  } catch {
+  } catch (error) {
     rmSync(dir, { recursive: true, force: true })
+    const why = error instanceof NotBundleable ? error.message : ((error as Error)?.message ?? String(error)).split('\n')[0]
+    startupMark(`bundle: not bundled (${why}); loading through tsx`)
     return undefined
   } finally {
     // esbuild's service is a child process: it must not outlive the bundling (nor show as a worker).
     void build.stop()
   }
-  return {
-    url: pathToFileURL(outfile).href,
-    modules,
-    typescript,
-    dispose: () => rmSync(dir, { recursive: true, force: true }),
+  // However the process ends (a flow that calls process.exit, a second Ctrl-C), the folder goes.
+  const dispose = (): void => {
+    process.removeListener('exit', dispose)
+    rmSync(dir, { recursive: true, force: true })
+    removeFoldersOfDeadRuns()
+  }
+  process.once('exit', dispose)
+  return { url: pathToFileURL(outfile).href, modules, typescript, dispose }
+}
+
+/** Deletes bundle folders whose `ptr run` is gone (killed with SIGKILL, or the machine stopped). */
+function removeFoldersOfDeadRuns(): void {
+  try {
+    for (const name of readdirSync(os.tmpdir())) {
+      const pid = Number(FOLDER.exec(name)?.[1])
+      if (!pid || pid === process.pid || isAlive(pid)) continue
+      rmSync(path.join(os.tmpdir(), name), { recursive: true, force: true })
+    }
+  } catch {
+    // Best effort: another run may be removing the same folder.
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code !== 'ESRCH'
   }
 }
