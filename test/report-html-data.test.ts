@@ -200,3 +200,31 @@ describe("the page's data", () => {
     assert.match(html, /\\u003c\/script>\\u003cb>x/)
   })
 })
+
+describe("the page's logs", () => {
+  const lines = (n: number) => Array.from({ length: n }, (_, i) => ({ timestamp: at(i), level: 'info' as const, message: `line ${i}` }))
+
+  it('a flow run keeps at most 200 lines and counts the rest as omitted, as a task run does', () => {
+    const report = reportOf([])
+    report.flowRuns[0]!.logs = lines(1000)
+    report.flowRuns[0]!.logsOmitted = 7
+    const data = pageData(report, { source: 'run' })
+    assert.equal(data.flows[0]!.logs.length, 200)
+    assert.equal(data.flows[0]!.logsOmitted, 800 + 7)
+    assert.equal(data.logsOmitted, 800)
+  })
+
+  it('the flow runs get their lines before the task runs use up the budget of 20,000', () => {
+    const report = reportOf(Array.from({ length: 101 }, (_, i) => taskRun(`r${i}`, [['Completed', 'Completed', 5]], { logs: lines(200) })))
+    report.flowRuns[0]!.logs = lines(50)
+    const data = pageData(report, { source: 'run' })
+    assert.equal(data.flows[0]!.logs.length, 50)
+    assert.equal(data.flows[0]!.logsOmitted, 0)
+    // 20,000 - 50 lines are left for 101 runs of 200: the last runs get 150 and 0.
+    assert.equal(data.details[99]!.logs!.length, 150)
+    assert.equal(data.details[99]!.logsOmitted, 50)
+    assert.deepEqual(data.details[100]!.logs, [])
+    assert.equal(data.details[100]!.logsOmitted, 200)
+    assert.equal(data.logsOmitted, 250)
+  })
+})

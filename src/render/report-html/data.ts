@@ -70,10 +70,11 @@ function attemptsOf(run: TaskRunRecord, t0: number, end: number, states: Table, 
   return attempts
 }
 
-const logsOf = (logs: readonly LogRecord[], t0: number, budget: { left: number }): PageLog[] => {
+/** The lines of one run the page keeps (at most MAX_LOGS_PER_RUN, and what is left of the budget), and how many it leaves out. */
+const logsOf = (logs: readonly LogRecord[], t0: number, budget: { left: number }): { logs: PageLog[]; omitted: number } => {
   const kept = logs.slice(0, Math.min(MAX_LOGS_PER_RUN, Math.max(0, budget.left)))
   budget.left -= kept.length
-  return kept.map((log) => [(ms(log.timestamp) ?? t0) - t0, log.level, clip(log.message)])
+  return { logs: kept.map((log) => [(ms(log.timestamp) ?? t0) - t0, log.level, clip(log.message)]), omitted: logs.length - kept.length }
 }
 
 /** What the page draws, from the JSON report: compact (string tables, times in ms from the start) so 10,000 runs stay small. */
@@ -102,6 +103,30 @@ export function pageData(report: RunReport, options: { source: 'run' | 'history'
   const taskCounts = new Map<number, number>()
   for (const run of report.taskRuns) if (run.flowRunId !== null) taskCounts.set(flowIndex.get(run.flowRunId) ?? -1, (taskCounts.get(flowIndex.get(run.flowRunId) ?? -1) ?? 0) + 1)
 
+  // Flow runs first: their few lines matter more than the last task runs' when the budget runs out.
+  const flows: PageFlow[] = report.flowRuns.map((flow) => {
+    const kept = logsOf(flow.logs, t0, budget)
+    logsOmitted += kept.omitted
+    const start = ms(flow.startTime)
+    const stop = ms(flow.endTime)
+    const page: PageFlow = {
+      id: flow.id,
+      name: flow.name,
+      flowName: flow.flowName,
+      parent: flow.parentFlowRunId === null ? -1 : (flowIndex.get(flow.parentFlowRunId) ?? -1),
+      state: states.of(flow.state.name),
+      parameters: flow.parameters,
+      runner: flow.taskRunner,
+      tags: flow.tags,
+      start: start === undefined ? null : start - t0,
+      end: stop === undefined ? null : stop - t0,
+      error: flow.error ? clipError(flow.error, true) : null,
+      logs: kept.logs,
+      logsOmitted: flow.logsOmitted + kept.omitted,
+      taskRuns: taskCounts.get(flowIndex.get(flow.id)!) ?? 0,
+    }
+    return page
+  })
   const runs: PageRun[] = report.taskRuns.map((run, i) => {
     const flow = run.flowRunId === null ? -1 : (flowIndex.get(run.flowRunId) ?? -1)
     let map = -1
@@ -124,37 +149,16 @@ export function pageData(report: RunReport, options: { source: 'run' | 'history'
     if (run.error) detail.error = clipError(run.error, fullErrors++ < MAX_FULL_ERRORS)
     if (run.state.message !== undefined && run.state.name !== 'Completed') detail.message = clip(run.state.message)
     if (run.logs.length > 0) {
-      detail.logs = logsOf(run.logs, t0, budget)
-      const omitted = run.logsOmitted + run.logs.length - detail.logs.length
-      if (omitted > 0) detail.logsOmitted = omitted
-      logsOmitted += run.logs.length - detail.logs.length
+      const kept = logsOf(run.logs, t0, budget)
+      detail.logs = kept.logs
+      if (run.logsOmitted + kept.omitted > 0) detail.logsOmitted = run.logsOmitted + kept.omitted
+      logsOmitted += kept.omitted
     }
     if (run.tags.length > 0) detail.tags = run.tags
     if (Object.keys(detail).length > 0) details[i] = detail
     return [run.id, run.name, tasks.of(run.taskName), flow, map, run.mapIndex ?? -1, states.of(run.state.name), attemptsOf(run, t0, end, states, slots), upstream, created]
   })
 
-  const flows: PageFlow[] = report.flowRuns.map((flow) => {
-    const start = ms(flow.startTime)
-    const stop = ms(flow.endTime)
-    const page: PageFlow = {
-      id: flow.id,
-      name: flow.name,
-      flowName: flow.flowName,
-      parent: flow.parentFlowRunId === null ? -1 : (flowIndex.get(flow.parentFlowRunId) ?? -1),
-      state: states.of(flow.state.name),
-      parameters: flow.parameters,
-      runner: flow.taskRunner,
-      tags: flow.tags,
-      start: start === undefined ? null : start - t0,
-      end: stop === undefined ? null : stop - t0,
-      error: flow.error ? clipError(flow.error, true) : null,
-      logs: logsOf(flow.logs, t0, budget),
-      logsOmitted: flow.logsOmitted,
-      taskRuns: taskCounts.get(flowIndex.get(flow.id)!) ?? 0,
-    }
-    return page
-  })
   // Every state name a run can show, with its type, so the page colours by type where it knows no name.
   const typeOf = new Map<string, string>()
   for (const run of report.taskRuns) for (const s of run.stateHistory) typeOf.set(s.name, s.type)

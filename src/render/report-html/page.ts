@@ -110,7 +110,7 @@ function drawSummary(): void {
     h(
       'p',
       { class: 'facts' },
-      `wall time ${duration(data.wallSeconds * 1000)} · ${runs.length} task run${runs.length === 1 ? '' : 's'} · runner ${root.runner} · started ${new Date(data.t0).toISOString().replace('T', ' ').slice(0, 19)} UTC · ${data.tool}${data.source === 'history' ? ' (from the run history)' : ''}`,
+      `wall time ${duration(data.wallSeconds * 1000)} · ${runs.length} task run${runs.length === 1 ? '' : 's'} · runner ${root.runner} · started ${new Date(data.t0).toISOString().replace('T', ' ').slice(0, 19)} UTC · ${data.tool}${data.source === 'history' ? ' (from the run history)' : ''}${data.logsOmitted > 0 ? ` · ${data.logsOmitted} log lines not in this page (see the JSON report)` : ''}`,
     ),
   )
   const counts = h('p', { class: 'counts' })
@@ -789,9 +789,13 @@ function errorBlock(error: ErrorRecord, depth = 0): HTMLElement {
   return box
 }
 function logsBlock(logs: PageLog[] | undefined, omitted: number | undefined): HTMLElement | null {
-  if (!logs || logs.length === 0) return null
-  const pre = h('pre', { class: 'logs' })
-  for (const [t, level, message] of logs) pre.append(h('span', { class: `log-${level}` }, `${clock(t)} ${level.padEnd(7)} ${message}\n`))
+  // No lines kept but some left out (the page's budget ran out): the note alone says where they are.
+  if ((!logs || logs.length === 0) && !omitted) return null
+  let pre: HTMLElement | null = null
+  if (logs && logs.length > 0) {
+    pre = h('pre', { class: 'logs' })
+    for (const [t, level, message] of logs) pre.append(h('span', { class: `log-${level}` }, `${clock(t)} ${level.padEnd(7)} ${message}\n`))
+  }
   return h('div', {}, h('h3', {}, 'logs'), pre, omitted ? h('p', { class: 'muted' }, `${omitted} more lines not in this page (see the JSON report)`) : null)
 }
 function showRunDetails(i: number): void {
