@@ -228,3 +228,19 @@ describe("the page's logs", () => {
     assert.equal(data.logsOmitted, 250)
   })
 })
+
+describe("the page's flow runs", () => {
+  it('parameters are JSON text clipped like any other text: a 100,000-character one does not land whole', () => {
+    const report = reportOf([])
+    report.flowRuns[0]!.parameters = { big: 'x'.repeat(100_000), n: 1 }
+    const data = pageData(report, { source: 'run' })
+    const text = data.flows[0]!.parameters
+    assert.equal(typeof text, 'string')
+    assert.ok(text.length < 4100, `${text.length} characters of parameters in the page`)
+    assert.match(text, /^\{"big":"xxx/)
+    assert.match(text, /… \(\d+ more characters\)$/)
+    const small = reportOf([])
+    small.flowRuns[0]!.parameters = { n: 1 }
+    assert.equal(pageData(small, { source: 'run' }).flows[0]!.parameters, '{"n":1}')
+  })
+})

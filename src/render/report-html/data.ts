@@ -115,7 +115,7 @@ export function pageData(report: RunReport, options: { source: 'run' | 'history'
       flowName: flow.flowName,
       parent: flow.parentFlowRunId === null ? -1 : (flowIndex.get(flow.parentFlowRunId) ?? -1),
       state: states.of(flow.state.name),
-      parameters: flow.parameters,
+      parameters: clip(JSON.stringify(flow.parameters ?? {})),
       runner: flow.taskRunner,
       tags: flow.tags,
       start: start === undefined ? null : start - t0,

@@ -39,7 +39,8 @@ export interface PageFlow {
   /** Index of the parent flow run, -1 for the root. */
   parent: number
   state: number
-  parameters: unknown
+  /** The parameters as JSON, clipped like any other text. */
+  parameters: string
   runner: string
   tags: string[]
   start: number | null

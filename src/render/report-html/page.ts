@@ -131,7 +131,7 @@ function drawSummary(): void {
   })
   const item = (i: number, into: HTMLElement, depth: number): void => {
     const f = data.flows[i]!
-    const params = f.parameters && typeof f.parameters === 'object' && Object.keys(f.parameters).length > 0 ? ` · parameters ${JSON.stringify(f.parameters)}` : ''
+    const params = f.parameters !== '{}' && f.parameters !== '[]' && f.parameters !== 'null' ? ` · parameters ${f.parameters}` : ''
     const took = f.start !== null && f.end !== null ? ` · ${duration(f.end - f.start)}` : ''
     const li = h(
       'li',
@@ -850,7 +850,7 @@ function showFlowDetails(f: number): void {
   fact('id', flow.id)
   fact('flow', flow.flowName)
   fact('task runner', flow.runner)
-  fact('parameters', JSON.stringify(flow.parameters))
+  fact('parameters', flow.parameters)
   if (flow.tags.length > 0) fact('tags', flow.tags.join(', '))
   if (flow.start !== null) fact('started', when(flow.start))
   if (flow.start !== null && flow.end !== null) fact('took', duration(flow.end - flow.start))
