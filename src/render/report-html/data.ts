@@ -5,8 +5,8 @@ import type { PageAttempt, PageData, PageDetail, PageFlow, PageLog, PageRun } fr
 /** Runs whose error keeps its stack and cause chain in the page; past that, name and message only. */
 export const MAX_FULL_ERRORS = 1000
 /** Log lines kept per run in the page, and in all. The JSON report keeps more. */
-export const MAX_LOGS_PER_RUN = 200
-export const MAX_LOGS = 20_000
+const MAX_LOGS_PER_RUN = 200
+const MAX_LOGS = 20_000
 /** Characters kept of a message or a stack. */
 const MAX_TEXT = 4000
 
@@ -78,7 +78,7 @@ const logsOf = (logs: readonly LogRecord[], t0: number, budget: { left: number }
 }
 
 /** What the page draws, from the JSON report: compact (string tables, times in ms from the start) so 10,000 runs stay small. */
-export function pageData(report: RunReport, options: { source: 'run' | 'history'; generatedAt?: number }): PageData {
+export function pageData(report: RunReport, options: { source: 'run' | 'history' }): PageData {
   const times: number[] = []
   for (const flow of report.flowRuns) for (const s of flow.stateHistory) times.push(ms(s.timestamp) ?? 0)
   let t0 = times.length > 0 ? Math.min(...times) : Date.now()
@@ -140,7 +140,7 @@ export function pageData(report: RunReport, options: { source: 'run' | 'history'
       mapList[map]![2]++
     }
     const upstream: number[] = []
-    for (const id of run.upstreamTaskRunIds ?? []) {
+    for (const id of run.upstreamTaskRunIds) {
       const index = runIndex.get(id)
       if (index !== undefined && index !== i) upstream.push(index)
     }
@@ -167,7 +167,6 @@ export function pageData(report: RunReport, options: { source: 'run' | 'history'
     version: 1,
     tool: `${report.tool.name} ${report.tool.version}`,
     source: options.source,
-    generatedAt: options.generatedAt ?? Date.now(),
     t0,
     span: Math.max(1, end - t0),
     counts: report.counts,

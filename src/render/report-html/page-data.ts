@@ -57,7 +57,6 @@ export interface PageData {
   tool: string
   /** `run`: written by `ptr run --report`; `history`: by `ptr flow-runs show ID --report`. */
   source: 'run' | 'history'
-  generatedAt: number
   /** Epoch ms that every time in the page counts from. */
   t0: number
   span: number
