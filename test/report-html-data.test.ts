@@ -230,6 +230,18 @@ describe("the page's logs", () => {
 })
 
 describe("the page's flow runs", () => {
+  it('the start and end come from the first and last states of every run: 60,000 subflows do not overflow the stack, a bad timestamp does not move the start to 1970', () => {
+    const report = reportOf([taskRun('t', [['Pending', 'Pending', 5], ['Completed', 'Completed', 3000]])])
+    const root = report.flowRuns[0]!
+    const states = root.stateHistory
+    for (let i = 0; i < 60_000; i++) report.flowRuns.push({ ...root, id: `s${i}`, parentFlowRunId: 'f', stateHistory: states })
+    report.flowRuns.push({ ...root, id: 'bad', parentFlowRunId: 'f', stateHistory: [{ ...states[0]!, timestamp: 'not a time' }] })
+    const data = pageData(report, { source: 'run' })
+    assert.equal(data.t0, Date.parse(at(0)))
+    assert.equal(data.span, 3000)
+    assert.equal(data.flows.length, 60_002)
+  })
+
   it('parameters are JSON text clipped like any other text: a 100,000-character one does not land whole', () => {
     const report = reportOf([])
     report.flowRuns[0]!.parameters = { big: 'x'.repeat(100_000), n: 1 }

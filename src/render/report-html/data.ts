@@ -79,16 +79,19 @@ const logsOf = (logs: readonly LogRecord[], t0: number, budget: { left: number }
 
 /** What the page draws, from the JSON report: compact (string tables, times in ms from the start) so 10,000 runs stay small. */
 export function pageData(report: RunReport, options: { source: 'run' | 'history' }): PageData {
-  const times: number[] = []
-  for (const flow of report.flowRuns) for (const s of flow.stateHistory) times.push(ms(s.timestamp) ?? 0)
-  let t0 = times.length > 0 ? Math.min(...times) : Date.now()
-  let end = times.length > 0 ? Math.max(...times) : t0
-  for (const run of report.taskRuns) {
-    const first = ms(run.stateHistory[0]?.timestamp)
-    const last = ms(run.stateHistory[run.stateHistory.length - 1]?.timestamp)
-    if (first !== undefined && first < t0) t0 = first
-    if (last !== undefined && last > end) end = last
+  // The page's start and end: the first and last states of every run (a history is in time order).
+  let t0 = Infinity
+  let end = -Infinity
+  for (const runs of [report.flowRuns, report.taskRuns]) {
+    for (const { stateHistory } of runs) {
+      const first = ms(stateHistory[0]?.timestamp)
+      const last = ms(stateHistory[stateHistory.length - 1]?.timestamp)
+      if (first !== undefined && first < t0) t0 = first
+      if (last !== undefined && last > end) end = last
+    }
   }
+  if (t0 === Infinity) t0 = Date.now()
+  if (end < t0) end = t0
   const states = new Table()
   const slots = new Table()
   const tasks = new Table()
