@@ -240,6 +240,7 @@ describe("the page's flow runs", () => {
     assert.equal(data.t0, Date.parse(at(0)))
     assert.equal(data.span, 3000)
     assert.equal(data.flows.length, 60_002)
+    assert.deepEqual([data.flows[0]!.taskRuns, data.flows[1]!.taskRuns], [1, 0])
   })
 
   it('parameters are JSON text clipped like any other text: a 100,000-character one does not land whole', () => {

@@ -103,8 +103,6 @@ export function pageData(report: RunReport, options: { source: 'run' | 'history'
   let fullErrors = 0
   let logsOmitted = 0
   const details: Record<number, PageDetail> = {}
-  const taskCounts = new Map<number, number>()
-  for (const run of report.taskRuns) if (run.flowRunId !== null) taskCounts.set(flowIndex.get(run.flowRunId) ?? -1, (taskCounts.get(flowIndex.get(run.flowRunId) ?? -1) ?? 0) + 1)
 
   // Flow runs first: their few lines matter more than the last task runs' when the budget runs out.
   const flows: PageFlow[] = report.flowRuns.map((flow) => {
@@ -126,12 +124,14 @@ export function pageData(report: RunReport, options: { source: 'run' | 'history'
       error: flow.error ? clipError(flow.error, true) : null,
       logs: kept.logs,
       logsOmitted: flow.logsOmitted + kept.omitted,
-      taskRuns: taskCounts.get(flowIndex.get(flow.id)!) ?? 0,
+      // Counted as the task runs are made, below.
+      taskRuns: 0,
     }
     return page
   })
   const runs: PageRun[] = report.taskRuns.map((run, i) => {
     const flow = run.flowRunId === null ? -1 : (flowIndex.get(run.flowRunId) ?? -1)
+    if (flow !== -1) flows[flow]!.taskRuns++
     let map = -1
     if (run.mapId !== null) {
       map = maps.get(run.mapId) ?? -1
