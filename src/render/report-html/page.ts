@@ -769,7 +769,14 @@ function drawTable(): void {
     groupFilter = undefined
     refreshTable()
   })
-  body.addEventListener('scroll', () => requestAnimationFrame(draw))
+  // One redraw per frame however many scroll events come in it.
+  let frame = 0
+  body.addEventListener('scroll', () => {
+    frame ||= requestAnimationFrame(() => {
+      frame = 0
+      draw()
+    })
+  })
   onSelect.push(draw)
   refreshTable()
 }
