@@ -175,6 +175,16 @@ describe('reports', () => {
     assert.match(readFileSync(path.join(REPO, 'flows', 'hello.ts'), 'utf8'), /export default flow/)
   })
 
+  it('--junit refuses a file that is not .xml, before the run, so a flow file is never overwritten', async () => {
+    const flowFile = path.join(project.dir, 'keep.ts')
+    const source = `import { flow } from '${REPO}/src/index.ts'\nexport default flow({ name: 'keep' }, async () => 'kept')\n`
+    writeFileSync(flowFile, source)
+    const result = await runPtr(['run', flowFile, '--junit', flowFile])
+    assert.equal(result.code, 2, result.stderr)
+    assert.match(result.stderr, /--junit .*keep\.ts: the report file must end in \.xml .*for example --junit junit\.xml/)
+    assert.equal(readFileSync(flowFile, 'utf8'), source)
+  })
+
   it('--junit FILE writes JUnit XML: one test case per task run, failures counted right, logs as their output', async () => {
     const flowFile = path.join(project.dir, 'many.ts')
     writeFileSync(

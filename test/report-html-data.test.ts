@@ -200,3 +200,60 @@ describe("the page's data", () => {
     assert.match(html, /\\u003c\/script>\\u003cb>x/)
   })
 })
+
+describe("the page's logs", () => {
+  const lines = (n: number) => Array.from({ length: n }, (_, i) => ({ timestamp: at(i), level: 'info' as const, message: `line ${i}` }))
+
+  it('a flow run keeps at most 200 lines and counts the rest as omitted, as a task run does', () => {
+    const report = reportOf([])
+    report.flowRuns[0]!.logs = lines(1000)
+    report.flowRuns[0]!.logsOmitted = 7
+    const data = pageData(report, { source: 'run' })
+    assert.equal(data.flows[0]!.logs.length, 200)
+    assert.equal(data.flows[0]!.logsOmitted, 800 + 7)
+    assert.equal(data.logsOmitted, 800)
+  })
+
+  it('the flow runs get their lines before the task runs use up the budget of 20,000', () => {
+    const report = reportOf(Array.from({ length: 101 }, (_, i) => taskRun(`r${i}`, [['Completed', 'Completed', 5]], { logs: lines(200) })))
+    report.flowRuns[0]!.logs = lines(50)
+    const data = pageData(report, { source: 'run' })
+    assert.equal(data.flows[0]!.logs.length, 50)
+    assert.equal(data.flows[0]!.logsOmitted, 0)
+    // 20,000 - 50 lines are left for 101 runs of 200: the last runs get 150 and 0.
+    assert.equal(data.details[99]!.logs!.length, 150)
+    assert.equal(data.details[99]!.logsOmitted, 50)
+    assert.deepEqual(data.details[100]!.logs, [])
+    assert.equal(data.details[100]!.logsOmitted, 200)
+    assert.equal(data.logsOmitted, 250)
+  })
+})
+
+describe("the page's flow runs", () => {
+  it('the start and end come from the first and last states of every run: 60,000 subflows do not overflow the stack, a bad timestamp does not move the start to 1970', () => {
+    const report = reportOf([taskRun('t', [['Pending', 'Pending', 5], ['Completed', 'Completed', 3000]])])
+    const root = report.flowRuns[0]!
+    const states = root.stateHistory
+    for (let i = 0; i < 60_000; i++) report.flowRuns.push({ ...root, id: `s${i}`, parentFlowRunId: 'f', stateHistory: states })
+    report.flowRuns.push({ ...root, id: 'bad', parentFlowRunId: 'f', stateHistory: [{ ...states[0]!, timestamp: 'not a time' }] })
+    const data = pageData(report, { source: 'run' })
+    assert.equal(data.t0, Date.parse(at(0)))
+    assert.equal(data.span, 3000)
+    assert.equal(data.flows.length, 60_002)
+    assert.deepEqual([data.flows[0]!.taskRuns, data.flows[1]!.taskRuns], [1, 0])
+  })
+
+  it('parameters are JSON text clipped like any other text: a 100,000-character one does not land whole', () => {
+    const report = reportOf([])
+    report.flowRuns[0]!.parameters = { big: 'x'.repeat(100_000), n: 1 }
+    const data = pageData(report, { source: 'run' })
+    const text = data.flows[0]!.parameters
+    assert.equal(typeof text, 'string')
+    assert.ok(text.length < 4100, `${text.length} characters of parameters in the page`)
+    assert.match(text, /^\{"big":"xxx/)
+    assert.match(text, /… \(\d+ more characters\)$/)
+    const small = reportOf([])
+    small.flowRuns[0]!.parameters = { n: 1 }
+    assert.equal(pageData(small, { source: 'run' }).flows[0]!.parameters, '{"n":1}')
+  })
+})

@@ -4,7 +4,7 @@
  * playwright-core) that lets no request out. Real `ptr` processes, real run history.
  */
 import assert from 'node:assert/strict'
-import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, symlinkSync } from 'node:fs'
+import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import type { Browser } from 'playwright-core'
@@ -299,6 +299,51 @@ describe('a report of 10,000 task runs', { skip }, () => {
       assert.equal(await page.locator('#shown').innerText(), '200 of 10000 runs')
       await page.locator('.rows .row').first().click()
       assert.match(await page.locator('#details .error-title').first().innerText(), /tick \d+ failed on purpose/)
+      assert.deepEqual(opened.pageErrors, [])
+    } finally {
+      await opened?.close()
+      await browser?.close()
+      folder.cleanup()
+    }
+  })
+})
+
+describe('a report whose log lines ran past what the page keeps', { skip }, () => {
+  it('says so in the summary, and in a run that kept no line of its own: how many lines are only in the JSON report', async () => {
+    const { buildHtmlReport } = await import('../src/render/report-html/index.ts')
+    const at = (ms: number) => new Date(Date.UTC(2026, 0, 1) + ms).toISOString()
+    const states = [
+      { type: 'Pending' as const, name: 'Pending', timestamp: at(0) },
+      { type: 'Running' as const, name: 'Running', timestamp: at(1) },
+      { type: 'Completed' as const, name: 'Completed', timestamp: at(1000) },
+    ]
+    const logs = Array.from({ length: 200 }, (_, i) => ({ timestamp: at(i), level: 'info' as const, message: `line ${i}` }))
+    const taskRuns = Array.from({ length: 101 }, (_, i) => ({
+      id: `r${i}`, name: `r-${i}`, taskName: 'r', taskKey: 'x.ts#r', flowRunId: 'f', tags: [], mapIndex: null, mapId: null, upstreamTaskRunIds: [],
+      state: states[2]!, stateHistory: states, attempts: 1, startTime: at(1), endTime: at(1000), durationSeconds: 1, error: null, logs, logsOmitted: 0,
+    }))
+    const report: RunReport = {
+      schemaVersion: 1,
+      tool: { name: 'ptr', version: '0.0.0' },
+      flowRun: null,
+      flowRuns: [{ id: 'f', name: 'f-1', flowName: 'f', parentFlowRunId: null, parameters: {}, taskRunner: 'concurrent', tags: [], state: states[2]!, stateHistory: states, startTime: at(1), endTime: at(1000), durationSeconds: 1, error: null, logs: [], logsOmitted: 0 }],
+      taskRuns,
+      counts: { Completed: 101 },
+      wallSeconds: 1,
+    }
+    const folder = tempDir('ptr-report-logs-')
+    let browser: Browser | undefined
+    let opened: OpenedReport | undefined
+    try {
+      const file = path.join(folder.dir, 'logs.html')
+      writeFileSync(file, await buildHtmlReport(report, { source: 'run' }))
+      browser = await launchChromium()
+      opened = await openReport(browser, file)
+      const { page } = opened
+      assert.match(await page.locator('#summary .facts').innerText(), /200 log lines not in this page/)
+      await page.evaluate(() => window.ptrReport!.select(100))
+      assert.match(await page.locator('#details').innerText(), /200 more lines not in this page \(see the JSON report\)/)
+      assert.equal(await page.locator('#details pre.logs').count(), 0)
       assert.deepEqual(opened.pageErrors, [])
     } finally {
       await opened?.close()

@@ -9,7 +9,7 @@ import { resolveSettings } from '../settings/resolve.ts'
 import { parseAge } from './runs-view.ts'
 import { formatTable } from './table.ts'
 import type { RunFlowCommandOptions } from './run-flow.ts'
-import { checkHtmlReportPath, writeReport } from './report-files.ts'
+import { checkReportPath, writeReport } from './report-files.ts'
 
 interface HistoryCommandOptions {
   config?: string | undefined
@@ -98,7 +98,7 @@ function reportOf(flowRuns: FlowRunRecord[], taskRuns: TaskRunRecord[], version:
 /** `ptr flow-runs show ID`: a flow run with its subflows and task runs (states, durations, errors, logs). */
 export async function flowRunsShowCommand(options: FlowRunsShowOptions): Promise<number> {
   const out = options.stdout ?? process.stdout
-  const htmlReport = options.report === undefined ? undefined : checkHtmlReportPath(options.report)
+  const htmlReport = checkReportPath(options.report, '--report', 'html')
   const store = await openHistory(options.config)
   try {
     const id = store.resolveId(options.id)

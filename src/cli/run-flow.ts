@@ -22,7 +22,7 @@ import type { HistoryRecorder } from '../history/recorder.ts'
 import type { HistoryStore } from '../history/store.ts'
 import type { ResolvedHistorySettings } from '../settings/history.ts'
 import { runnerSettingsForRun } from './run-settings.ts'
-import { checkHtmlReportPath, writeReport } from './report-files.ts'
+import { checkReportPath, writeReport } from './report-files.ts'
 import { startupMark } from '../runners/startup-trace.ts'
 import { forgetInheritedBundles, useModuleBundle } from '../runners/bundles.ts'
 import type { FlowBundle } from './bundle-flow.ts'
@@ -65,9 +65,7 @@ function parseOutput(mode: string | undefined, file: string | undefined): { mode
   if (file !== undefined && mode !== 'json') {
     throw new UsageError(`--output-file ${file} needs --output json (it is where the JSON report goes)`, 'PTR_BAD_OUTPUT')
   }
-  if (file !== undefined && file !== '-' && !file.endsWith('.json')) {
-    throw new UsageError(`--output-file ${file}: the report file must end in .json (or be - for stdout)`, 'PTR_BAD_OUTPUT')
-  }
+  checkReportPath(file, '--output-file', 'json')
   return { mode, file: file === '-' ? undefined : file }
 }
 
@@ -133,7 +131,8 @@ export async function runFlowCommand(options: RunFlowCommandOptions): Promise<nu
   if (resuming && (options.param.length > 0 || options.params !== undefined)) {
     throw new UsageError(`${options.resumeFrom ? 'ptr flow-runs retry' : '--resume'} runs the flow again with the parameters of the run it resumes; drop --param/--params (or run without --resume)`, 'PTR_USAGE')
   }
-  const htmlReport = checkHtmlReportPath(options.report)
+  checkReportPath(options.junit, '--junit', 'xml')
+  const htmlReport = checkReportPath(options.report, '--report', 'html')
   let stopBundle: (() => void) | undefined
   let bundle: FlowBundle | undefined
   try {
@@ -156,7 +155,7 @@ export async function runFlowCommand(options: RunFlowCommandOptions): Promise<nu
 
 async function runImportedFlow(
   options: RunFlowCommandOptions,
-  { output, resuming, htmlReport }: { output: ReturnType<typeof parseOutput>; resuming: boolean; htmlReport: ReturnType<typeof checkHtmlReportPath> },
+  { output, resuming, htmlReport }: { output: ReturnType<typeof parseOutput>; resuming: boolean; htmlReport: string | undefined },
   exports: Record<string, unknown>,
 ): Promise<number> {
   const flow = selectFlow(options.file, exports, options.flowName)

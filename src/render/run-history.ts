@@ -167,7 +167,7 @@ export class RunHistory {
       this.#taskRuns.set(taskRun.id, entry)
     }
     const { record, times } = entry
-    record.state = stateRecord(state, state.type === 'Running' ? taskRun.slot : undefined)
+    record.state = stateRecord(state, taskRun.slot)
     record.stateHistory.push(record.state)
     record.attempts = taskRun.attempt
     if (state.type === 'Running' && times.start === undefined) times.start = state.timestamp

@@ -5,8 +5,8 @@ import type { PageAttempt, PageData, PageDetail, PageFlow, PageLog, PageRun } fr
 /** Runs whose error keeps its stack and cause chain in the page; past that, name and message only. */
 export const MAX_FULL_ERRORS = 1000
 /** Log lines kept per run in the page, and in all. The JSON report keeps more. */
-export const MAX_LOGS_PER_RUN = 200
-export const MAX_LOGS = 20_000
+const MAX_LOGS_PER_RUN = 200
+const MAX_LOGS = 20_000
 /** Characters kept of a message or a stack. */
 const MAX_TEXT = 4000
 
@@ -70,24 +70,28 @@ function attemptsOf(run: TaskRunRecord, t0: number, end: number, states: Table, 
   return attempts
 }
 
-const logsOf = (logs: readonly LogRecord[], t0: number, budget: { left: number }): PageLog[] => {
+/** The lines of one run the page keeps (at most MAX_LOGS_PER_RUN, and what is left of the budget), and how many it leaves out. */
+const logsOf = (logs: readonly LogRecord[], t0: number, budget: { left: number }): { logs: PageLog[]; omitted: number } => {
   const kept = logs.slice(0, Math.min(MAX_LOGS_PER_RUN, Math.max(0, budget.left)))
   budget.left -= kept.length
-  return kept.map((log) => [(ms(log.timestamp) ?? t0) - t0, log.level, clip(log.message)])
+  return { logs: kept.map((log) => [(ms(log.timestamp) ?? t0) - t0, log.level, clip(log.message)]), omitted: logs.length - kept.length }
 }
 
 /** What the page draws, from the JSON report: compact (string tables, times in ms from the start) so 10,000 runs stay small. */
-export function pageData(report: RunReport, options: { source: 'run' | 'history'; generatedAt?: number }): PageData {
-  const times: number[] = []
-  for (const flow of report.flowRuns) for (const s of flow.stateHistory) times.push(ms(s.timestamp) ?? 0)
-  let t0 = times.length > 0 ? Math.min(...times) : Date.now()
-  let end = times.length > 0 ? Math.max(...times) : t0
-  for (const run of report.taskRuns) {
-    const first = ms(run.stateHistory[0]?.timestamp)
-    const last = ms(run.stateHistory[run.stateHistory.length - 1]?.timestamp)
-    if (first !== undefined && first < t0) t0 = first
-    if (last !== undefined && last > end) end = last
+export function pageData(report: RunReport, options: { source: 'run' | 'history' }): PageData {
+  // The page's start and end: the first and last states of every run (a history is in time order).
+  let t0 = Infinity
+  let end = -Infinity
+  for (const runs of [report.flowRuns, report.taskRuns]) {
+    for (const { stateHistory } of runs) {
+      const first = ms(stateHistory[0]?.timestamp)
+      const last = ms(stateHistory[stateHistory.length - 1]?.timestamp)
+      if (first !== undefined && first < t0) t0 = first
+      if (last !== undefined && last > end) end = last
+    }
   }
+  if (t0 === Infinity) t0 = Date.now()
+  if (end < t0) end = t0
   const states = new Table()
   const slots = new Table()
   const tasks = new Table()
@@ -99,11 +103,35 @@ export function pageData(report: RunReport, options: { source: 'run' | 'history'
   let fullErrors = 0
   let logsOmitted = 0
   const details: Record<number, PageDetail> = {}
-  const taskCounts = new Map<number, number>()
-  for (const run of report.taskRuns) if (run.flowRunId !== null) taskCounts.set(flowIndex.get(run.flowRunId) ?? -1, (taskCounts.get(flowIndex.get(run.flowRunId) ?? -1) ?? 0) + 1)
 
+  // Flow runs first: their few lines matter more than the last task runs' when the budget runs out.
+  const flows: PageFlow[] = report.flowRuns.map((flow) => {
+    const kept = logsOf(flow.logs, t0, budget)
+    logsOmitted += kept.omitted
+    const start = ms(flow.startTime)
+    const stop = ms(flow.endTime)
+    const page: PageFlow = {
+      id: flow.id,
+      name: flow.name,
+      flowName: flow.flowName,
+      parent: flow.parentFlowRunId === null ? -1 : (flowIndex.get(flow.parentFlowRunId) ?? -1),
+      state: states.of(flow.state.name),
+      parameters: clip(JSON.stringify(flow.parameters ?? {})),
+      runner: flow.taskRunner,
+      tags: flow.tags,
+      start: start === undefined ? null : start - t0,
+      end: stop === undefined ? null : stop - t0,
+      error: flow.error ? clipError(flow.error, true) : null,
+      logs: kept.logs,
+      logsOmitted: flow.logsOmitted + kept.omitted,
+      // Counted as the task runs are made, below.
+      taskRuns: 0,
+    }
+    return page
+  })
   const runs: PageRun[] = report.taskRuns.map((run, i) => {
     const flow = run.flowRunId === null ? -1 : (flowIndex.get(run.flowRunId) ?? -1)
+    if (flow !== -1) flows[flow]!.taskRuns++
     let map = -1
     if (run.mapId !== null) {
       map = maps.get(run.mapId) ?? -1
@@ -115,7 +143,7 @@ export function pageData(report: RunReport, options: { source: 'run' | 'history'
       mapList[map]![2]++
     }
     const upstream: number[] = []
-    for (const id of run.upstreamTaskRunIds ?? []) {
+    for (const id of run.upstreamTaskRunIds) {
       const index = runIndex.get(id)
       if (index !== undefined && index !== i) upstream.push(index)
     }
@@ -124,37 +152,16 @@ export function pageData(report: RunReport, options: { source: 'run' | 'history'
     if (run.error) detail.error = clipError(run.error, fullErrors++ < MAX_FULL_ERRORS)
     if (run.state.message !== undefined && run.state.name !== 'Completed') detail.message = clip(run.state.message)
     if (run.logs.length > 0) {
-      detail.logs = logsOf(run.logs, t0, budget)
-      const omitted = run.logsOmitted + run.logs.length - detail.logs.length
-      if (omitted > 0) detail.logsOmitted = omitted
-      logsOmitted += run.logs.length - detail.logs.length
+      const kept = logsOf(run.logs, t0, budget)
+      detail.logs = kept.logs
+      if (run.logsOmitted + kept.omitted > 0) detail.logsOmitted = run.logsOmitted + kept.omitted
+      logsOmitted += kept.omitted
     }
     if (run.tags.length > 0) detail.tags = run.tags
     if (Object.keys(detail).length > 0) details[i] = detail
     return [run.id, run.name, tasks.of(run.taskName), flow, map, run.mapIndex ?? -1, states.of(run.state.name), attemptsOf(run, t0, end, states, slots), upstream, created]
   })
 
-  const flows: PageFlow[] = report.flowRuns.map((flow) => {
-    const start = ms(flow.startTime)
-    const stop = ms(flow.endTime)
-    const page: PageFlow = {
-      id: flow.id,
-      name: flow.name,
-      flowName: flow.flowName,
-      parent: flow.parentFlowRunId === null ? -1 : (flowIndex.get(flow.parentFlowRunId) ?? -1),
-      state: states.of(flow.state.name),
-      parameters: flow.parameters,
-      runner: flow.taskRunner,
-      tags: flow.tags,
-      start: start === undefined ? null : start - t0,
-      end: stop === undefined ? null : stop - t0,
-      error: flow.error ? clipError(flow.error, true) : null,
-      logs: logsOf(flow.logs, t0, budget),
-      logsOmitted: flow.logsOmitted,
-      taskRuns: taskCounts.get(flowIndex.get(flow.id)!) ?? 0,
-    }
-    return page
-  })
   // Every state name a run can show, with its type, so the page colours by type where it knows no name.
   const typeOf = new Map<string, string>()
   for (const run of report.taskRuns) for (const s of run.stateHistory) typeOf.set(s.name, s.type)
@@ -163,7 +170,6 @@ export function pageData(report: RunReport, options: { source: 'run' | 'history'
     version: 1,
     tool: `${report.tool.name} ${report.tool.version}`,
     source: options.source,
-    generatedAt: options.generatedAt ?? Date.now(),
     t0,
     span: Math.max(1, end - t0),
     counts: report.counts,

@@ -1,10 +1,8 @@
-import { existsSync, readFileSync } from 'node:fs'
+import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import type { RunReport } from '../report-json.ts'
 import { pageData } from './data.ts'
 import { PAGE_CSS } from './style.ts'
-
-export { pageData } from './data.ts'
 
 /**
  * The page's script. The built package carries it bundled (dist/render/report-html/page.js, made
@@ -13,8 +11,11 @@ export { pageData } from './data.ts'
 let pageScript: Promise<string> | undefined
 function loadPageScript(): Promise<string> {
   return (pageScript ??= (async () => {
-    const built = new URL('./page.js', import.meta.url)
-    if (existsSync(built)) return readFileSync(built, 'utf8')
+    try {
+      return readFileSync(new URL('./page.js', import.meta.url), 'utf8')
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error
+    }
     const source = fileURLToPath(new URL('./page.ts', import.meta.url))
     const { build } = await import('esbuild')
     const result = await build({ entryPoints: [source], bundle: true, format: 'iife', target: 'es2020', minify: true, write: false, logLevel: 'silent' })

@@ -39,7 +39,8 @@ export interface PageFlow {
   /** Index of the parent flow run, -1 for the root. */
   parent: number
   state: number
-  parameters: unknown
+  /** The parameters as JSON, clipped like any other text. */
+  parameters: string
   runner: string
   tags: string[]
   start: number | null
@@ -56,7 +57,6 @@ export interface PageData {
   tool: string
   /** `run`: written by `ptr run --report`; `history`: by `ptr flow-runs show ID --report`. */
   source: 'run' | 'history'
-  generatedAt: number
   /** Epoch ms that every time in the page counts from. */
   t0: number
   span: number

@@ -110,7 +110,7 @@ function drawSummary(): void {
     h(
       'p',
       { class: 'facts' },
-      `wall time ${duration(data.wallSeconds * 1000)} · ${runs.length} task run${runs.length === 1 ? '' : 's'} · runner ${root.runner} · started ${new Date(data.t0).toISOString().replace('T', ' ').slice(0, 19)} UTC · ${data.tool}${data.source === 'history' ? ' (from the run history)' : ''}`,
+      `wall time ${duration(data.wallSeconds * 1000)} · ${runs.length} task run${runs.length === 1 ? '' : 's'} · runner ${root.runner} · started ${new Date(data.t0).toISOString().replace('T', ' ').slice(0, 19)} UTC · ${data.tool}${data.source === 'history' ? ' (from the run history)' : ''}${data.logsOmitted > 0 ? ` · ${data.logsOmitted} log lines not in this page (see the JSON report)` : ''}`,
     ),
   )
   const counts = h('p', { class: 'counts' })
@@ -131,7 +131,7 @@ function drawSummary(): void {
   })
   const item = (i: number, into: HTMLElement, depth: number): void => {
     const f = data.flows[i]!
-    const params = f.parameters && typeof f.parameters === 'object' && Object.keys(f.parameters).length > 0 ? ` · parameters ${JSON.stringify(f.parameters)}` : ''
+    const params = f.parameters !== '{}' && f.parameters !== '[]' && f.parameters !== 'null' ? ` · parameters ${f.parameters}` : ''
     const took = f.start !== null && f.end !== null ? ` · ${duration(f.end - f.start)}` : ''
     const li = h(
       'li',
@@ -769,7 +769,14 @@ function drawTable(): void {
     groupFilter = undefined
     refreshTable()
   })
-  body.addEventListener('scroll', () => requestAnimationFrame(draw))
+  // One redraw per frame however many scroll events come in it.
+  let frame = 0
+  body.addEventListener('scroll', () => {
+    frame ||= requestAnimationFrame(() => {
+      frame = 0
+      draw()
+    })
+  })
   onSelect.push(draw)
   refreshTable()
 }
@@ -789,9 +796,13 @@ function errorBlock(error: ErrorRecord, depth = 0): HTMLElement {
   return box
 }
 function logsBlock(logs: PageLog[] | undefined, omitted: number | undefined): HTMLElement | null {
-  if (!logs || logs.length === 0) return null
-  const pre = h('pre', { class: 'logs' })
-  for (const [t, level, message] of logs) pre.append(h('span', { class: `log-${level}` }, `${clock(t)} ${level.padEnd(7)} ${message}\n`))
+  // No lines kept but some left out (the page's budget ran out): the note alone says where they are.
+  if ((!logs || logs.length === 0) && !omitted) return null
+  let pre: HTMLElement | null = null
+  if (logs && logs.length > 0) {
+    pre = h('pre', { class: 'logs' })
+    for (const [t, level, message] of logs) pre.append(h('span', { class: `log-${level}` }, `${clock(t)} ${level.padEnd(7)} ${message}\n`))
+  }
   return h('div', {}, h('h3', {}, 'logs'), pre, omitted ? h('p', { class: 'muted' }, `${omitted} more lines not in this page (see the JSON report)`) : null)
 }
 function showRunDetails(i: number): void {
@@ -846,7 +857,7 @@ function showFlowDetails(f: number): void {
   fact('id', flow.id)
   fact('flow', flow.flowName)
   fact('task runner', flow.runner)
-  fact('parameters', JSON.stringify(flow.parameters))
+  fact('parameters', flow.parameters)
   if (flow.tags.length > 0) fact('tags', flow.tags.join(', '))
   if (flow.start !== null) fact('started', when(flow.start))
   if (flow.start !== null && flow.end !== null) fact('took', duration(flow.end - flow.start))
