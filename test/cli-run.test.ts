@@ -14,12 +14,29 @@ const LINE = /^\d\d:\d\d:\d\d\.\d{3} /
 const lastLine = (text: string) => text.trimEnd().split('\n').at(-1) ?? ''
 
 describe('ptr run: example flows', () => {
+  it('flows/pipeline.ts as its header and the README say: fails in its load, then --resume runs only the load', async () => {
+    const dir = tempDir('ptr-pipeline-')
+    try {
+      const file = path.join(REPO, 'flows', 'pipeline.ts')
+      const failed = await runPtr(['run', file, '--param', 'day=2026-11-30'], { cwd: dir.dir, env: { PIPELINE_FAIL: '1' } })
+      assert.equal(failed.code, 1, failed.stdout + failed.stderr)
+      assert.match(failed.stdout + failed.stderr, /the warehouse is not reachable/)
+      const resumed = await runPtr(['run', file, '--resume'], { cwd: dir.dir })
+      assert.equal(resumed.code, 0, resumed.stdout + resumed.stderr)
+      assert.match(resumed.stderr, /ptr: resuming flow run \S+ \(Failed\): 6 completed task runs to reuse/)
+      assert.match(lastLine(resumed.stdout), /^7 task runs: 6 cached, 1 completed in/)
+    } finally {
+      dir.cleanup()
+    }
+  })
+
   for (const [file, args, code] of [
     ['flows/hello.ts', ['--param', 'name=Ada'], 0],
     ['flows/elevator.ts', ['--param', 'seconds=0.05'], 0],
     ['flows/map.ts', ['--param', 'n=4', '--param', 'factor=10'], 0],
     ['flows/failures.ts', [], 0],
     ['flows/failures.ts', ['--param', 'strict=true'], 1],
+    ['flows/pipeline.ts', [], 0],
   ] as const) {
     it(`${file} ${args.join(' ')} exits ${code}`, async () => {
       const result = await runPtr(['run', file, ...args])

@@ -28,7 +28,7 @@ export function addRunExecutionOptions(command: Command): Command {
     .option('--queue <url>', 'the task-worker queue for --runner prefect and t.delay() (default PREFECT_QUEUE_URL, queue.url in .prefectrc, or sqlite:<localDir>/queue.db)')
     .option('-o, --output <mode>', 'auto (live view on a terminal, plain lines otherwise), live, plain, or json: the whole run as JSON, to --output-file or to stdout')
     .option('--output-file <file>', 'with --output json: write the report to this file (the view stays on the terminal)')
-    .option('--junit <file>', 'also write a JUnit XML report (one test case per task run) to this file')
+    .option('--junit <file>', 'also write a JUnit XML report (one test case per task run) to this .xml file')
     .option('--report <file>', 'also write an HTML report (timeline, task graph, runs with errors and logs) to this .html file: one page, no network needed')
     .option('-q, --quiet', 'print only failures and the summary')
     .option('--log-level <level>', 'thin the plain output: debug, info, warning (retries, failures, cancellations) or error (failures)')
