@@ -126,16 +126,17 @@ function resumeFrom(stored: { recorder: HistoryRecorder; store: HistoryStore }, 
 export async function runFlowCommand(options: RunFlowCommandOptions): Promise<number> {
   startupMark('run: command started')
   forgetInheritedBundles()
-  const output = parseOutput(options.output, options.outputFile)
-  const resuming = options.resume === true || options.resumeFrom !== undefined
-  if (resuming && (options.param.length > 0 || options.params !== undefined)) {
-    throw new UsageError(`${options.resumeFrom ? 'ptr flow-runs retry' : '--resume'} runs the flow again with the parameters of the run it resumes; drop --param/--params (or run without --resume)`, 'PTR_USAGE')
-  }
-  checkReportPath(options.junit, '--junit', 'xml')
-  const htmlReport = checkReportPath(options.report, '--report', 'html')
   let stopBundle: (() => void) | undefined
   let bundle: FlowBundle | undefined
+  // Inside the try: a usage error must still stop the workers started early (see early-start.ts).
   try {
+    const output = parseOutput(options.output, options.outputFile)
+    const resuming = options.resume === true || options.resumeFrom !== undefined
+    if (resuming && (options.param.length > 0 || options.params !== undefined)) {
+      throw new UsageError(`${options.resumeFrom ? 'ptr flow-runs retry' : '--resume'} runs the flow again with the parameters of the run it resumes; drop --param/--params (or run without --resume)`, 'PTR_USAGE')
+    }
+    checkReportPath(options.junit, '--junit', 'xml')
+    const htmlReport = checkReportPath(options.report, '--report', 'html')
     // The flow file and the user's files it imports, bundled once for this run: the pool workers
     // import the same bundle (see bundle-flow.ts).
     const imported = await importFlowFile(options.file, process.cwd(), { bundle: true })
