@@ -23,7 +23,7 @@ let esbuild
 try {
   esbuild = await import('esbuild')
 } catch {
-  console.error('ptr build: esbuild is not installed (tsx brings it); run `npm install` in the ptr folder, then `npm run build`')
+  console.error('ptr build: esbuild is not installed; run `npm install` in the ptr folder, then `npm run build`')
   process.exit(2)
 }
 await esbuild.build({

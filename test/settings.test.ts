@@ -134,6 +134,13 @@ describe('resolution', () => {
     assert.equal(empty.settings.runner.source.type, 'default')
   })
 
+  test('a concurrency slot lease too short to be a whole millisecond is refused, naming the variable', async () => {
+    const p = project()
+    await assert.rejects(resolveSettings({ cwd: p.dir, env: { PREFECT_CONCURRENCY_SLOT_LEASE_SECONDS: '0.0004' } }), /PREFECT_CONCURRENCY_SLOT_LEASE_SECONDS.*0\.001/s)
+    const ok = await resolveSettings({ cwd: p.dir, env: { PREFECT_CONCURRENCY_SLOT_LEASE_SECONDS: '0.5' } })
+    assert.equal(ok.settings['concurrency.slotLeaseSeconds'].value, 0.5)
+  })
+
   test('hints: near misses only', () => {
     assert.deepEqual(envHints({ PREFECT_API_URL: 'x', PREFECT_HOME: 'x', PREFECT_LOGGING_LEVEL: 'info', PATH: '/bin' }), [])
     assert.equal(envHints({ PREFECT_TASKS_RUNNER_CONCURRENT_MAX_CONCURRENCY: '3' }).length, 1)
