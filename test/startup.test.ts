@@ -147,8 +147,8 @@ describe('ptr run: the flow bundle', () => {
   it('a flow the bundle cannot keep (a computed import) runs through tsx, whatever bundles the environment names', async () => {
     writeFileSync(log, '')
     // As a ptr run started from a task of another run inherits them: never this run's.
-    const inherited = JSON.stringify([{ url: pathToFileURL(project.path('gone', 'stale.mjs')).href, modules: [pathToFileURL(project.path('helper.ts')).href], typescript: false }])
-    const result = await runPtr(['run', 'computed.ts', '--runner', 'thread', '--max-workers', '1'], { cwd: project.dir, env: { LOAD_LOG: log, PTR_MODULE_BUNDLES: inherited } })
+    const inherited = JSON.stringify({ url: pathToFileURL(project.path('gone', 'stale.mjs')).href, modules: [pathToFileURL(project.path('helper.ts')).href], typescript: false })
+    const result = await runPtr(['run', 'computed.ts', '--runner', 'thread', '--max-workers', '1'], { cwd: project.dir, env: { LOAD_LOG: log, PTR_MODULE_BUNDLE: inherited } })
     assert.equal(result.code, 0, result.stderr + result.stdout)
     const outcome = parseResult(result.stdout)
     assert.equal(outcome.main.tsx, true)

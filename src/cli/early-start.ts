@@ -4,7 +4,7 @@ import { ProcessPoolTaskRunner } from '../runners/process-pool.ts'
 import { ThreadPoolTaskRunner } from '../runners/thread-pool.ts'
 import { startBundling } from './bundle-flow.ts'
 import { startupMark } from '../runners/startup-trace.ts'
-import { forgetInheritedBundles } from '../runners/bundles.ts'
+import { forgetInheritedBundle } from '../runners/bundles.ts'
 
 /**
  * `ptr run`, before it loads the modules that run a flow: starts bundling the flow file (esbuild
@@ -13,7 +13,7 @@ import { forgetInheritedBundles } from '../runners/bundles.ts'
  */
 export function startEarly(file: string, flags: { runner?: string | undefined; maxWorkers?: string | undefined }, cwd = process.cwd()): void {
   startupMark('run: early start (bundle, workers)')
-  forgetInheritedBundles()
+  forgetInheritedBundle()
   startBundling(path.resolve(cwd, file))
   startWorkersEarly(flags)
 }
@@ -34,7 +34,7 @@ function startWorkersEarly(flags: { runner?: string | undefined; maxWorkers?: st
 }
 
 /** The workers started early import the run's bundle now, while the main process resolves settings and opens the history. */
-export const loadBundleInEarlyWorkers = (): void => PoolTaskRunner.loadBundlesInEarlyWorkers()
+export const loadBundleInEarlyWorkers = (): void => PoolTaskRunner.loadBundleInEarlyWorkers()
 
 /** Ends the workers started early that no runner took (the flow ran elsewhere, or never ran). */
 export const stopEarlyWorkers = (): Promise<void> => PoolTaskRunner.stopEarlyWorkers()

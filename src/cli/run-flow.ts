@@ -24,7 +24,7 @@ import type { ResolvedHistorySettings } from '../settings/history.ts'
 import { runnerSettingsForRun } from './run-settings.ts'
 import { checkReportPath, writeReport } from './report-files.ts'
 import { startupMark } from '../runners/startup-trace.ts'
-import { forgetInheritedBundles, useModuleBundle } from '../runners/bundles.ts'
+import { forgetInheritedBundle, useModuleBundle } from '../runners/bundles.ts'
 import type { FlowBundle } from './bundle-flow.ts'
 import { loadBundleInEarlyWorkers, stopEarlyWorkers } from './early-start.ts'
 
@@ -125,7 +125,7 @@ function resumeFrom(stored: { recorder: HistoryRecorder; store: HistoryStore }, 
 /** `ptr run`: loads the file, runs the flow with a renderer attached, returns the exit code. */
 export async function runFlowCommand(options: RunFlowCommandOptions): Promise<number> {
   startupMark('run: command started')
-  forgetInheritedBundles()
+  forgetInheritedBundle()
   let stopBundle: (() => void) | undefined
   let bundle: FlowBundle | undefined
   // Inside the try: a usage error must still stop the workers started early (see early-start.ts).

@@ -1,8 +1,8 @@
 /**
- * Bundles of the user's modules made for a run (`ptr run` bundles the flow file once): a pool
+ * The bundle of the user's modules made for a run (`ptr run` bundles the flow file once): a pool
  * worker asked for a task of one of `modules` imports the bundle, plain JavaScript, instead of
- * that module through tsx. The pool runner hands them to its workers with each probe; workers
- * started later read them from the environment they inherit.
+ * that module through tsx. Workers started after it was made read it from the environment they
+ * inherit; workers started before it (early, see early-start.ts) are told with a preload call.
  */
 export interface ModuleBundle {
   /** File URL of the bundle (an ES module). */
@@ -13,48 +13,46 @@ export interface ModuleBundle {
   readonly typescript: boolean
 }
 
-/** The environment variable that carries the bundles (JSON) to workers started after they were made. */
-export const BUNDLES_ENV = 'PTR_MODULE_BUNDLES'
+/** The environment variable that carries the bundle (JSON) to workers started after it was made. */
+const BUNDLE_ENV = 'PTR_MODULE_BUNDLE'
 
-let bundles: readonly ModuleBundle[] = []
+let bundle: ModuleBundle | undefined
 
-/** Makes `bundle` the one that workers use for its modules; returns the function that stops that. */
-export function useModuleBundle(bundle: ModuleBundle): () => void {
-  const plain: ModuleBundle = { url: bundle.url, modules: [...bundle.modules], typescript: bundle.typescript }
-  bundles = [...bundles, plain]
-  process.env[BUNDLES_ENV] = JSON.stringify(bundles)
+/** Makes `made` the bundle that workers use for its modules; returns the function that stops that. */
+export function useModuleBundle(made: ModuleBundle): () => void {
+  const plain: ModuleBundle = { url: made.url, modules: [...made.modules], typescript: made.typescript }
+  bundle = plain
+  process.env[BUNDLE_ENV] = JSON.stringify(plain)
   return () => {
-    bundles = bundles.filter((b) => b !== plain)
-    if (bundles.length > 0) process.env[BUNDLES_ENV] = JSON.stringify(bundles)
-    else delete process.env[BUNDLES_ENV]
+    if (bundle !== plain) return
+    bundle = undefined
+    delete process.env[BUNDLE_ENV]
   }
 }
 
 /**
- * Forgets bundles this process inherited through the environment (a `ptr run` started from a
+ * Forgets a bundle this process inherited through the environment (a `ptr run` started from a
  * task of another run): only a process's own run decides which bundle its workers import.
  */
-export function forgetInheritedBundles(): void {
-  if (bundles.length === 0) delete process.env[BUNDLES_ENV]
+export function forgetInheritedBundle(): void {
+  if (bundle === undefined) delete process.env[BUNDLE_ENV]
 }
 
-/** The bundles in use in this process (set with useModuleBundle, or inherited through the environment). */
-export function moduleBundles(): readonly ModuleBundle[] {
-  if (bundles.length === 0 && process.env[BUNDLES_ENV]) {
+/** The bundle in use in this process (set with useModuleBundle or knowModuleBundle, or inherited through the environment). */
+export function moduleBundle(): ModuleBundle | undefined {
+  if (bundle === undefined && process.env[BUNDLE_ENV]) {
     try {
-      bundles = JSON.parse(process.env[BUNDLES_ENV]) as ModuleBundle[]
+      bundle = JSON.parse(process.env[BUNDLE_ENV]) as ModuleBundle
     } catch {
-      bundles = []
+      bundle = undefined
     }
   }
-  return bundles
+  return bundle
 }
 
-/** Adds bundles a worker was told about (with a probe). */
-export function addModuleBundles(more: readonly ModuleBundle[]): void {
-  const known = new Set(moduleBundles().map((b) => b.url))
-  const added = more.filter((b) => !known.has(b.url))
-  if (added.length > 0) bundles = [...bundles, ...added]
+/** In a worker started before the bundle was made: the bundle it is told about (a preload call). */
+export function knowModuleBundle(told: ModuleBundle): void {
+  bundle ??= told
 }
 
 /** Set on globalThis by whoever registered tsx in this isolate (registerTypeScript, or pool-bootstrap.mjs in a worker). */

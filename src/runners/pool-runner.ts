@@ -17,7 +17,7 @@ import { ABORT_GRACE_MS, METHOD_PRELOAD, METHOD_PROBE, METHOD_RUN, keyModuleUrl 
 import type { LogMessage, OutcomesMessage, ProbeAnswer, RunOutcome, RunRequest, StateMessage, StateRecord } from './pool-protocol.ts'
 import { TaskRunner } from '../engine/task-runner.ts'
 import { startupMark } from './startup-trace.ts'
-import { moduleBundles } from './bundles.ts'
+import { moduleBundle } from './bundles.ts'
 
 /** Options shared by the thread and process pool runners. */
 export interface PoolTaskRunnerOptions {
@@ -172,15 +172,15 @@ export abstract class PoolTaskRunner extends TaskRunner {
   }
 
   /**
-   * Has every worker started early import the bundles in use now (see bundles.ts), so the
-   * first probe finds its module loaded. Best effort: a module that fails says so at its probe.
+   * Has every worker started early import the run's bundle (see bundles.ts), so the first probe
+   * finds its module loaded. Best effort: a module that fails says so at its probe.
    */
-  static loadBundlesInEarlyWorkers(): void {
-    const bundles = moduleBundles()
-    if (bundles.length === 0) return
+  static loadBundleInEarlyWorkers(): void {
+    const bundle = moduleBundle()
+    if (bundle === undefined) return
     for (const { pool, workers } of earlyPools) {
       // One call per worker, sent at once: workerpool gives each to a different idle worker.
-      for (let i = 0; i < workers; i++) pool.exec(METHOD_PRELOAD, [bundles]).catch(() => undefined)
+      for (let i = 0; i < workers; i++) pool.exec(METHOD_PRELOAD, [bundle]).catch(() => undefined)
     }
   }
 
@@ -248,7 +248,7 @@ export abstract class PoolTaskRunner extends TaskRunner {
         const pool = this.#pool!
         startupMark(`pool: probe sent for '${name}'`)
         const answers = (await Promise.all(
-          Array.from({ length: this.options.maxWorkers }, () => pool.exec(METHOD_PROBE, [key, name, moduleBundles()])),
+          Array.from({ length: this.options.maxWorkers }, () => pool.exec(METHOD_PROBE, [key, name])),
         )) as ProbeAnswer[]
         startupMark(`pool: probe answered for '${name}'`)
         const missing = answers.find((answer) => !answer.found)

@@ -22,7 +22,7 @@ import { ABORT_GRACE_MS, METHOD_PRELOAD, METHOD_PROBE, METHOD_RUN, OUTCOMES_EVER
 import type { LogMessage, OutcomesMessage, ProbeAnswer, RunOutcome, RunRequest, RunResult, StateMessage, StateRecord } from './pool-protocol.ts'
 import { inlineRunner } from '../engine/task-runner.ts'
 import { startupMark } from './startup-trace.ts'
-import { addModuleBundles, moduleBundles, registerTypeScript } from './bundles.ts'
+import { knowModuleBundle, moduleBundle, registerTypeScript } from './bundles.ts'
 import type { ModuleBundle } from './bundles.ts'
 
 startupMark('worker: ptr modules loaded')
@@ -40,7 +40,8 @@ const modules = new Map<string, Promise<unknown>>()
 const load = (url: string): Promise<unknown> => {
   let loading = modules.get(url)
   if (!loading) {
-    const bundle = moduleBundles().find((b) => b.url === url || b.modules.includes(url))
+    const found = moduleBundle()
+    const bundle = found !== undefined && (found.url === url || found.modules.includes(url)) ? found : undefined
     const target = bundle?.url ?? url
     loading = modules.get(target)
     if (!loading) {
@@ -212,8 +213,7 @@ async function run(this: { worker?: { addAbortListener(listener: () => Promise<v
   }
 }
 
-async function probe(key: string, taskName: string, bundles: readonly ModuleBundle[] = []): Promise<ProbeAnswer> {
-  addModuleBundles(bundles)
+async function probe(key: string, taskName: string): Promise<ProbeAnswer> {
   try {
     const found = await findTask(key)
     startupMark('worker: probe answered')
@@ -224,10 +224,10 @@ async function probe(key: string, taskName: string, bundles: readonly ModuleBund
   }
 }
 
-/** Imports every bundle of the run now (see METHOD_PRELOAD); a module that fails to load says so at its probe. */
-async function preload(bundles: readonly ModuleBundle[]): Promise<void> {
-  addModuleBundles(bundles)
-  await Promise.all(moduleBundles().map((bundle) => load(bundle.url).catch(() => undefined)))
+/** Imports the run's bundle now (see METHOD_PRELOAD); a module that fails to load says so at its probe. */
+async function preload(told: ModuleBundle): Promise<void> {
+  knowModuleBundle(told)
+  await load(moduleBundle()!.url).catch(() => undefined)
 }
 
 setLogSink((event) => {
