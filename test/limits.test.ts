@@ -229,6 +229,50 @@ for (const under of STORES) {
       await assert.rejects(a.acquire([name], { occupy: 4 }), /asks for 4 slots of '.*', which has 3/)
     })
 
+    it('a waiter behind a dead waiter (slots free) goes on once the dead one\'s place in line expires', async () => {
+      const name = fresh('deadline')
+      await admin.create(name, 1, 0)
+      const a = await limits(600)
+      const held = await a.acquire([name])
+      // A process that joins the line and dies: never renews its place, never leaves.
+      const dead = (await openLimitStore(target.url))!
+      opened.push(dead)
+      const joined = await dead.tryAcquire({ waiterId: `dead-${name}`, names: [name], occupy: 1, holder: 'dead', owner: 'gone:2', leaseMs: 600, mode: 'concurrency' })
+      assert.equal(joined.ok, false)
+      const b = await limits(600)
+      const waiting = b.acquire([name])
+      await sleep(100)
+      await held.release()
+      const began = Date.now()
+      const got = await Promise.race([waiting.then((h) => h), sleep(3_000).then(() => undefined)])
+      assert.ok(got, 'the waiter behind the dead one got the slot within 3 s')
+      assert.ok(Date.now() - began < 1_500, `got it ${Date.now() - began} ms after the release (dead waiter's lease 600 ms)`)
+      await got.release()
+    })
+
+    it('a waiter whose other limit is deleted leaves no trace: a later acquisition of a re-created limit of that name goes on', async () => {
+      const [x, y] = [fresh('x'), fresh('y')]
+      await admin.create(x, 1, 0)
+      await admin.create(y, 1, 0)
+      const [a, b] = [await limits(), await limits()]
+      const hold = await a.acquire([x])
+      const waiting = b.acquire([x, y])
+      await sleep(100)
+      // B's next try finds no limit of that name and waits for the other alone.
+      await admin.delete(y)
+      await sleep(500)
+      await admin.create(y, 1, 0)
+      await sleep(500)
+      await hold.release()
+      await (await waiting).release()
+      // Every wake of that release has passed: the next acquisition must ask the store itself.
+      await sleep(500)
+      const later = b.acquire([y])
+      const got = await Promise.race([later, sleep(3_000).then(() => undefined)])
+      assert.ok(got, `acquire(['${y}']) got its slot`)
+      await got.release()
+    })
+
     it('deleting a limit releases its waiters', async () => {
       const name = fresh('gone')
       await admin.create(name, 1, 0)

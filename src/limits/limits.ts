@@ -158,7 +158,10 @@ export class Limits {
     try {
       result = await this.store.tryAcquire(waiter.request)
     } catch (error) {
+      // The store may have put it in line before the answer was lost: leave, so no one waits behind it.
+      const wasWaiting = !waiter.done
       this.#finish(waiter)
+      if (wasWaiting) void this.store.leave(waiter.request.waiterId).catch(() => undefined)
       waiter.reject(error)
       return
     }
@@ -191,6 +194,7 @@ export class Limits {
     }
     if ('impossible' in result) {
       this.#finish(waiter)
+      if (waiter.joined) void this.store.leave(waiter.request.waiterId).catch(() => undefined)
       waiter.reject(new UsageError(`cannot acquire concurrency slots: ${result.impossible}`, 'PTR_LIMIT_IMPOSSIBLE'))
       return
     }

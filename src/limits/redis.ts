@@ -80,7 +80,12 @@ for k, name in ipairs(names) do
   local d = decayed(h, now)
   ds[k] = d
   local first = redis.call('ZRANGE', p .. 'limit-line:' .. name, 0, 0, 'WITHSCORES')
-  if first[1] and first[1] ~= wid and (seq < 0 or tonumber(first[2]) < seq) then blocked = true end
+  if first[1] and first[1] ~= wid and (seq < 0 or tonumber(first[2]) < seq) then
+    blocked = true
+    -- An older waiter whose process died leaves the line when its lease ends, and nobody says so: try again then.
+    local untilAt = redis.call('ZSCORE', p .. 'limit-waiters', first[1])
+    if untilAt then soonest(math.max(1, tonumber(untilAt) - now + 1)) end
+  end
   local over = used + d + occupy - slots
   if over > -1 + 1e-9 then table.insert(full, name) end
   if over > 1e-9 then
