@@ -43,6 +43,8 @@ interface Waiter {
   joined: boolean
   /** In this process's line (`#waiters`). */
   queued: boolean
+  /** The names it was counted under in `#waitingNames` when queued (its request may narrow later, when a limit is deleted). */
+  counted: readonly string[]
   resolve(slotIds: readonly string[]): void
   reject(error: unknown): void
   timer: NodeJS.Timeout | undefined
@@ -99,7 +101,7 @@ export class Limits {
       mode: options.mode ?? 'concurrency',
     }
     const slotIds = await new Promise<readonly string[]>((resolve, reject) => {
-      const waiter: Waiter = { request, strict: options.strict ?? false, first: true, order: this.#arrivals++, joined: false, queued: false, resolve, reject, timer: undefined, done: false }
+      const waiter: Waiter = { request, strict: options.strict ?? false, first: true, order: this.#arrivals++, joined: false, queued: false, counted: [], resolve, reject, timer: undefined, done: false }
       const signal = options.signal
       if (signal) {
         const onAbort = () => this.#giveUp(waiter, signal.reason)
@@ -229,7 +231,8 @@ export class Limits {
     while (at > 0 && this.#waiters[at - 1]!.order > waiter.order) at--
     this.#waiters.splice(at, 0, waiter)
     waiter.queued = true
-    for (const name of waiter.request.names) this.#waitingNames.set(name, (this.#waitingNames.get(name) ?? 0) + 1)
+    waiter.counted = waiter.request.names
+    for (const name of waiter.counted) this.#waitingNames.set(name, (this.#waitingNames.get(name) ?? 0) + 1)
     onWait?.()
     this.#unwatch ??= this.store.watch(() => this.#pass())
     this.#renewing()
@@ -293,7 +296,7 @@ export class Limits {
       waiter.queued = false
       const i = this.#indexOf(waiter.order)
       if (this.#waiters[i] === waiter) this.#waiters.splice(i, 1)
-      for (const name of waiter.request.names) {
+      for (const name of waiter.counted) {
         const n = this.#waitingNames.get(name)! - 1
         if (n === 0) this.#waitingNames.delete(name)
         else this.#waitingNames.set(name, n)
