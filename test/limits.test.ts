@@ -3,9 +3,11 @@
  * unchanged against both. Two `Limits` on two connections stand for two processes.
  */
 import assert from 'node:assert/strict'
-import { after, before, describe, it } from 'node:test'
+import fs from 'node:fs'
+import { syncBuiltinESMExports } from 'node:module'
+import { after, before, describe, it, mock } from 'node:test'
 import { Limits, LimitNotFoundError } from '../src/limits/limits.ts'
-import { closeDefaultLimits, openLimitStore } from '../src/limits/open.ts'
+import { closeDefaultLimits, defaultLimits, openLimitStore } from '../src/limits/open.ts'
 import type { LimitStore } from '../src/limits/store.ts'
 import { ConcurrentTaskRunner, concurrency, flow, getRunContext, rateLimit, task } from '../src/index.ts'
 import type { State } from '../src/index.ts'
@@ -415,3 +417,32 @@ for (const under of STORES) {
     })
   })
 }
+
+describe('default limits without a queue file', () => {
+  it('look for the file once per turn of the event loop, not once per tagged run', async () => {
+    const { dir, cleanup } = tempDir('ptr-limits-nofile-')
+    const file = `${dir}/none.db`
+    let stats = 0
+    const real = fs.existsSync
+    const spy = mock.method(fs, 'existsSync', (path: fs.PathLike) => {
+      if (String(path) === file) stats++
+      return real(path)
+    })
+    syncBuiltinESMExports()
+    setDefaultQueue(`sqlite:${file}`)
+    try {
+      for (let i = 0; i < 1_000; i++) assert.equal(defaultLimits(true), undefined)
+      assert.equal(stats, 1, 'one look in one turn')
+      await new Promise((r) => setImmediate(r))
+      assert.equal(defaultLimits(true), undefined)
+      assert.equal(stats, 2, 'looked again in the next turn (the file may have been made meanwhile)')
+      assert.equal(real(file), false, 'and it was not created')
+    } finally {
+      spy.mock.restore()
+      syncBuiltinESMExports()
+      setDefaultQueue(undefined)
+      await closeDefaultLimits()
+      cleanup()
+    }
+  })
+})
