@@ -446,3 +446,20 @@ describe('default limits without a queue file', () => {
     }
   })
 })
+
+describe('concurrency() without a queue file', () => {
+  it('says which queue has no such limit and how to create it, and creates no file', async () => {
+    const { dir, cleanup } = tempDir('ptr-limits-nofile-')
+    const file = `${dir}/none.db`
+    setDefaultQueue(`sqlite:${file}`)
+    try {
+      await assert.rejects(concurrency('warehouse', async () => 1), (error: Error) => error instanceof LimitNotFoundError && error.message.includes(file) && /ptr concurrency-limit create warehouse 5/.test(error.message))
+      await assert.rejects(rateLimit(['api', 'db']), (error: Error) => error instanceof LimitNotFoundError && /'api', 'db'/.test(error.message))
+      assert.equal(fs.existsSync(file), false, 'no queue file made just to say so')
+    } finally {
+      setDefaultQueue(undefined)
+      await closeDefaultLimits()
+      cleanup()
+    }
+  })
+})
