@@ -6,6 +6,7 @@ import assert from 'node:assert/strict'
 import fs from 'node:fs'
 import { syncBuiltinESMExports } from 'node:module'
 import { after, before, describe, it, mock } from 'node:test'
+import { Redis } from 'ioredis'
 import { Limits, LimitNotFoundError } from '../src/limits/limits.ts'
 import { closeDefaultLimits, defaultLimits, openLimitStore } from '../src/limits/open.ts'
 import type { LimitStore } from '../src/limits/store.ts'
@@ -273,6 +274,35 @@ for (const under of STORES) {
       const got = await Promise.race([later, sleep(3_000).then(() => undefined)])
       assert.ok(got, `acquire(['${y}']) got its slot`)
       await got.release()
+    })
+
+    it('one-shot commands open no subscriber; the first watch does, and close ends it', { skip: under.name === 'Redis' ? false : 'Redis only' }, async () => {
+      const raw = new Redis(target.url)
+      const subscribers = async () => ((await raw.pubsub('NUMSUB', 'ptr:limits')) as [string, number])[1]
+      try {
+        const before = await subscribers()
+        const store = (await openLimitStore(target.url))!
+        const name = fresh('oneshot')
+        await store.create(name, 1, 0)
+        await store.list()
+        await store.get(name)
+        await store.reset(name)
+        assert.equal(await subscribers(), before, 'create, ls, inspect, reset: one connection')
+        const woken: number[] = []
+        const unwatch = store.watch(() => woken.push(1))
+        for (let i = 0; i < 100 && (await subscribers()) === before; i++) await sleep(10)
+        assert.equal(await subscribers(), before + 1, 'watch subscribes')
+        const at = woken.length
+        await raw.publish('ptr:limits', 'free')
+        for (let i = 0; i < 100 && woken.length === at; i++) await sleep(10)
+        assert.ok(woken.length > at, 'and hears a release')
+        unwatch()
+        await store.close()
+        for (let i = 0; i < 100 && (await subscribers()) !== before; i++) await sleep(10)
+        assert.equal(await subscribers(), before, 'close ends the subscriber')
+      } finally {
+        raw.disconnect()
+      }
     })
 
     it('deleting a limit releases its waiters', async () => {
