@@ -60,6 +60,8 @@ export class SqliteLimitStore implements LimitStore {
   #ready = false
   #stmts: ReturnType<SqliteLimitStore['prepareStatements']> | undefined
   readonly #dataVersion: Database.Statement
+  /** Prepared once: asked on every call while the tables are not there yet. */
+  #tablesThere: Database.Statement | undefined
   #names: { dataVersion: number; names: ReadonlySet<string> } | undefined
   #namesThisTurn = false
   #listeners = new Set<() => void>()
@@ -87,7 +89,8 @@ export class SqliteLimitStore implements LimitStore {
 
   #useTablesIfThere(): boolean {
     if (this.#ready) return true
-    const there = this.#db.prepare(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'limit_meta'`).get() !== undefined
+    this.#tablesThere ??= this.#db.prepare(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'limit_meta'`)
+    const there = this.#tablesThere.get() !== undefined
     if (there) {
       this.#stmts = this.prepareStatements()
       this.#ready = true
