@@ -276,6 +276,27 @@ for (const under of STORES) {
       await got.release()
     })
 
+    it('a waiter narrowed by a deleted limit does not hold up a later acquisition of a re-created limit of that name', async () => {
+      const [x, y] = [fresh('x'), fresh('y')]
+      await admin.create(x, 1, 0)
+      await admin.create(y, 1, 0)
+      const [a, b] = [await limits(), await limits()]
+      const hold = await a.acquire([x])
+      const waiting = b.acquire([x, y])
+      await sleep(100)
+      await admin.delete(y)
+      await sleep(500)
+      await admin.create(y, 1, 0)
+      await sleep(500)
+      // The first waiter still waits for the other limit: the re-created one is free.
+      const later = b.acquire([y])
+      const got = await Promise.race([later, sleep(2_000).then(() => undefined)])
+      assert.ok(got, `acquire(['${y}']) got its free slot while the older waiter still waits for '${x}'`)
+      await got.release()
+      await hold.release()
+      await (await waiting).release()
+    })
+
     it('one-shot commands open no subscriber; the first watch does, and close ends it', { skip: under.name === 'Redis' ? false : 'Redis only' }, async () => {
       const raw = new Redis(target.url)
       const subscribers = async () => ((await raw.pubsub('NUMSUB', 'ptr:limits')) as [string, number])[1]

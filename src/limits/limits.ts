@@ -192,6 +192,11 @@ export class Limits {
         return
       }
       ;(waiter as { request: AcquireRequest }).request = { ...waiter.request, names: rest }
+      // Those arriving later for the deleted names need not wait behind it here.
+      if (waiter.queued) {
+        this.#uncount(waiter.counted.filter((name) => !rest.includes(name)))
+        waiter.counted = rest
+      }
       return this.#try(waiter, onWait)
     }
     if ('impossible' in result) {
@@ -296,11 +301,7 @@ export class Limits {
       waiter.queued = false
       const i = this.#indexOf(waiter.order)
       if (this.#waiters[i] === waiter) this.#waiters.splice(i, 1)
-      for (const name of waiter.counted) {
-        const n = this.#waitingNames.get(name)! - 1
-        if (n === 0) this.#waitingNames.delete(name)
-        else this.#waitingNames.set(name, n)
-      }
+      this.#uncount(waiter.counted)
     }
     if (this.#waiters.length === 0) {
       this.#unwatch?.()
@@ -308,6 +309,14 @@ export class Limits {
       this.#renewTimer?.unref()
     }
     this.#stopRenewingIfIdle()
+  }
+
+  #uncount(names: readonly string[]): void {
+    for (const name of names) {
+      const n = this.#waitingNames.get(name)! - 1
+      if (n === 0) this.#waitingNames.delete(name)
+      else this.#waitingNames.set(name, n)
+    }
   }
 
   #giveUp(waiter: Waiter, reason: unknown): void {
