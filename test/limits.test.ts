@@ -3,9 +3,12 @@
  * unchanged against both. Two `Limits` on two connections stand for two processes.
  */
 import assert from 'node:assert/strict'
-import { after, before, describe, it } from 'node:test'
+import fs from 'node:fs'
+import { syncBuiltinESMExports } from 'node:module'
+import { after, before, describe, it, mock } from 'node:test'
+import { Redis } from 'ioredis'
 import { Limits, LimitNotFoundError } from '../src/limits/limits.ts'
-import { closeDefaultLimits, openLimitStore } from '../src/limits/open.ts'
+import { closeDefaultLimits, defaultLimits, openLimitStore } from '../src/limits/open.ts'
 import type { LimitStore } from '../src/limits/store.ts'
 import { ConcurrentTaskRunner, concurrency, flow, getRunContext, rateLimit, task } from '../src/index.ts'
 import type { State } from '../src/index.ts'
@@ -229,6 +232,100 @@ for (const under of STORES) {
       await assert.rejects(a.acquire([name], { occupy: 4 }), /asks for 4 slots of '.*', which has 3/)
     })
 
+    it('a waiter behind a dead waiter (slots free) goes on once the dead one\'s place in line expires', async () => {
+      const name = fresh('deadline')
+      await admin.create(name, 1, 0)
+      const a = await limits(600)
+      const held = await a.acquire([name])
+      // A process that joins the line and dies: never renews its place, never leaves.
+      const dead = (await openLimitStore(target.url))!
+      opened.push(dead)
+      const joined = await dead.tryAcquire({ waiterId: `dead-${name}`, names: [name], occupy: 1, holder: 'dead', owner: 'gone:2', leaseMs: 600, mode: 'concurrency' })
+      assert.equal(joined.ok, false)
+      const b = await limits(600)
+      const waiting = b.acquire([name])
+      await sleep(100)
+      await held.release()
+      const began = Date.now()
+      const got = await Promise.race([waiting.then((h) => h), sleep(3_000).then(() => undefined)])
+      assert.ok(got, 'the waiter behind the dead one got the slot within 3 s')
+      assert.ok(Date.now() - began < 1_500, `got it ${Date.now() - began} ms after the release (dead waiter's lease 600 ms)`)
+      await got.release()
+    })
+
+    it('a waiter whose other limit is deleted leaves no trace: a later acquisition of a re-created limit of that name goes on', async () => {
+      const [x, y] = [fresh('x'), fresh('y')]
+      await admin.create(x, 1, 0)
+      await admin.create(y, 1, 0)
+      const [a, b] = [await limits(), await limits()]
+      const hold = await a.acquire([x])
+      const waiting = b.acquire([x, y])
+      await sleep(100)
+      // B's next try finds no limit of that name and waits for the other alone.
+      await admin.delete(y)
+      await sleep(500)
+      await admin.create(y, 1, 0)
+      await sleep(500)
+      await hold.release()
+      await (await waiting).release()
+      // Every wake of that release has passed: the next acquisition must ask the store itself.
+      await sleep(500)
+      const later = b.acquire([y])
+      const got = await Promise.race([later, sleep(3_000).then(() => undefined)])
+      assert.ok(got, `acquire(['${y}']) got its slot`)
+      await got.release()
+    })
+
+    it('a waiter narrowed by a deleted limit does not hold up a later acquisition of a re-created limit of that name', async () => {
+      const [x, y] = [fresh('x'), fresh('y')]
+      await admin.create(x, 1, 0)
+      await admin.create(y, 1, 0)
+      const [a, b] = [await limits(), await limits()]
+      const hold = await a.acquire([x])
+      const waiting = b.acquire([x, y])
+      await sleep(100)
+      await admin.delete(y)
+      await sleep(500)
+      await admin.create(y, 1, 0)
+      await sleep(500)
+      // The first waiter still waits for the other limit: the re-created one is free.
+      const later = b.acquire([y])
+      const got = await Promise.race([later, sleep(2_000).then(() => undefined)])
+      assert.ok(got, `acquire(['${y}']) got its free slot while the older waiter still waits for '${x}'`)
+      await got.release()
+      await hold.release()
+      await (await waiting).release()
+    })
+
+    it('one-shot commands open no subscriber; the first watch does, and close ends it', { skip: under.name === 'Redis' ? false : 'Redis only' }, async () => {
+      const raw = new Redis(target.url)
+      const subscribers = async () => ((await raw.pubsub('NUMSUB', 'ptr:limits')) as [string, number])[1]
+      try {
+        const before = await subscribers()
+        const store = (await openLimitStore(target.url))!
+        const name = fresh('oneshot')
+        await store.create(name, 1, 0)
+        await store.list()
+        await store.get(name)
+        await store.reset(name)
+        assert.equal(await subscribers(), before, 'create, ls, inspect, reset: one connection')
+        const woken: number[] = []
+        const unwatch = store.watch(() => woken.push(1))
+        for (let i = 0; i < 100 && (await subscribers()) === before; i++) await sleep(10)
+        assert.equal(await subscribers(), before + 1, 'watch subscribes')
+        const at = woken.length
+        await raw.publish('ptr:limits', 'free')
+        for (let i = 0; i < 100 && woken.length === at; i++) await sleep(10)
+        assert.ok(woken.length > at, 'and hears a release')
+        unwatch()
+        await store.close()
+        for (let i = 0; i < 100 && (await subscribers()) !== before; i++) await sleep(10)
+        assert.equal(await subscribers(), before, 'close ends the subscriber')
+      } finally {
+        raw.disconnect()
+      }
+    })
+
     it('deleting a limit releases its waiters', async () => {
       const name = fresh('gone')
       await admin.create(name, 1, 0)
@@ -371,3 +468,49 @@ for (const under of STORES) {
     })
   })
 }
+
+describe('default limits without a queue file', () => {
+  it('look for the file once per turn of the event loop, not once per tagged run', async () => {
+    const { dir, cleanup } = tempDir('ptr-limits-nofile-')
+    const file = `${dir}/none.db`
+    let stats = 0
+    const real = fs.existsSync
+    const spy = mock.method(fs, 'existsSync', (path: fs.PathLike) => {
+      if (String(path) === file) stats++
+      return real(path)
+    })
+    syncBuiltinESMExports()
+    setDefaultQueue(`sqlite:${file}`)
+    try {
+      for (let i = 0; i < 1_000; i++) assert.equal(defaultLimits(true), undefined)
+      assert.equal(stats, 1, 'one look in one turn')
+      await new Promise((r) => setImmediate(r))
+      assert.equal(defaultLimits(true), undefined)
+      assert.equal(stats, 2, 'looked again in the next turn (the file may have been made meanwhile)')
+      assert.equal(real(file), false, 'and it was not created')
+    } finally {
+      spy.mock.restore()
+      syncBuiltinESMExports()
+      setDefaultQueue(undefined)
+      await closeDefaultLimits()
+      cleanup()
+    }
+  })
+})
+
+describe('concurrency() without a queue file', () => {
+  it('says which queue has no such limit and how to create it, and creates no file', async () => {
+    const { dir, cleanup } = tempDir('ptr-limits-nofile-')
+    const file = `${dir}/none.db`
+    setDefaultQueue(`sqlite:${file}`)
+    try {
+      await assert.rejects(concurrency('warehouse', async () => 1), (error: Error) => error instanceof LimitNotFoundError && error.message.includes(file) && /ptr concurrency-limit create warehouse 5/.test(error.message))
+      await assert.rejects(rateLimit(['api', 'db']), (error: Error) => error instanceof LimitNotFoundError && /'api', 'db'/.test(error.message))
+      assert.equal(fs.existsSync(file), false, 'no queue file made just to say so')
+    } finally {
+      setDefaultQueue(undefined)
+      await closeDefaultLimits()
+      cleanup()
+    }
+  })
+})

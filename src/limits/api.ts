@@ -1,5 +1,8 @@
 import { currentContext } from '../engine/context.ts'
 import { PtrError, UsageError } from '../errors.ts'
+import { defaultQueueTarget } from '../queue/open.ts'
+import { redactUrl } from '../queue/url.ts'
+import { LimitNotFoundError } from './limits.ts'
 import type { Limits } from './limits.ts'
 import { defaultLimits } from './open.ts'
 
@@ -56,9 +59,10 @@ async function acquireWithin(limits: Limits, what: string, names: string[], opti
   }
 }
 
-async function openLimits(): Promise<Limits> {
-  const limits = await defaultLimits()
-  if (!limits) throw new PtrError('the limit store could not be opened', { code: 'PTR_NO_LIMIT_STORE' })
+/** The default queue's limits; no queue file yet means no limit of these names (and none is created). */
+async function openLimits(names: readonly string[]): Promise<Limits> {
+  const limits = await defaultLimits(true)
+  if (!limits) throw new LimitNotFoundError(names, redactUrl(defaultQueueTarget().url))
   return limits
 }
 
@@ -101,7 +105,7 @@ export async function concurrency<T>(
   const options = typeof optionsOrFn === 'function' ? {} : (optionsOrFn ?? {})
   const list = namesOf('concurrency', names)
   if (typeof fn !== 'function') throw new UsageError(`concurrency('${list.join("', '")}'): expected a function to run while holding the slots, got ${typeof fn}`, 'PTR_BAD_ARGUMENT')
-  const limits = await openLimits()
+  const limits = await openLimits(list)
   const held = await acquireWithin(limits, `concurrency('${list.join("', '")}')`, list, options, 'concurrency')
   try {
     return await fn()
@@ -121,6 +125,6 @@ export async function concurrency<T>(
  */
 export async function rateLimit(names: string | readonly string[], options: RateLimitOptions = {}): Promise<void> {
   const list = namesOf('rateLimit', names)
-  const limits = await openLimits()
+  const limits = await openLimits(list)
   await acquireWithin(limits, `rateLimit('${list.join("', '")}')`, list, options, 'rate')
 }

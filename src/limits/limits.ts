@@ -43,6 +43,8 @@ interface Waiter {
   joined: boolean
   /** In this process's line (`#waiters`). */
   queued: boolean
+  /** The names it was counted under in `#waitingNames` when queued (its request may narrow later, when a limit is deleted). */
+  counted: readonly string[]
   resolve(slotIds: readonly string[]): void
   reject(error: unknown): void
   timer: NodeJS.Timeout | undefined
@@ -99,7 +101,7 @@ export class Limits {
       mode: options.mode ?? 'concurrency',
     }
     const slotIds = await new Promise<readonly string[]>((resolve, reject) => {
-      const waiter: Waiter = { request, strict: options.strict ?? false, first: true, order: this.#arrivals++, joined: false, queued: false, resolve, reject, timer: undefined, done: false }
+      const waiter: Waiter = { request, strict: options.strict ?? false, first: true, order: this.#arrivals++, joined: false, queued: false, counted: [], resolve, reject, timer: undefined, done: false }
       const signal = options.signal
       if (signal) {
         const onAbort = () => this.#giveUp(waiter, signal.reason)
@@ -158,7 +160,10 @@ export class Limits {
     try {
       result = await this.store.tryAcquire(waiter.request)
     } catch (error) {
+      // The store may have put it in line before the answer was lost: leave, so no one waits behind it.
+      const wasWaiting = !waiter.done
       this.#finish(waiter)
+      if (wasWaiting) void this.store.leave(waiter.request.waiterId).catch(() => undefined)
       waiter.reject(error)
       return
     }
@@ -187,10 +192,16 @@ export class Limits {
         return
       }
       ;(waiter as { request: AcquireRequest }).request = { ...waiter.request, names: rest }
+      // Those arriving later for the deleted names need not wait behind it here.
+      if (waiter.queued) {
+        this.#uncount(waiter.counted.filter((name) => !rest.includes(name)))
+        waiter.counted = rest
+      }
       return this.#try(waiter, onWait)
     }
     if ('impossible' in result) {
       this.#finish(waiter)
+      if (waiter.joined) void this.store.leave(waiter.request.waiterId).catch(() => undefined)
       waiter.reject(new UsageError(`cannot acquire concurrency slots: ${result.impossible}`, 'PTR_LIMIT_IMPOSSIBLE'))
       return
     }
@@ -225,7 +236,8 @@ export class Limits {
     while (at > 0 && this.#waiters[at - 1]!.order > waiter.order) at--
     this.#waiters.splice(at, 0, waiter)
     waiter.queued = true
-    for (const name of waiter.request.names) this.#waitingNames.set(name, (this.#waitingNames.get(name) ?? 0) + 1)
+    waiter.counted = waiter.request.names
+    for (const name of waiter.counted) this.#waitingNames.set(name, (this.#waitingNames.get(name) ?? 0) + 1)
     onWait?.()
     this.#unwatch ??= this.store.watch(() => this.#pass())
     this.#renewing()
@@ -289,11 +301,7 @@ export class Limits {
       waiter.queued = false
       const i = this.#indexOf(waiter.order)
       if (this.#waiters[i] === waiter) this.#waiters.splice(i, 1)
-      for (const name of waiter.request.names) {
-        const n = this.#waitingNames.get(name)! - 1
-        if (n === 0) this.#waitingNames.delete(name)
-        else this.#waitingNames.set(name, n)
-      }
+      this.#uncount(waiter.counted)
     }
     if (this.#waiters.length === 0) {
       this.#unwatch?.()
@@ -301,6 +309,14 @@ export class Limits {
       this.#renewTimer?.unref()
     }
     this.#stopRenewingIfIdle()
+  }
+
+  #uncount(names: readonly string[]): void {
+    for (const name of names) {
+      const n = this.#waitingNames.get(name)! - 1
+      if (n === 0) this.#waitingNames.delete(name)
+      else this.#waitingNames.set(name, n)
+    }
   }
 
   #giveUp(waiter: Waiter, reason: unknown): void {

@@ -47,9 +47,11 @@ interface DefaultLimits {
   url: string | undefined
   limits: Limits | undefined
   opening: Promise<Limits | undefined> | undefined
+  /** A queue URL whose SQLite file was found missing in this turn of the event loop. */
+  noFile: string | undefined
 }
 type WithLimits = { [DEFAULT_LIMITS]?: DefaultLimits }
-const slot: DefaultLimits = ((globalThis as WithLimits)[DEFAULT_LIMITS] ??= { leaseMs: undefined, url: undefined, limits: undefined, opening: undefined })
+const slot: DefaultLimits = ((globalThis as WithLimits)[DEFAULT_LIMITS] ??= { leaseMs: undefined, url: undefined, limits: undefined, opening: undefined, noFile: undefined })
 
 /** Sets the slot lease the process's limits use (`ptr run` and `ptr worker serve` pass the setting). */
 export function setSlotLease(leaseMs: number | undefined): void {
@@ -74,8 +76,14 @@ export function defaultLimits(mustExist = false): Limits | Promise<Limits | unde
   if (slot.limits) return slot.limits
   if (slot.opening) return slot.opening
   if (mustExist) {
+    // Looked at once per turn at most: a map of 10,000 tagged runs asks 10,000 times in one turn.
+    if (slot.noFile === url) return undefined
     const parsed = parseQueueUrl(url, source)
-    if (parsed.kind === 'sqlite' && parsed.path !== ':memory:' && !existsSync(parsed.path)) return undefined
+    if (parsed.kind === 'sqlite' && parsed.path !== ':memory:' && !existsSync(parsed.path)) {
+      slot.noFile = url
+      setImmediate(() => (slot.noFile = undefined)).unref()
+      return undefined
+    }
   }
   const opening = openLimitStore(url, { source, mustExist }).then((store) => {
     if (slot.opening !== opening) {

@@ -80,7 +80,12 @@ for k, name in ipairs(names) do
   local d = decayed(h, now)
   ds[k] = d
   local first = redis.call('ZRANGE', p .. 'limit-line:' .. name, 0, 0, 'WITHSCORES')
-  if first[1] and first[1] ~= wid and (seq < 0 or tonumber(first[2]) < seq) then blocked = true end
+  if first[1] and first[1] ~= wid and (seq < 0 or tonumber(first[2]) < seq) then
+    blocked = true
+    -- An older waiter whose process died leaves the line when its lease ends, and nobody says so: try again then.
+    local untilAt = redis.call('ZSCORE', p .. 'limit-waiters', first[1])
+    if untilAt then soonest(math.max(1, tonumber(untilAt) - now + 1)) end
+  end
   local over = used + d + occupy - slots
   if over > -1 + 1e-9 then table.insert(full, name) end
   if over > 1e-9 then
@@ -244,6 +249,9 @@ export class RedisLimitStore implements LimitStore {
   #names: ReadonlySet<string> | undefined
   #namesRead: Promise<ReadonlySet<string>> | undefined
   #listeners = new Set<() => void>()
+  /** The subscription was confirmed: from then on a change of the names is heard. */
+  #subscribed = false
+  #closed = false
 
   private constructor(redis: ScriptedRedis, url: string) {
     this.#redis = redis
@@ -252,13 +260,14 @@ export class RedisLimitStore implements LimitStore {
 
   static async connect(url: string, options: { db?: number; source?: string } = {}): Promise<RedisLimitStore> {
     const redis = (await connectRedis(url, options, SCRIPTS)) as ScriptedRedis
-    const store = new RedisLimitStore(redis, url)
-    await store.#subscribe()
-    return store
+    // The subscriber (a second connection) opens when first needed: watch(), limitedNames();
+    // one-shot commands (create, ls, inspect) never open it.
+    return new RedisLimitStore(redis, url)
   }
 
   #subscribe(): Promise<unknown> {
     if (this.#subReady) return this.#subReady
+    if (this.#closed) return Promise.resolve()
     const sub = this.#redis.duplicate({ lazyConnect: false })
     sub.on('error', () => undefined)
     this.#sub = sub
@@ -277,8 +286,24 @@ export class RedisLimitStore implements LimitStore {
       for (const listener of this.#listeners) listener()
     })
     sub.on('close', () => (this.#names = undefined))
-    this.#subReady = sub.subscribe(`${PREFIX}limits`)
-    return this.#subReady
+    const ready = sub.subscribe(`${PREFIX}limits`).then(
+      () => {
+        if (this.#sub !== sub) return
+        this.#subscribed = true
+        // A release published before now went unheard: those already waiting look again.
+        for (const listener of this.#listeners) listener()
+      },
+      () => {
+        // Not subscribed: close that connection; the next watch or look-up tries again.
+        sub.disconnect()
+        if (this.#sub === sub) {
+          this.#sub = undefined
+          this.#subReady = undefined
+        }
+      },
+    )
+    this.#subReady = ready
+    return ready
   }
 
   async create(name: string, limit: number, slotDecayPerSecond: number): Promise<'created' | 'updated'> {
@@ -326,12 +351,15 @@ export class RedisLimitStore implements LimitStore {
 
   limitedNames(): ReadonlySet<string> | Promise<ReadonlySet<string>> {
     // Cached only while the subscriber is up: it is what tells us the set changed.
-    if (this.#names && this.#sub?.status === 'ready') return this.#names
+    const listening = this.#subscribed && this.#sub?.status === 'ready'
+    if (this.#names && listening) return this.#names
+    if (!listening) void this.#subscribe()
     return (this.#namesRead ??= this.#redis.smembers(`${PREFIX}limit-names`).then(
       (names) => {
         this.#namesRead = undefined
         const set: ReadonlySet<string> = new Set(names)
-        this.#names = set
+        // A change made before the subscription was confirmed would go unheard: not kept then.
+        if (listening) this.#names = set
         return set
       },
       (error: unknown) => {
@@ -372,10 +400,12 @@ export class RedisLimitStore implements LimitStore {
 
   watch(listener: () => void): () => void {
     this.#listeners.add(listener)
+    void this.#subscribe()
     return () => this.#listeners.delete(listener)
   }
 
   async close(): Promise<void> {
+    this.#closed = true
     this.#listeners.clear()
     this.#sub?.disconnect()
     await this.#redis.quit().catch(() => this.#redis.disconnect())

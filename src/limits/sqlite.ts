@@ -60,6 +60,8 @@ export class SqliteLimitStore implements LimitStore {
   #ready = false
   #stmts: ReturnType<SqliteLimitStore['prepareStatements']> | undefined
   readonly #dataVersion: Database.Statement
+  /** Prepared once: asked on every call while the tables are not there yet. */
+  #tablesThere: Database.Statement | undefined
   #names: { dataVersion: number; names: ReadonlySet<string> } | undefined
   #namesThisTurn = false
   #listeners = new Set<() => void>()
@@ -87,7 +89,8 @@ export class SqliteLimitStore implements LimitStore {
 
   #useTablesIfThere(): boolean {
     if (this.#ready) return true
-    const there = this.#db.prepare(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'limit_meta'`).get() !== undefined
+    this.#tablesThere ??= this.#db.prepare(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'limit_meta'`)
+    const there = this.#tablesThere.get() !== undefined
     if (there) {
       this.#stmts = this.prepareStatements()
       this.#ready = true
@@ -124,7 +127,7 @@ export class SqliteLimitStore implements LimitStore {
       holders: db.prepare(`SELECT * FROM limit_slots WHERE name = ? ORDER BY acquired_at`),
       waiting: db.prepare(`SELECT count(*) FROM limit_waiters WHERE name = ? AND lease_until >= ?`).pluck(),
       mySeq: db.prepare(`SELECT seq FROM limit_waiters WHERE id = ? LIMIT 1`).pluck(),
-      older: db.prepare(`SELECT 1 FROM limit_waiters WHERE name = ? AND seq < ? LIMIT 1`),
+      older: db.prepare(`SELECT min(lease_until) FROM limit_waiters WHERE name = ? AND seq < ?`).pluck(),
       bumpSeq: db.prepare(`UPDATE limit_meta SET v = v + 1 WHERE k = 'seq' RETURNING v`).pluck(),
       bumpVersion: db.prepare(`UPDATE limit_meta SET v = v + 1 WHERE k = 'version' RETURNING v`).pluck(),
       version: db.prepare(`SELECT v FROM limit_meta WHERE k = 'version'`).pluck(),
@@ -256,7 +259,13 @@ export class SqliteLimitStore implements LimitStore {
         }
         const d = decayedAt(row, now)
         decayed.push(d)
-        if (s.older.get(row.name, seq)) blocked = true
+        const olderUntil = s.older.get(row.name, seq) as number | null
+        if (olderUntil !== null) {
+          blocked = true
+          // An older waiter whose process died leaves the line when its lease ends, and nobody
+          // says so: try again then.
+          soonest(Math.max(1, olderUntil - now + 1))
+        }
         const { used, next } = s.used.get(row.name) as { used: number; next: number | null }
         const over = used + d + request.occupy - row.slots
         if (over > -1 + 1e-9) full.push(row.name)

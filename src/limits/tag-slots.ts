@@ -8,6 +8,43 @@ import { defaultLimits } from './open.ts'
 /** The state of a task run waiting for a slot of a limited tag (Prefect's name). */
 export const AWAITING_CONCURRENCY_SLOT = 'AwaitingConcurrencySlot'
 
+/** How to wait for the slots of the limited tags: asked only once some tag has a limit. */
+export interface TagSlotWait {
+  /** What holds the slots, as `ptr concurrency-limit inspect` shows it. */
+  holder: string
+  /** Ends the wait: the promise rejects with the signal's reason. */
+  signal?: AbortSignal
+  /** Called once if the run has to wait. */
+  onWait?: () => void
+}
+
+/**
+ * Takes a slot of each tag that has a limit in the default queue's store, for one task run (the
+ * engine's runs, and task workers' runs). Returns undefined at once when no tag is limited (no
+ * await: the common case costs a cached lookup); else a promise of the function that gives the
+ * slots back. `how` is called only when some tag is limited.
+ */
+export function takeTagSlots(tags: readonly string[], how: (wanted: readonly string[]) => TagSlotWait): Promise<(() => void) | undefined> | undefined {
+  const limits = defaultLimits(true)
+  if (limits === undefined) return undefined
+  if (limits instanceof Promise) return limits.then((opened) => (opened ? slotsFor(opened, tags, how) : undefined))
+  return slotsFor(limits, tags, how)
+}
+
+function slotsFor(limits: Limits, tags: readonly string[], how: (wanted: readonly string[]) => TagSlotWait): Promise<(() => void) | undefined> | undefined {
+  const names = limits.store.limitedNames()
+  if (names instanceof Promise) return names.then((known) => take(limits, tags, known, how))
+  return take(limits, tags, names, how)
+}
+
+function take(limits: Limits, tags: readonly string[], limited: ReadonlySet<string>, how: (wanted: readonly string[]) => TagSlotWait): Promise<() => void> | undefined {
+  if (limited.size === 0) return undefined
+  const wanted = tags.filter((tag) => limited.has(tag))
+  if (wanted.length === 0) return undefined
+  const { holder, signal, onWait } = how(wanted)
+  return limits.acquire(wanted, { holder, ...(signal ? { signal } : {}), ...(onWait ? { onWait } : {}) }).then((held) => () => void held.release())
+}
+
 /**
  * The engine's `tagSlots`: a run whose tags have limits in the default queue's store waits for a
  * slot of each. Runs handed to task workers (`marksRunning`) take their slots in the worker instead,
@@ -15,40 +52,22 @@ export const AWAITING_CONCURRENCY_SLOT = 'AwaitingConcurrencySlot'
  */
 export function tagSlots(run: TagSlotsRun): (() => void) | Promise<(() => void) | undefined> | undefined {
   if (run.executor.marksRunning) return undefined
-  const limits = defaultLimits(true)
-  if (limits === undefined) return undefined
-  if (limits instanceof Promise) return limits.then((opened) => (opened ? slotsFor(opened, run) : undefined))
-  return slotsFor(limits, run)
-}
-
-function slotsFor(limits: Limits, run: TagSlotsRun): (() => void) | Promise<(() => void) | undefined> | undefined {
-  const names = limits.store.limitedNames()
-  if (names instanceof Promise) return names.then((known) => take(limits, run, known))
-  return take(limits, run, names)
-}
-
-function take(limits: Limits, run: TagSlotsRun, limited: ReadonlySet<string>): Promise<(() => void) | undefined> | undefined {
-  if (limited.size === 0) return undefined
-  const wanted = run.tags.filter((tag) => limited.has(tag))
-  if (wanted.length === 0) return undefined
-  const controller = new AbortController()
-  run.onSettled(() => controller.abort())
-  return limits
-    .acquire(wanted, {
+  const taking = takeTagSlots(run.tags, (wanted) => {
+    const controller = new AbortController()
+    run.onSettled(() => controller.abort())
+    return {
       holder: `${run.name} (${run.id})`,
       signal: controller.signal,
       onWait: () => {
         if (!isSettled(run.state)) run.setState(makeState('Pending', AWAITING_CONCURRENCY_SLOT, { message: `waiting for a slot of ${wanted.map((t) => `'${t}'`).join(', ')}` }))
       },
-    })
-    .then(
-      (held) => () => void held.release(),
-      (error: unknown) => {
-        // Cancelled (or otherwise settled) while waiting: nothing was taken.
-        if (isSettled(run.state)) return undefined
-        throw error
-      },
-    )
+    }
+  })
+  return taking?.catch((error: unknown) => {
+    // Cancelled (or otherwise settled) while waiting: nothing was taken.
+    if (isSettled(run.state)) return undefined
+    throw error
+  })
 }
 
 provide({ tagSlots })

@@ -15,7 +15,8 @@ import type { ClaimedRun, LogLine, QueueBackend } from '../queue/backend.ts'
 import { decodeValue, encodeValue, storeError } from '../queue/codec.ts'
 import { openQueue, queueTimingsFromEnv, setDefaultQueue } from '../queue/open.ts'
 import { resolveQueueUrl } from '../queue/url.ts'
-import { closeDefaultLimits, defaultLimits } from '../limits/open.ts'
+import { closeDefaultLimits } from '../limits/open.ts'
+import { takeTagSlots } from '../limits/tag-slots.ts'
 
 export interface TaskWorkerOptions {
   /** Most runs executing at once, exactly (no prefetch). @default 10 */
@@ -406,21 +407,18 @@ export class TaskWorker {
    * does for its own runs; stopping the attempt (worker stopping, run cancelled) ends the wait.
    */
   async #tagSlots(tags: readonly string[], slot: Slot): Promise<(() => void) | undefined> {
-    const limits = await defaultLimits(true)
-    if (!limits) return undefined
-    const names = await limits.store.limitedNames()
-    const wanted = tags.filter((tag) => names.has(tag))
-    if (wanted.length === 0) return undefined
-    if (slot.stopReason) throw slot.stopReason
-    const controller = new AbortController()
-    slot.onStop = (reason) => controller.abort(reason)
-    try {
-      const held = await limits.acquire(wanted, {
+    const taking = takeTagSlots(tags, (wanted) => {
+      const controller = new AbortController()
+      if (slot.stopReason) controller.abort(slot.stopReason)
+      else slot.onStop = (reason) => controller.abort(reason)
+      return {
         holder: `${slot.run.name} (${slot.run.runId})`,
         signal: controller.signal,
         onWait: () => this.#line(`${slot.run.name} AwaitingConcurrencySlot (${wanted.join(', ')})`),
-      })
-      return () => void held.release()
+      }
+    })
+    try {
+      return await taking
     } finally {
       slot.onStop = undefined
     }
