@@ -14,7 +14,7 @@ import { Redis } from 'ioredis'
 import { ConcurrentTaskRunner, task } from '../src/index.ts'
 import type { TaskRunner } from '../src/index.ts'
 import { Limits } from '../src/limits/limits.ts'
-import { closeDefaultLimits, openLimitStore } from '../src/limits/open.ts'
+import { closeDefaultLimits, defaultLimits, openLimitStore } from '../src/limits/open.ts'
 import { setDefaultQueue } from '../src/queue/open.ts'
 import { tempDir } from '../test/helpers/cli.ts'
 import { haveRedisServer, startRedis } from '../test/helpers/redis.ts'
@@ -145,7 +145,9 @@ export const scenarios: Scenario[] = [
     name: `${HOT} no-op runs with a tag that has no limit (SQLite store open) vs untagged`,
     unit: 'µs/run',
     better: 'lower',
-    ours: { label: 'ptr, tagged, no limit', measure: () => withDefaultQueue(async () => (await limitDb(), 1e6 / (await runsPerSecond(unlimited, HOT)))) },
+    // The store is open before the runs start, as the name says: until it is, a tagged run cannot
+    // know whether its tags have limits, and waits in the engine's general way (once per process).
+    ours: { label: 'ptr, tagged, no limit', measure: () => withDefaultQueue(async () => (await limitDb(), await defaultLimits(), 1e6 / (await runsPerSecond(unlimited, HOT)))) },
     peer: { label: 'untagged', measure: async () => 1e6 / (await runsPerSecond(plain, HOT)) },
     target: { text: '≤ 1.5× untagged', met: (ours, peer) => peer !== undefined && ours <= peer * 1.5 },
   },
