@@ -4,7 +4,6 @@ import { isSettled } from '../engine/states.ts'
 import type { RunLogs } from '../render/run-history.ts'
 import { RunHistory, errorRecord, flowRunRecord } from '../render/run-history.ts'
 import type { CachePolicy, ResultStore, StoredResult } from '../engine/result-types.ts'
-import { digest } from '../engine/value-hash.ts'
 import { decodeResult, encodeResult } from './values.ts'
 import { isShortValue } from './value-text.ts'
 import type { FlowRunWrite, HistoryStore } from './store.ts'
@@ -13,6 +12,7 @@ import {
   INLINE_VALUE_BYTES,
   OP_BYTES,
   OP_CACHE,
+  OP_CACHED,
   OP_ERROR,
   OP_LOG,
   OP_NOT_KEPT,
@@ -96,6 +96,11 @@ export class HistoryRecorder implements ResultStore {
   #resumable: Map<string, { result: Uint8Array | null; file: string | null }> | undefined
   /** Cache entries of this process not yet written, by key: a later run in this process sees them. */
   readonly #pendingCache = new Map<string, PendingCacheEntry>()
+  /**
+   * The cache entries cached() served, by key: when (the entry's `created`). The row of a run an
+   * entry stood in for takes the entry's value (OP_CACHED) rather than a serialization of its own.
+   */
+  readonly #served = new Map<string, number>()
   /** Flow run values to keep, by flow run id, until posted (a later write without one keeps it). */
   readonly #flowValues = new Map<string, Uint8Array>()
   readonly #flows = new Map<string, FlowEntry>()
@@ -160,6 +165,7 @@ export class HistoryRecorder implements ResultStore {
         if (bytes instanceof Uint8Array) return bytes
         throw new Error(bytes.problem)
       })
+      if (value) this.#served.set(key, pending.created)
       return value && { value: value.value, from: `the cache (written ${iso(pending.created)} by ${pending.source})` }
     }
     let found: ReturnType<HistoryStore['cached']>
@@ -170,6 +176,7 @@ export class HistoryRecorder implements ResultStore {
     }
     if (!found) return undefined
     const value = this.#decode(() => found.bytes)
+    if (value) this.#served.set(key, found.created)
     return value && { value: value.value, from: `the cache (written ${iso(found.created)} by ${found.source})` }
   }
 
@@ -301,20 +308,30 @@ export class HistoryRecorder implements ResultStore {
     }
     const value = state.result
     const note = memo.identity === undefined ? `${NOT_MATCHED}${memo.unhashable}` : null
-    const file = memo.cacheKey === undefined ? null : `cache-${digest(memo.cacheKey)}`
+    const cached = state.name === 'Cached'
+    if (cached && memo.cacheKey !== undefined) {
+      // Served by the cache (not by the resumed run, which resumed() tries first): the row takes the entry's value.
+      const created = this.#served.get(memo.cacheKey)
+      if (created !== undefined && !(memo.identity !== undefined && this.#resumable?.has(memo.identity))) {
+        this.#served.delete(memo.cacheKey)
+        if (note === null) ops.push(OP_CACHED, info.id, memo.cacheKey, created, memo.identity)
+        else ops.push(OP_NOT_KEPT, info.id, note)
+        return
+      }
+    }
     if (isShortValue(value) && (typeof value !== 'string' || value.length * 3 < this.#results.maxBytes)) {
-      if (note === null && file === null) ops.push(OP_VALUE_ID, info.id, value, memo.identity!)
-      else ops.push(OP_VALUE, info.id, value, memo.identity ?? null, note, file)
+      if (note === null) ops.push(OP_VALUE_ID, info.id, value, memo.identity!)
+      else ops.push(OP_VALUE, info.id, value, memo.identity ?? null, note)
     } else {
       const bytes = this.#encode(value)
       if (typeof bytes === 'string') {
         ops.push(OP_NOT_KEPT, info.id, bytes)
         return
       }
-      ops.push(OP_BYTES, info.id, ownBuffer(bytes), memo.identity ?? null, note, file)
+      ops.push(OP_BYTES, info.id, ownBuffer(bytes), memo.identity ?? null, note)
     }
     // A run that executed refreshes its cache entry; one that a stored value stood in for does not.
-    if (memo.cacheKey !== undefined && state.name !== 'Cached') {
+    if (memo.cacheKey !== undefined && !cached) {
       const created = state.timestamp
       const expires = memo.cacheTtlMs === undefined ? undefined : created + memo.cacheTtlMs
       const source = `'${info.name}' of flow run ${this.#flows.get(info.flowRunId!)?.rootId ?? info.flowRunId}`

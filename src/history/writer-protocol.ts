@@ -30,10 +30,11 @@ export const OP_STATE_FULL = 4
 /** The error record of a settled run: `id, record`. */
 export const OP_ERROR = 5
 /**
- * A completed run's value: `id, value, identity, note, file`. OP_VALUE carries the value itself
+ * A completed run's value: `id, value, identity, note`. OP_VALUE carries the value itself
  * (undefined, a boolean, null, a finite number or a string: the writer encodes it), OP_BYTES its
- * serialized bytes. `note` says why it cannot be matched on resume (when `identity` is null);
- * `file` names the results file should the value be too big for a row (null: the run's place).
+ * serialized bytes. `note` says why it cannot be matched on resume (when `identity` is null). A
+ * value too big for a row goes to a file of the run's own, `<root id>-<seq>.bin`: a file is never
+ * rewritten, so a row keeps the value its run produced.
  */
 export const OP_VALUE = 6
 export const OP_BYTES = 7
@@ -45,9 +46,15 @@ export const OP_NOT_KEPT = 9
 export const OP_CACHE = 10
 /** A log line of a task run: `id, timestamp, level, message`. */
 export const OP_LOG = 11
+/**
+ * A run the cache stood in for, whose row keeps the entry's value: `id, key, created, identity`.
+ * The writer copies the entry's bytes (or file name) into the row, if the entry is still the one
+ * written at `created` (else the row says its value is gone): the value is not serialized again.
+ */
+export const OP_CACHED = 12
 
 /** How many fields follow each op's code. */
-export const OP_FIELDS: readonly number[] = [0, 10, 3, 4, 6, 2, 5, 5, 3, 2, 4, 4]
+export const OP_FIELDS: readonly number[] = [0, 10, 3, 4, 6, 2, 4, 4, 3, 2, 4, 4, 4]
 /** `code` of a state (see OP_STATE). */
 export const stateCode = (typeIndex: number, attempt: number): number => typeIndex + 8 * attempt
 
