@@ -5,7 +5,7 @@
  * in-process.
  */
 import assert from 'node:assert/strict'
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { after, describe, it } from 'node:test'
 import Database from 'better-sqlite3'
@@ -163,6 +163,68 @@ describe('the engine with a result store (in-process, a real history file)', () 
       assert.equal(other.first, 601, 'another flow parameter is another key')
       assert.equal(other.refreshed, 701)
       assert.deepEqual(other.fn, [302, 302, 809, 909], 'cacheKeyFn keys do not depend on the parameters; a null key is not cached')
+    } finally {
+      off()
+      recorder.close()
+      store.close()
+    }
+  })
+
+  it('a flow run keeps the value it produced: a later run refreshing the same cache key does not change it; a cache hit copies the entry, no new file', async () => {
+    const file = project.path(`h${n++}.db`)
+    const resultsDir = path.join(path.dirname(file), 'results')
+    let executed = 0
+    // Over INLINE_VALUE_BYTES: kept in a file under results/.
+    const big = task({ name: 'big', cachePolicy: 'inputs' }, (x: number) => ({ x, run: ++executed, pad: 'p'.repeat(70_000) }))
+    const refreshing = big.withOptions({ refreshCache: true })
+    const runOnce = async (body: () => Promise<{ run: number }>, resume?: string) => {
+      const store = HistoryStore.open(file)
+      const recorder = new HistoryRecorder(store)
+      if (resume !== undefined) recorder.resumeFrom(resume)
+      const off = onRunEvent(recorder.onEvent)
+      try {
+        const { state } = await flow({ name: 'keeps', taskRunner: new SequentialTaskRunner() }, body).run(undefined, { results: recorder })
+        assert.equal(state.type, 'Completed', state.error?.stack)
+        return { run: (state.result as { run: number }).run, id: recorder.rootIds[0]! }
+      } finally {
+        off()
+        recorder.close()
+        store.close()
+      }
+    }
+    const a = await runOnce(() => big(1))
+    assert.equal(a.run, 1)
+    const b = await runOnce(() => refreshing(1))
+    assert.equal(b.run, 2, 'refreshCache ran it again')
+    const filesBefore = readdirSync(resultsDir).length
+    const c = await runOnce(() => big(1))
+    assert.equal(c.run, 2, 'the cache holds the refreshed value')
+    assert.equal(readdirSync(resultsDir).length, filesBefore, 'a cache hit writes no file of its own')
+    // Resuming a run reuses the value that run had, before the cache's.
+    assert.equal((await runOnce(() => big(1), a.id)).run, 1, "run A's row still holds A's value")
+    assert.equal((await runOnce(() => big(1), c.id)).run, 2, "run C's row holds the value it was served")
+    assert.equal(executed, 2)
+  })
+
+  it('a hit in the same process, before the entry is written, gets the value as the run returned it, not as the caller changed it since', async () => {
+    const { store, recorder } = open()
+    let executed = 0
+    const make = task({ name: 'make', cachePolicy: 'inputs' }, (x: number) => ({ x, list: [1], run: ++executed }))
+    const off = onRunEvent(recorder.onEvent)
+    try {
+      const f = flow({ name: 'mutates', taskRunner: new SequentialTaskRunner() }, async () => {
+        const first = await make(1)
+        first.x = 99
+        first.list.push(2)
+        return { second: await make(1), third: await make(1) }
+      })
+      const { state } = await f.run(undefined, { results: recorder })
+      assert.equal(state.type, 'Completed', state.error?.stack)
+      assert.equal(executed, 1, 'the later calls were served by the cache')
+      const { second, third } = state.result as { second: unknown; third: unknown }
+      assert.deepEqual(second, { x: 1, list: [1], run: 1 })
+      assert.deepEqual(third, { x: 1, list: [1], run: 1 })
+      assert.notEqual(second, third, 'each hit gets a copy of its own')
     } finally {
       off()
       recorder.close()

@@ -36,8 +36,13 @@ const POST_AT_OPS = 8192
 /** Slots numbered (see #slot); the rest are sent by name. */
 const MAX_SLOTS = 256
 
-/** A cache entry of this process not yet written: its value as the run returned it. */
+/**
+ * A cache entry of this process not yet written: its value as the run returned it, as the
+ * bytes the writer gets (a hit decodes a copy: a later change to the run's object does not leak
+ * into it), or the value itself when it has a short form (immutable).
+ */
 interface PendingCacheEntry {
+  bytes: Uint8Array | undefined
   value: unknown
   created: number
   expires: number | undefined
@@ -160,11 +165,8 @@ export class HistoryRecorder implements ResultStore {
     else if (pending) {
       if (pending.expires !== undefined && pending.expires <= Date.now()) return undefined
       // A copy, as a read from the store would be: the run that wrote it keeps its own object.
-      const value = this.#decode(() => {
-        const bytes = encodeResult(pending.value)
-        if (bytes instanceof Uint8Array) return bytes
-        throw new Error(bytes.problem)
-      })
+      const { bytes } = pending
+      const value = bytes === undefined ? { value: pending.value } : this.#decode(() => bytes)
       if (value) this.#served.set(key, pending.created)
       return value && { value: value.value, from: `the cache (written ${iso(pending.created)} by ${pending.source})` }
     }
@@ -319,6 +321,7 @@ export class HistoryRecorder implements ResultStore {
         return
       }
     }
+    let kept: Uint8Array | undefined
     if (isShortValue(value) && (typeof value !== 'string' || value.length * 3 < this.#results.maxBytes)) {
       if (note === null) ops.push(OP_VALUE_ID, info.id, value, memo.identity!)
       else ops.push(OP_VALUE, info.id, value, memo.identity ?? null, note)
@@ -328,7 +331,8 @@ export class HistoryRecorder implements ResultStore {
         ops.push(OP_NOT_KEPT, info.id, bytes)
         return
       }
-      ops.push(OP_BYTES, info.id, ownBuffer(bytes), memo.identity ?? null, note)
+      kept = ownBuffer(bytes)
+      ops.push(OP_BYTES, info.id, kept, memo.identity ?? null, note)
     }
     // A run that executed refreshes its cache entry; one that a stored value stood in for does not.
     if (memo.cacheKey !== undefined && !cached) {
@@ -336,7 +340,7 @@ export class HistoryRecorder implements ResultStore {
       const expires = memo.cacheTtlMs === undefined ? undefined : created + memo.cacheTtlMs
       const source = `'${info.name}' of flow run ${this.#flows.get(info.flowRunId!)?.rootId ?? info.flowRunId}`
       ops.push(OP_CACHE, memo.cacheKey, created, expires ?? null, source)
-      this.#pendingCache.set(memo.cacheKey, { value, created, expires, source, batch: this.#writer.next })
+      this.#pendingCache.set(memo.cacheKey, { bytes: kept, value: kept === undefined ? value : undefined, created, expires, source, batch: this.#writer.next })
     }
   }
 
