@@ -97,8 +97,8 @@ export class HistoryRecorder implements ResultStore {
   readonly #file: string | undefined
   readonly #writer: WriterThread
   #resumeFrom: string | undefined
-  /** Stored values of the resumed run's completed task runs, by identity (read once, at start). */
-  #resumable: Map<string, { result: Uint8Array | null; file: string | null }> | undefined
+  /** Where the resumed run's completed task runs are (seq), by identity (read once, at start); their values are read when used. */
+  #resumable: Map<string, number> | undefined
   /** Cache entries of this process not yet written, by key: a later run in this process sees them. */
   readonly #pendingCache = new Map<string, PendingCacheEntry>()
   /**
@@ -153,9 +153,9 @@ export class HistoryRecorder implements ResultStore {
   }
 
   resumed(identity: string): StoredResult | undefined {
-    const stored = this.#resumable?.get(identity)
-    if (!stored) return undefined
-    const value = this.#decode(() => this.#store.readValue(stored))
+    const seq = this.#resumable?.get(identity)
+    if (seq === undefined) return undefined
+    const value = this.#decode(() => this.#store.resumedValue(this.#resumeFrom!, seq))
     return value && { value: value.value, from: `flow run ${this.#resumeFrom}` }
   }
 

@@ -142,6 +142,7 @@ export class HistoryStore {
   readonly #db: Database.Database
   readonly #host = hostname()
   readonly #readCache: Database.Statement
+  readonly #readKept: Database.Statement
   /** Where values too big for a row go: `<localDir>/results/`. */
   readonly resultsDir: string
 
@@ -150,6 +151,7 @@ export class HistoryStore {
     this.#db = db
     this.resultsDir = path.join(path.dirname(file), 'results')
     this.#readCache = db.prepare(`SELECT result, result_file AS file, created, source FROM cache WHERE key = ? AND (expires IS NULL OR expires > ?)`)
+    this.#readKept = db.prepare(`SELECT result, result_file AS file FROM task_runs WHERE root_id = ? AND seq = ?`)
   }
 
   /** Opens (creating if needed) the history file, and marks the runs of dead `ptr run`s Crashed. */
@@ -223,14 +225,22 @@ export class HistoryStore {
   }
 
   /**
-   * The stored values of the completed task runs under root flow run `rootId` (its subflows'
-   * too), by identity: what a flow run that resumes it reuses.
+   * The completed task runs under root flow run `rootId` (its subflows' too) that kept a value,
+   * by identity: their place (seq), which {@link resumedValue} reads the value by when a flow run
+   * that resumes it reuses one (the values stay on disk until then).
    */
-  resumable(rootId: string): Map<string, { result: Uint8Array | null; file: string | null }> {
+  resumable(rootId: string): Map<string, number> {
     const rows = this.#db
-      .prepare(`SELECT identity, result, result_file AS file FROM task_runs WHERE root_id = ? AND identity IS NOT NULL AND (result IS NOT NULL OR result_file IS NOT NULL)`)
-      .all(rootId) as { identity: string; result: Uint8Array | null; file: string | null }[]
-    return new Map(rows.map((r) => [r.identity, { result: r.result, file: r.file }]))
+      .prepare(`SELECT identity, seq FROM task_runs WHERE root_id = ? AND identity IS NOT NULL AND (result IS NOT NULL OR result_file IS NOT NULL)`)
+      .all(rootId) as { identity: string; seq: number }[]
+    return new Map(rows.map((r) => [r.identity, r.seq]))
+  }
+
+  /** The bytes task run `seq` of root flow run `rootId` kept (an error if it kept none, or its file has gone). */
+  resumedValue(rootId: string, seq: number): Uint8Array {
+    const row = this.#readKept.get(rootId, seq) as { result: Uint8Array | null; file: string | null } | undefined
+    if (!row || (row.result === null && row.file === null)) throw new Error(`task run ${seq} of flow run ${rootId} kept no value`)
+    return this.readValue(row)
   }
 
   /**
