@@ -157,58 +157,68 @@ export class HistoryStore {
   /** Opens (creating if needed) the history file, and marks the runs of dead `ptr run`s Crashed. */
   static open(file: string): HistoryStore {
     let db: Database.Database
+    let opened: Database.Database | undefined
     try {
       mkdirSync(path.dirname(file), { recursive: true })
-      db = new Database(file, { timeout: 10_000 })
+      db = opened = new Database(file, { timeout: 10_000 })
       db.pragma('journal_mode = WAL')
       db.pragma('synchronous = NORMAL')
     } catch (error) {
+      opened?.close()
       throw new UsageError(
         `cannot open the run history ${file}: ${(error as Error).message}; fix the folder's permissions, set localDir elsewhere, or turn the history off with PREFECT_HISTORY=false`,
         'PTR_HISTORY_OPEN',
       )
     }
-    const tables = (db.prepare(`SELECT name FROM sqlite_master WHERE type = 'table'`).all() as { name: string }[]).map((t) => t.name)
-    if (tables.length > 0 && !tables.includes('flow_runs')) {
+    // Whatever fails from here (a damaged file, one locked past the timeout, a read-only one) closes the connection.
+    try {
+      const tables = (db.prepare(`SELECT name FROM sqlite_master WHERE type = 'table'`).all() as { name: string }[]).map((t) => t.name)
+      if (tables.length > 0 && !tables.includes('flow_runs')) {
+        throw new UsageError(`${file} is not a ptr run history (it holds other tables: ${tables.join(', ')}); move it away or set localDir elsewhere`, 'PTR_HISTORY_FOREIGN')
+      }
+      db.exec(`
+        CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
+        CREATE TABLE IF NOT EXISTS flow_runs (
+          id TEXT PRIMARY KEY, root_id TEXT NOT NULL, parent_id TEXT, flow_name TEXT NOT NULL,
+          state_type TEXT NOT NULL, state_name TEXT NOT NULL, record TEXT NOT NULL,
+          pid INTEGER NOT NULL, host TEXT NOT NULL, heartbeat INTEGER NOT NULL, created INTEGER NOT NULL, ended INTEGER,
+          file TEXT, result BLOB);
+        CREATE INDEX IF NOT EXISTS flow_runs_root ON flow_runs (root_id);
+        CREATE INDEX IF NOT EXISTS flow_runs_created ON flow_runs (created);
+        CREATE TABLE IF NOT EXISTS task_runs (
+          root_id TEXT NOT NULL, seq INTEGER NOT NULL, settled INTEGER NOT NULL, state_name TEXT NOT NULL, row TEXT NOT NULL,
+          identity TEXT, result BLOB, result_file TEXT,
+          PRIMARY KEY (root_id, seq)) WITHOUT ROWID;
+        CREATE TABLE IF NOT EXISTS cache (
+          key TEXT PRIMARY KEY, result BLOB, result_file TEXT, created INTEGER NOT NULL, expires INTEGER, source TEXT NOT NULL);
+        INSERT OR IGNORE INTO meta (k, v) VALUES ('schema', '${SCHEMA_VERSION}');
+      `)
+      const version = Number((db.prepare(`SELECT v FROM meta WHERE k = 'schema'`).get() as { v: string }).v)
+      if (version > SCHEMA_VERSION) {
+        throw new UsageError(`${file} was written by a newer ptr (history schema ${version}, this one reads ${SCHEMA_VERSION}); upgrade ptr or set localDir elsewhere`, 'PTR_HISTORY_SCHEMA')
+      }
+      if (version < 2) {
+        // Schema 1 had no results: add their columns (old runs have none, and cannot be resumed).
+        db.transaction(() => {
+          const columns = (table: string) => (db.prepare(`PRAGMA table_info(${table})`).all() as { name: string }[]).map((c) => c.name)
+          const tasks = columns('task_runs')
+          for (const [name, type] of [['identity', 'TEXT'], ['result', 'BLOB'], ['result_file', 'TEXT']]) if (!tasks.includes(name!)) db.exec(`ALTER TABLE task_runs ADD COLUMN ${name} ${type}`)
+          const flows = columns('flow_runs')
+          for (const [name, type] of [['file', 'TEXT'], ['result', 'BLOB']]) if (!flows.includes(name!)) db.exec(`ALTER TABLE flow_runs ADD COLUMN ${name} ${type}`)
+          db.prepare(`UPDATE meta SET v = ? WHERE k = 'schema'`).run(String(SCHEMA_VERSION))
+        }).immediate()
+      }
+      const store = new HistoryStore(file, db)
+      store.markStale()
+      return store
+    } catch (error) {
       db.close()
-      throw new UsageError(`${file} is not a ptr run history (it holds other tables: ${tables.join(', ')}); move it away or set localDir elsewhere`, 'PTR_HISTORY_FOREIGN')
+      if (error instanceof UsageError) throw error
+      throw new UsageError(
+        `cannot use the run history ${file}: ${(error as Error).message}; if another program holds it, try again; else move it away (ptr starts a new one), set localDir elsewhere, or turn the history off with PREFECT_HISTORY=false`,
+        'PTR_HISTORY_OPEN',
+      )
     }
-    db.exec(`
-      CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
-      CREATE TABLE IF NOT EXISTS flow_runs (
-        id TEXT PRIMARY KEY, root_id TEXT NOT NULL, parent_id TEXT, flow_name TEXT NOT NULL,
-        state_type TEXT NOT NULL, state_name TEXT NOT NULL, record TEXT NOT NULL,
-        pid INTEGER NOT NULL, host TEXT NOT NULL, heartbeat INTEGER NOT NULL, created INTEGER NOT NULL, ended INTEGER,
-        file TEXT, result BLOB);
-      CREATE INDEX IF NOT EXISTS flow_runs_root ON flow_runs (root_id);
-      CREATE INDEX IF NOT EXISTS flow_runs_created ON flow_runs (created);
-      CREATE TABLE IF NOT EXISTS task_runs (
-        root_id TEXT NOT NULL, seq INTEGER NOT NULL, settled INTEGER NOT NULL, state_name TEXT NOT NULL, row TEXT NOT NULL,
-        identity TEXT, result BLOB, result_file TEXT,
-        PRIMARY KEY (root_id, seq)) WITHOUT ROWID;
-      CREATE TABLE IF NOT EXISTS cache (
-        key TEXT PRIMARY KEY, result BLOB, result_file TEXT, created INTEGER NOT NULL, expires INTEGER, source TEXT NOT NULL);
-      INSERT OR IGNORE INTO meta (k, v) VALUES ('schema', '${SCHEMA_VERSION}');
-    `)
-    const version = Number((db.prepare(`SELECT v FROM meta WHERE k = 'schema'`).get() as { v: string }).v)
-    if (version > SCHEMA_VERSION) {
-      db.close()
-      throw new UsageError(`${file} was written by a newer ptr (history schema ${version}, this one reads ${SCHEMA_VERSION}); upgrade ptr or set localDir elsewhere`, 'PTR_HISTORY_SCHEMA')
-    }
-    if (version < 2) {
-      // Schema 1 had no results: add their columns (old runs have none, and cannot be resumed).
-      db.transaction(() => {
-        const columns = (table: string) => (db.prepare(`PRAGMA table_info(${table})`).all() as { name: string }[]).map((c) => c.name)
-        const tasks = columns('task_runs')
-        for (const [name, type] of [['identity', 'TEXT'], ['result', 'BLOB'], ['result_file', 'TEXT']]) if (!tasks.includes(name!)) db.exec(`ALTER TABLE task_runs ADD COLUMN ${name} ${type}`)
-        const flows = columns('flow_runs')
-        for (const [name, type] of [['file', 'TEXT'], ['result', 'BLOB']]) if (!flows.includes(name!)) db.exec(`ALTER TABLE flow_runs ADD COLUMN ${name} ${type}`)
-        db.prepare(`UPDATE meta SET v = ? WHERE k = 'schema'`).run(String(SCHEMA_VERSION))
-      }).immediate()
-    }
-    const store = new HistoryStore(file, db)
-    store.markStale()
-    return store
   }
 
   /** The bytes of a stored value (a file that has gone is an error the caller reports). */
