@@ -5,7 +5,7 @@
  * in-process.
  */
 import assert from 'node:assert/strict'
-import { existsSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { after, describe, it } from 'node:test'
 import Database from 'better-sqlite3'
@@ -228,6 +228,34 @@ describe('the engine with a result store (in-process, a real history file)', () 
     } finally {
       off()
       recorder.close()
+      store.close()
+    }
+  })
+
+  it('prune deletes result files once the rows naming them are gone: one that cannot be deleted leaves no row naming a deleted file', async () => {
+    const file = project.path(`h${n++}.db`)
+    const resultsDir = path.join(path.dirname(file), 'results')
+    const big = task({ name: 'big_prune' }, (x: number) => ({ x, pad: 'p'.repeat(70_000) }))
+    const store = HistoryStore.open(file)
+    const recorder = new HistoryRecorder(store)
+    const off = onRunEvent(recorder.onEvent)
+    try {
+      const { state } = await flow({ name: 'pruned', taskRunner: new SequentialTaskRunner() }, async () => [await big(1), await big(2)]).run(undefined, { results: recorder })
+      assert.equal(state.type, 'Completed', state.error?.stack)
+    } finally {
+      off()
+      recorder.close()
+    }
+    try {
+      const files = readdirSync(resultsDir).sort()
+      assert.equal(files.length, 2)
+      // The second cannot be deleted (a folder stands in its place).
+      rmSync(path.join(resultsDir, files[1]!))
+      mkdirSync(path.join(resultsDir, files[1]!, 'inside'), { recursive: true })
+      assert.equal(store.prune(Date.now() + 60_000), 1)
+      assert.equal(store.list().length, 0, 'the run is gone')
+      assert.deepEqual(readdirSync(resultsDir), [files[1]], 'the file that could go went; the one that could not is left over, named by no row')
+    } finally {
       store.close()
     }
   })

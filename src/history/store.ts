@@ -365,27 +365,48 @@ export class HistoryStore {
     return { flowRuns: flows.map((f) => JSON.parse(f.record) as FlowRunRecord), taskRuns: tasks.map((t) => taskRunRecord(JSON.parse(t.row) as StoredTaskRun, root)) }
   }
 
-  /** Deletes root flow runs that ended before `before` (epoch ms), with their subflows and task runs. */
-  prune(before: number): number {
-    return this.#db.transaction(() => {
+  /**
+   * Deletes root flow runs that ended before `before` (epoch ms), with their subflows and task
+   * runs, and the cache entries expired at `now`. Their result files go once that is committed
+   * (a prune that fails leaves every row's file in place); a file that cannot be deleted stays
+   * behind, named by no row.
+   */
+  prune(before: number, now = Date.now()): number {
+    const unused = new Set<string>()
+    const pruned = this.#db.transaction(() => {
       const roots = (this.#db.prepare(`SELECT id FROM flow_runs WHERE parent_id IS NULL AND ended IS NOT NULL AND ended < ?`).all(before) as { id: string }[]).map((r) => r.id)
-      const files = this.#db.prepare(`SELECT result_file AS file FROM task_runs WHERE root_id = ? AND result_file IS NOT NULL`)
+      const files = this.#db.prepare(`SELECT result_file FROM task_runs WHERE root_id = ? AND result_file IS NOT NULL`).pluck()
       const dropTasks = this.#db.prepare(`DELETE FROM task_runs WHERE root_id = ?`)
       const dropFlows = this.#db.prepare(`DELETE FROM flow_runs WHERE root_id = ?`)
-      const unused: string[] = []
       for (const id of roots) {
-        for (const { file } of files.all(id) as { file: string }[]) unused.push(file)
+        for (const file of files.all(id) as string[]) unused.add(file)
         dropTasks.run(id)
         dropFlows.run(id)
       }
       // Expired cache entries go too.
-      for (const { file } of this.#db.prepare(`SELECT result_file AS file FROM cache WHERE expires <= ? AND result_file IS NOT NULL`).all(Date.now()) as { file: string }[]) unused.push(file)
-      this.#db.prepare(`DELETE FROM cache WHERE expires <= ?`).run(Date.now())
+      for (const file of this.#db.prepare(`SELECT result_file FROM cache WHERE expires <= ? AND result_file IS NOT NULL`).pluck().all(now) as string[]) unused.add(file)
+      this.#db.prepare(`DELETE FROM cache WHERE expires <= ?`).run(now)
       // A file another row (a cache entry, a later run) still names stays.
-      const named = this.#db.prepare(`SELECT 1 FROM task_runs WHERE result_file = ? UNION ALL SELECT 1 FROM cache WHERE result_file = ? LIMIT 1`)
-      for (const file of new Set(unused)) if (!named.get(file, file)) rmSync(path.join(this.resultsDir, file), { force: true })
+      if (unused.size > 0) {
+        const names = JSON.stringify([...unused])
+        const named = this.#db
+          .prepare(
+            `SELECT result_file FROM task_runs WHERE result_file IN (SELECT value FROM json_each(?)) UNION SELECT result_file FROM cache WHERE result_file IN (SELECT value FROM json_each(?))`,
+          )
+          .pluck()
+          .all(names, names) as string[]
+        for (const file of named) unused.delete(file)
+      }
       return roots.length
     })()
+    for (const file of unused) {
+      try {
+        rmSync(path.join(this.resultsDir, file), { force: true })
+      } catch {
+        // Left over (a folder in its place, no permission): no row names it any more.
+      }
+    }
+    return pruned
   }
 
   close(): void {
