@@ -447,10 +447,27 @@ describe('ptr run --resume and ptr flow-runs retry', () => {
       await waitForOutput(() => stdout, /c-\d+ Running/)
       await new Promise((resolve) => setTimeout(resolve, 400))
       const busy = await runPtr(['run', 'pipeline.ts', '--resume'], { cwd: other.dir, env: { CI: 'true' } })
+      const historyRows = <T,>(sql: string): T => {
+        const db = new Database(path.join(other.dir, '.ptr', 'history.db'), { readonly: true })
+        try {
+          return db.prepare(sql).get() as T
+        } finally {
+          db.close()
+        }
+      }
+      const open = historyRows<{ id: string }>('SELECT id FROM flow_runs WHERE parent_id IS NULL AND ended IS NULL')
+      const retryBusy = await runPtr(['flow-runs', 'retry', open.id], { cwd: other.dir, env: { CI: 'true' } })
       rmSync(path.join(other.dir, 'hang'))
       assert.equal((await running).code, 0)
       assert.equal(busy.code, 2, busy.stderr)
       assert.match(busy.stderr, /no flow run of 'pipeline' to resume/)
+      assert.equal(retryBusy.code, 2, retryBusy.stderr)
+      assert.equal(retryBusy.stderr, `ptr: flow run ${open.id} is still running (its ptr run has not ended); retry it once it has\n`)
+      // A subflow run: the error names its root flow run and the command.
+      const sub = historyRows<{ id: string; root: string }>('SELECT id, root_id AS root FROM flow_runs WHERE parent_id IS NOT NULL LIMIT 1')
+      const retrySub = await runPtr(['flow-runs', 'retry', sub.id], { cwd: other.dir, env: { CI: 'true' } })
+      assert.equal(retrySub.code, 2)
+      assert.equal(retrySub.stderr, `ptr: flow run ${sub.id} is a subflow run of flow run ${sub.root}; retry that one: ptr flow-runs retry ${sub.root}\n`)
       const off = await runPtr(['run', 'pipeline.ts', '--resume'], { cwd: other.dir, env: { CI: 'true', PREFECT_HISTORY: 'false' } })
       assert.equal(off.code, 2)
       assert.match(off.stderr, /the run history is off .* turn it on to use --resume/)

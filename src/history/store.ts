@@ -258,21 +258,21 @@ export class HistoryStore {
    * resumes). One still running in another `ptr run` is not a candidate; one whose process died
    * was marked Crashed (ended) when the store was opened.
    */
-  latestUnfinished(flowName: string): { id: string; file: string | null; record: FlowRunRecord } | undefined {
+  latestUnfinished(flowName: string): { id: string; record: FlowRunRecord } | undefined {
     const row = this.#db
       .prepare(
-        `SELECT id, file, record FROM flow_runs WHERE parent_id IS NULL AND flow_name = ? AND ended IS NOT NULL AND state_type != 'Completed' ORDER BY created DESC, rowid DESC LIMIT 1`,
+        `SELECT id, record FROM flow_runs WHERE parent_id IS NULL AND flow_name = ? AND ended IS NOT NULL AND state_type != 'Completed' ORDER BY created DESC, rowid DESC LIMIT 1`,
       )
-      .get(flowName) as { id: string; file: string | null; record: string } | undefined
-    return row && { id: row.id, file: row.file, record: JSON.parse(row.record) as FlowRunRecord }
+      .get(flowName) as { id: string; record: string } | undefined
+    return row && { id: row.id, record: JSON.parse(row.record) as FlowRunRecord }
   }
 
-  /** A root flow run's file and record (what `ptr flow-runs retry` reruns). */
-  flowRun(id: string): { id: string; file: string | null; record: FlowRunRecord; parentId: string | null } | undefined {
-    const row = this.#db.prepare(`SELECT id, file, record, parent_id AS parentId FROM flow_runs WHERE id = ?`).get(id) as
-      | { id: string; file: string | null; record: string; parentId: string | null }
+  /** A flow run's file and record (what `ptr flow-runs retry` reruns), its root flow run, and when it ended (null: it has not). */
+  flowRun(id: string): { id: string; rootId: string; file: string | null; record: FlowRunRecord; parentId: string | null; ended: number | null } | undefined {
+    const row = this.#db.prepare(`SELECT id, root_id AS rootId, file, record, parent_id AS parentId, ended FROM flow_runs WHERE id = ?`).get(id) as
+      | { id: string; rootId: string; file: string | null; record: string; parentId: string | null; ended: number | null }
       | undefined
-    return row && { id: row.id, file: row.file, record: JSON.parse(row.record) as FlowRunRecord, parentId: row.parentId }
+    return row && { ...row, record: JSON.parse(row.record) as FlowRunRecord }
   }
 
   /**
