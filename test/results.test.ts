@@ -260,6 +260,30 @@ describe('the engine with a result store (in-process, a real history file)', () 
     }
   })
 
+  it("tasks.defaultCachePolicy reads 'none' as a task's cachePolicy does: a list with none in it caches nothing", async () => {
+    const { resolveSettings } = await import('../src/settings/resolve.ts')
+    const { historySettingsFrom } = await import('../src/settings/history.ts')
+    const cached = async (policy: string) => {
+      const settings = historySettingsFrom(await resolveSettings({ cwd: project.dir, env: { PREFECT_TASK_DEFAULT_CACHE_POLICY: policy } }), project.dir)
+      const store = HistoryStore.open(project.path(`h${n++}.db`))
+      const recorder = new HistoryRecorder(store, { results: settings.results })
+      let executed = 0
+      const plain = task({ name: 'plain' }, (x: number) => x + ++executed)
+      const off = onRunEvent(recorder.onEvent)
+      try {
+        await flow({ name: 'defaults', taskRunner: new SequentialTaskRunner() }, async () => [await plain(1), await plain(1)]).run(undefined, { results: recorder })
+        return executed === 1
+      } finally {
+        off()
+        recorder.close()
+        store.close()
+      }
+    }
+    assert.equal(await cached('inputs'), true)
+    assert.equal(await cached('none'), false)
+    assert.equal(await cached('none+inputs'), false, "as cachePolicy: ['none', 'inputs'] on a task")
+  })
+
   it('opens a history of the first schema (no results) and adds what results need', () => {
     const file = project.path('old.db')
     const db = new Database(file)

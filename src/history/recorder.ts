@@ -61,6 +61,7 @@ export interface ResultSettings {
   readonly defaultCachePolicy?: CachePolicy | undefined
 }
 
+/** What a recorder made without settings keeps (in-process use): the defaults of the `results.*` settings (src/settings/schema.ts). */
 export const DEFAULT_RESULT_SETTINGS: ResultSettings = { persistByDefault: true, maxBytes: 64 * 1024 * 1024 }
 
 export interface RecorderOptions {
