@@ -107,7 +107,7 @@ export class HistoryRecorder implements ResultStore {
    * entry stood in for takes the entry's value (OP_CACHED) rather than a serialization of its own.
    */
   readonly #served = new Map<string, number>()
-  /** Flow run values to keep, by flow run id, until posted (a later write without one keeps it). */
+  /** Flow run values to keep (up to INLINE_VALUE_BYTES), by flow run id, until posted (a later write without one keeps it). */
   readonly #flowValues = new Map<string, Uint8Array>()
   readonly #flows = new Map<string, FlowEntry>()
   readonly #dirtyFlows = new Set<FlowEntry>()
@@ -233,7 +233,7 @@ export class HistoryRecorder implements ResultStore {
     }
     entry.history.push(state)
     if (state.type === 'Completed' && info.persistResult) {
-      // A flow run's value is kept inline only: it is shown, never reused.
+      // A flow run's value is kept in its row only, up to INLINE_VALUE_BYTES (a bigger one is not kept): nothing reuses it.
       const bytes = this.#encode(state.result)
       if (typeof bytes !== 'string' && bytes.byteLength <= INLINE_VALUE_BYTES) this.#flowValues.set(info.id, ownBuffer(bytes))
     }

@@ -41,7 +41,7 @@ export interface FlowRunWrite {
   created: number
   /** The flow file `ptr run` loaded (absolute), for `ptr flow-runs retry`; root flow runs only. */
   file?: string | undefined
-  /** The flow run's value, once it completed and its value was stored (inline only). */
+  /** The flow run's value, once it completed and its value was kept: in the row only, up to INLINE_VALUE_BYTES (a bigger one is not kept). */
   result?: Uint8Array | undefined
 }
 /**
