@@ -6,8 +6,8 @@ import { RunHistory, errorRecord, flowRunRecord } from '../render/run-history.ts
 import type { CachePolicy, ResultStore, StoredResult } from '../engine/result-types.ts'
 import { decodeResult, encodeResult } from './values.ts'
 import { isShortValue } from './value-text.ts'
-import type { FlowRunWrite, HistoryStore } from './store.ts'
-import type { WriteBatch } from './writer-protocol.ts'
+import type { HistoryStore } from './store.ts'
+import type { FlowRunWrite, WriteBatch } from './writer-protocol.ts'
 import {
   INLINE_VALUE_BYTES,
   OP_BYTES,
@@ -71,6 +71,8 @@ export interface RecorderOptions {
 }
 
 interface FlowEntry {
+  /** Whether its last state is not settled (see #openFlows). */
+  open: boolean
   rootId: string
   created: number
   info: FlowRunInfo
@@ -112,6 +114,8 @@ export class HistoryRecorder implements ResultStore {
   readonly #flows = new Map<string, FlowEntry>()
   readonly #dirtyFlows = new Set<FlowEntry>()
   readonly #roots = new Set<string>()
+  /** How many flow runs have not settled: while any is open, the heartbeat is renewed. */
+  #openFlows = 0
   /** The batch being gathered: ops as writer-protocol.ts says. */
   #ops: unknown[] = []
   /** What the current batch's state times count from, and the slots it names first (see WriteBatch). */
@@ -216,7 +220,7 @@ export class HistoryRecorder implements ResultStore {
     this.#timer = undefined
     this.#post('started')
     // Keep the heartbeat fresh while any flow run is open, even when nothing changes.
-    if (!this.#failed && [...this.#flows.values()].some((f) => !isSettled(f.history[f.history.length - 1]!))) {
+    if (!this.#failed && this.#openFlows > 0) {
       this.#heartbeatOnly = true
       this.#timer = setTimeout(this.#flushSoon, FLUSH_MS * 4).unref()
     }
@@ -228,10 +232,15 @@ export class HistoryRecorder implements ResultStore {
       const parent = info.parentFlowRunId === undefined ? undefined : this.#flows.get(info.parentFlowRunId)
       const rootId = parent?.rootId ?? info.id
       if (rootId === info.id) this.#roots.add(info.id)
-      entry = { rootId, created: state.timestamp, info, history: [], logs: { logs: [], logsOmitted: 0 } }
+      entry = { open: false, rootId, created: state.timestamp, info, history: [], logs: { logs: [], logsOmitted: 0 } }
       this.#flows.set(info.id, entry)
     }
     entry.history.push(state)
+    const open = !isSettled(state)
+    if (open !== entry.open) {
+      entry.open = open
+      this.#openFlows += open ? 1 : -1
+    }
     if (state.type === 'Completed' && info.persistResult) {
       // A flow run's value is kept in its row only, up to INLINE_VALUE_BYTES (a bigger one is not kept): nothing reuses it.
       const bytes = this.#encode(state.result)

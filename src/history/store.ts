@@ -6,6 +6,7 @@ import { UsageError } from '../errors.ts'
 import type { State } from '../engine/states.ts'
 import { isFinal } from '../engine/states.ts'
 import type { ErrorRecord, FlowRunRecord, LogRecord, StateRecord, TaskRunRecord } from '../render/run-history.ts'
+import { resultsDirOf } from './writer-protocol.ts'
 
 /**
  * The local run history: every flow run and task run `ptr run` started on this machine, in one
@@ -33,17 +34,6 @@ export interface StoredFlowRun {
   ended: number | null
 }
 
-/** One row to write: the run's current record (the newest write wins). */
-export interface FlowRunWrite {
-  id: string
-  rootId: string
-  record: FlowRunRecord
-  created: number
-  /** The flow file `ptr run` loaded (absolute), for `ptr flow-runs retry`; root flow runs only. */
-  file?: string | undefined
-  /** The flow run's value, once it completed and its value was kept: in the row only, up to INLINE_VALUE_BYTES (a bigger one is not kept). */
-  result?: Uint8Array | undefined
-}
 /**
  * A task run as stored: compact, because one is written per run on the engine's hot path; {@link
  * taskRunRecord} turns it into the report's record.
@@ -149,7 +139,7 @@ export class HistoryStore {
   private constructor(file: string, db: Database.Database) {
     this.file = file
     this.#db = db
-    this.resultsDir = path.join(path.dirname(file), 'results')
+    this.resultsDir = resultsDirOf(file)
     this.#readCache = db.prepare(`SELECT result, result_file AS file, created, source FROM cache WHERE key = ? AND (expires IS NULL OR expires > ?)`)
     this.#readKept = db.prepare(`SELECT result, result_file AS file FROM task_runs WHERE root_id = ? AND seq = ?`)
   }

@@ -1,5 +1,6 @@
+import path from 'node:path'
 import type { MessagePort } from 'node:worker_threads'
-import type { FlowRunWrite } from './store.ts'
+import type { FlowRunRecord } from '../render/run-history.ts'
 
 /**
  * What crosses between the recorder (main thread) and the history's writer thread: only plain
@@ -11,6 +12,9 @@ import type { FlowRunWrite } from './store.ts'
 
 /** Values up to this size (serialized) live in their row; bigger ones in files under `<localDir>/results/`. */
 export const INLINE_VALUE_BYTES = 64 * 1024
+
+/** Where the values too big for a row of history file `file` go: `<localDir>/results/`. */
+export const resultsDirOf = (file: string): string => path.join(path.dirname(file), 'results')
 
 /** A field that is the same as in the previous op that had one. */
 export const SAME = 0
@@ -60,6 +64,18 @@ export const stateCode = (typeIndex: number, attempt: number): number => typeInd
 
 export const STATE_TYPES = ['Scheduled', 'Pending', 'Running', 'Completed', 'Failed', 'Crashed', 'Cancelled'] as const
 export const STATE_TYPE_CODE: Readonly<Record<string, number>> = Object.fromEntries(STATE_TYPES.map((type, i) => [type, i]))
+
+/** One row to write: the run's current record (the newest write wins). */
+export interface FlowRunWrite {
+  id: string
+  rootId: string
+  record: FlowRunRecord
+  created: number
+  /** The flow file `ptr run` loaded (absolute), for `ptr flow-runs retry`; root flow runs only. */
+  file?: string | undefined
+  /** The flow run's value, once it completed and its value was kept: in the row only, up to INLINE_VALUE_BYTES (a bigger one is not kept). */
+  result?: Uint8Array | undefined
+}
 
 /** One batch: everything that changed since the last one, written by the writer in one go. */
 export interface WriteBatch {

@@ -2,10 +2,11 @@ import { mkdirSync, writeFileSync } from 'node:fs'
 import { hostname } from 'node:os'
 import path from 'node:path'
 import Database from 'better-sqlite3'
+import { isFinal } from '../engine/states.ts'
 import type { ErrorRecord, LogRecord } from '../render/run-history.ts'
-import type { FlowRunWrite, StoredTaskRun } from './store.ts'
+import type { StoredTaskRun } from './store.ts'
 import { encodePrimitive } from './value-text.ts'
-import type { WriteBatch } from './writer-protocol.ts'
+import type { FlowRunWrite, WriteBatch } from './writer-protocol.ts'
 import {
   INLINE_VALUE_BYTES,
   OP_BYTES,
@@ -23,6 +24,7 @@ import {
   OP_VALUE_ID,
   SAME,
   STATE_TYPES,
+  resultsDirOf,
 } from './writer-protocol.ts'
 
 /** Rows written per transaction: a big batch (close() after a 100,000-run map) keeps the log file small. */
@@ -34,7 +36,8 @@ const q = JSON.stringify
 const TYPE_JSON = STATE_TYPES.map((type) => q(type))
 /** `["Running","Running",`: the start of a state's JSON whose name is its type. */
 const PLAIN_HEAD = TYPE_JSON.map((type) => `[${type},${type},`)
-const FINAL_CODES = new Set(['Completed', 'Failed', 'Crashed', 'Cancelled'].map((type) => STATE_TYPES.indexOf(type as never)))
+/** The codes of the final types (see isFinal), for the per-state check. */
+const FINAL_CODES = new Set(STATE_TYPES.flatMap((type, code) => (isFinal({ type }) ? [code] : [])))
 
 /** A kept value as the writer holds it: its bytes (kept in the row), or the name of the file under `results/` they went to. */
 type Kept = Uint8Array | string
@@ -165,7 +168,7 @@ export class HistoryWriter {
     this.#db.pragma('synchronous = NORMAL')
     // A checkpoint syncs the file: every 16 MB of log rather than every 4 MB (the log goes when the last connection closes).
     this.#db.pragma('wal_autocheckpoint = 4000')
-    this.#resultsDir = path.join(path.dirname(file), 'results')
+    this.#resultsDir = resultsDirOf(file)
     this.#maxLogs = options.maxLogs
     this.#holdLimit = options.holdLimit ?? HOLD_LIMIT
     this.#writeFlow = this.#db.prepare(
@@ -384,7 +387,7 @@ export class HistoryWriter {
     const now = Date.now()
     const writeFlows = () => {
       for (const { id, rootId, record, created, file, result } of flows) {
-        const ended = FINAL_CODES.has(STATE_TYPES.indexOf(record.state.type)) ? (record.endTime ? Date.parse(record.endTime) : now) : null
+        const ended = isFinal(record.state) ? (record.endTime ? Date.parse(record.endTime) : now) : null
         this.#writeFlow.run({
           id,
           rootId,
