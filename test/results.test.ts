@@ -171,7 +171,7 @@ describe('the engine with a result store (in-process, a real history file)', () 
   })
 
   it('a flow run keeps the value it produced: a later run refreshing the same cache key does not change it; a cache hit copies the entry, no new file', async () => {
-    const file = project.path(`h${n++}.db`)
+    const file = project.path('keeps', 'history.db')
     const resultsDir = path.join(path.dirname(file), 'results')
     let executed = 0
     // Over INLINE_VALUE_BYTES: kept in a file under results/.
@@ -233,7 +233,8 @@ describe('the engine with a result store (in-process, a real history file)', () 
   })
 
   it('prune deletes result files once the rows naming them are gone: one that cannot be deleted leaves no row naming a deleted file', async () => {
-    const file = project.path(`h${n++}.db`)
+    // A folder of its own: its results/ holds only this history's files.
+    const file = project.path('pruned', 'history.db')
     const resultsDir = path.join(path.dirname(file), 'results')
     const big = task({ name: 'big_prune' }, (x: number) => ({ x, pad: 'p'.repeat(70_000) }))
     const store = HistoryStore.open(file)
