@@ -208,6 +208,41 @@ describe('turning the history off, and a history that cannot be used', () => {
   })
 })
 
+describe('a history file that opens but cannot be read as one (in-process)', () => {
+  it('is an error naming the file and what to do, and leaves the file closed', async () => {
+    const { HistoryStore } = await import('../src/history/store.ts')
+    const { readdirSync, readlinkSync } = await import('node:fs')
+    const project = tempProject()
+    try {
+      const file = project.path('damaged.db')
+      // Its tables, but one lacks a column the open needs (a damaged or hand-edited file).
+      const db = new Database(file)
+      db.exec(`CREATE TABLE meta (k TEXT PRIMARY KEY, v TEXT NOT NULL); INSERT INTO meta VALUES ('schema', '2');
+        CREATE TABLE flow_runs (id TEXT PRIMARY KEY, root_id TEXT NOT NULL, parent_id TEXT, flow_name TEXT NOT NULL, state_type TEXT NOT NULL,
+          state_name TEXT NOT NULL, record TEXT NOT NULL, host TEXT NOT NULL, heartbeat INTEGER NOT NULL, created INTEGER NOT NULL, ended INTEGER, file TEXT, result BLOB);`)
+      db.close()
+      const openFds = () => readdirSync('/proc/self/fd').filter((fd) => {
+        try {
+          return readlinkSync(`/proc/self/fd/${fd}`).startsWith(file)
+        } catch {
+          return false
+        }
+      }).length
+      assert.throws(
+        () => HistoryStore.open(file),
+        (error: Error & { code?: string }) => {
+          assert.equal(error.code, 'PTR_HISTORY_OPEN')
+          assert.match(error.message, /^cannot use the run history .*damaged\.db: no such column: pid; .*move it away.*PREFECT_HISTORY=false/)
+          return true
+        },
+      )
+      assert.equal(openFds(), 0, 'the connection was closed')
+    } finally {
+      project.remove()
+    }
+  })
+})
+
 describe('what the recorder writes while a flow runs (in-process, a real file)', () => {
   it('a started run is written within a write or two; runs that have not started wait until they do (or the end)', async () => {
     const { ConcurrentTaskRunner, flow, onRunEvent, task } = await import('../src/index.ts')

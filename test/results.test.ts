@@ -5,7 +5,7 @@
  * in-process.
  */
 import assert from 'node:assert/strict'
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { after, describe, it } from 'node:test'
 import Database from 'better-sqlite3'
@@ -168,6 +168,121 @@ describe('the engine with a result store (in-process, a real history file)', () 
       recorder.close()
       store.close()
     }
+  })
+
+  it('a flow run keeps the value it produced: a later run refreshing the same cache key does not change it; a cache hit copies the entry, no new file', async () => {
+    const file = project.path('keeps', 'history.db')
+    const resultsDir = path.join(path.dirname(file), 'results')
+    let executed = 0
+    // Over INLINE_VALUE_BYTES: kept in a file under results/.
+    const big = task({ name: 'big', cachePolicy: 'inputs' }, (x: number) => ({ x, run: ++executed, pad: 'p'.repeat(70_000) }))
+    const refreshing = big.withOptions({ refreshCache: true })
+    const runOnce = async (body: () => Promise<{ run: number }>, resume?: string) => {
+      const store = HistoryStore.open(file)
+      const recorder = new HistoryRecorder(store)
+      if (resume !== undefined) recorder.resumeFrom(resume)
+      const off = onRunEvent(recorder.onEvent)
+      try {
+        const { state } = await flow({ name: 'keeps', taskRunner: new SequentialTaskRunner() }, body).run(undefined, { results: recorder })
+        assert.equal(state.type, 'Completed', state.error?.stack)
+        return { run: (state.result as { run: number }).run, id: recorder.rootIds[0]! }
+      } finally {
+        off()
+        recorder.close()
+        store.close()
+      }
+    }
+    const a = await runOnce(() => big(1))
+    assert.equal(a.run, 1)
+    const b = await runOnce(() => refreshing(1))
+    assert.equal(b.run, 2, 'refreshCache ran it again')
+    const filesBefore = readdirSync(resultsDir).length
+    const c = await runOnce(() => big(1))
+    assert.equal(c.run, 2, 'the cache holds the refreshed value')
+    assert.equal(readdirSync(resultsDir).length, filesBefore, 'a cache hit writes no file of its own')
+    // Resuming a run reuses the value that run had, before the cache's.
+    assert.equal((await runOnce(() => big(1), a.id)).run, 1, "run A's row still holds A's value")
+    assert.equal((await runOnce(() => big(1), c.id)).run, 2, "run C's row holds the value it was served")
+    assert.equal(executed, 2)
+  })
+
+  it('a hit in the same process, before the entry is written, gets the value as the run returned it, not as the caller changed it since', async () => {
+    const { store, recorder } = open()
+    let executed = 0
+    const make = task({ name: 'make', cachePolicy: 'inputs' }, (x: number) => ({ x, list: [1], run: ++executed }))
+    const off = onRunEvent(recorder.onEvent)
+    try {
+      const f = flow({ name: 'mutates', taskRunner: new SequentialTaskRunner() }, async () => {
+        const first = await make(1)
+        first.x = 99
+        first.list.push(2)
+        return { second: await make(1), third: await make(1) }
+      })
+      const { state } = await f.run(undefined, { results: recorder })
+      assert.equal(state.type, 'Completed', state.error?.stack)
+      assert.equal(executed, 1, 'the later calls were served by the cache')
+      const { second, third } = state.result as { second: unknown; third: unknown }
+      assert.deepEqual(second, { x: 1, list: [1], run: 1 })
+      assert.deepEqual(third, { x: 1, list: [1], run: 1 })
+      assert.notEqual(second, third, 'each hit gets a copy of its own')
+    } finally {
+      off()
+      recorder.close()
+      store.close()
+    }
+  })
+
+  it('prune deletes result files once the rows naming them are gone: one that cannot be deleted leaves no row naming a deleted file', async () => {
+    // A folder of its own: its results/ holds only this history's files.
+    const file = project.path('pruned', 'history.db')
+    const resultsDir = path.join(path.dirname(file), 'results')
+    const big = task({ name: 'big_prune' }, (x: number) => ({ x, pad: 'p'.repeat(70_000) }))
+    const store = HistoryStore.open(file)
+    const recorder = new HistoryRecorder(store)
+    const off = onRunEvent(recorder.onEvent)
+    try {
+      const { state } = await flow({ name: 'pruned', taskRunner: new SequentialTaskRunner() }, async () => [await big(1), await big(2)]).run(undefined, { results: recorder })
+      assert.equal(state.type, 'Completed', state.error?.stack)
+    } finally {
+      off()
+      recorder.close()
+    }
+    try {
+      const files = readdirSync(resultsDir).sort()
+      assert.equal(files.length, 2)
+      // The second cannot be deleted (a folder stands in its place).
+      rmSync(path.join(resultsDir, files[1]!))
+      mkdirSync(path.join(resultsDir, files[1]!, 'inside'), { recursive: true })
+      assert.equal(store.prune(Date.now() + 60_000), 1)
+      assert.equal(store.list().length, 0, 'the run is gone')
+      assert.deepEqual(readdirSync(resultsDir), [files[1]], 'the file that could go went; the one that could not is left over, named by no row')
+    } finally {
+      store.close()
+    }
+  })
+
+  it("tasks.defaultCachePolicy reads 'none' as a task's cachePolicy does: a list with none in it caches nothing", async () => {
+    const { resolveSettings } = await import('../src/settings/resolve.ts')
+    const { historySettingsFrom } = await import('../src/settings/history.ts')
+    const cached = async (policy: string) => {
+      const settings = historySettingsFrom(await resolveSettings({ cwd: project.dir, env: { PREFECT_TASK_DEFAULT_CACHE_POLICY: policy } }), project.dir)
+      const store = HistoryStore.open(project.path(`h${n++}.db`))
+      const recorder = new HistoryRecorder(store, { results: settings.results })
+      let executed = 0
+      const plain = task({ name: 'plain' }, (x: number) => x + ++executed)
+      const off = onRunEvent(recorder.onEvent)
+      try {
+        await flow({ name: 'defaults', taskRunner: new SequentialTaskRunner() }, async () => [await plain(1), await plain(1)]).run(undefined, { results: recorder })
+        return executed === 1
+      } finally {
+        off()
+        recorder.close()
+        store.close()
+      }
+    }
+    assert.equal(await cached('inputs'), true)
+    assert.equal(await cached('none'), false)
+    assert.equal(await cached('none+inputs'), false, "as cachePolicy: ['none', 'inputs'] on a task")
   })
 
   it('opens a history of the first schema (no results) and adds what results need', () => {
@@ -357,10 +472,27 @@ describe('ptr run --resume and ptr flow-runs retry', () => {
       await waitForOutput(() => stdout, /c-\d+ Running/)
       await new Promise((resolve) => setTimeout(resolve, 400))
       const busy = await runPtr(['run', 'pipeline.ts', '--resume'], { cwd: other.dir, env: { CI: 'true' } })
+      const historyRows = <T,>(sql: string): T => {
+        const db = new Database(path.join(other.dir, '.ptr', 'history.db'), { readonly: true })
+        try {
+          return db.prepare(sql).get() as T
+        } finally {
+          db.close()
+        }
+      }
+      const open = historyRows<{ id: string }>('SELECT id FROM flow_runs WHERE parent_id IS NULL AND ended IS NULL')
+      const retryBusy = await runPtr(['flow-runs', 'retry', open.id], { cwd: other.dir, env: { CI: 'true' } })
       rmSync(path.join(other.dir, 'hang'))
       assert.equal((await running).code, 0)
       assert.equal(busy.code, 2, busy.stderr)
       assert.match(busy.stderr, /no flow run of 'pipeline' to resume/)
+      assert.equal(retryBusy.code, 2, retryBusy.stderr)
+      assert.equal(retryBusy.stderr, `ptr: flow run ${open.id} is still running (its ptr run has not ended); retry it once it has\n`)
+      // A subflow run: the error names its root flow run and the command.
+      const sub = historyRows<{ id: string; root: string }>('SELECT id, root_id AS root FROM flow_runs WHERE parent_id IS NOT NULL LIMIT 1')
+      const retrySub = await runPtr(['flow-runs', 'retry', sub.id], { cwd: other.dir, env: { CI: 'true' } })
+      assert.equal(retrySub.code, 2)
+      assert.equal(retrySub.stderr, `ptr: flow run ${sub.id} is a subflow run of flow run ${sub.root}; retry that one: ptr flow-runs retry ${sub.root}\n`)
       const off = await runPtr(['run', 'pipeline.ts', '--resume'], { cwd: other.dir, env: { CI: 'true', PREFECT_HISTORY: 'false' } })
       assert.equal(off.code, 2)
       assert.match(off.stderr, /the run history is off .* turn it on to use --resume/)

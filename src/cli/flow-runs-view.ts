@@ -166,8 +166,10 @@ export async function flowRunsRetryCommand(options: FlowRunsRetryOptions): Promi
     store.close()
   }
   if (earlier.parentId !== null) {
-    throw new UsageError(`flow run ${earlier.id} is a subflow run; retry the flow run it belongs to (ptr flow-runs show ${options.id} names it)`, 'PTR_USAGE')
+    throw new UsageError(`flow run ${earlier.id} is a subflow run of flow run ${earlier.rootId}; retry that one: ptr flow-runs retry ${earlier.rootId}`, 'PTR_USAGE')
   }
+  // As --resume: a run another ptr run is still running is not a candidate (a dead one's was marked Crashed on open).
+  if (earlier.ended === null) throw new UsageError(`flow run ${earlier.id} is still running (its ptr run has not ended); retry it once it has`, 'PTR_USAGE')
   if (earlier.file === null) throw new UsageError(`flow run ${earlier.id} was recorded by an older ptr that did not keep its flow file; run the file with ptr run FILE --resume`, 'PTR_USAGE')
   if (!existsSync(earlier.file)) throw new UsageError(`flow run ${earlier.id} ran ${earlier.file}, which is gone; restore it, or run the flow's new file with ptr run FILE --resume`, 'PTR_USAGE')
   const { runFlowCommand } = await import('./run-flow.ts')

@@ -87,7 +87,13 @@ async function startHistory(
   try {
     const [{ HistoryStore }, { HistoryRecorder }] = await Promise.all([import('../history/store.ts'), import('../history/recorder.ts')])
     const store = HistoryStore.open(settings.file)
-    const recorder = new HistoryRecorder(store, { results: settings.results, file: flowFile })
+    let recorder: HistoryRecorder
+    try {
+      recorder = new HistoryRecorder(store, { results: settings.results, file: flowFile })
+    } catch (error) {
+      store.close()
+      throw error
+    }
     recorder.onError = warn
     return {
       recorder,

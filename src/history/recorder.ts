@@ -4,15 +4,15 @@ import { isSettled } from '../engine/states.ts'
 import type { RunLogs } from '../render/run-history.ts'
 import { RunHistory, errorRecord, flowRunRecord } from '../render/run-history.ts'
 import type { CachePolicy, ResultStore, StoredResult } from '../engine/result-types.ts'
-import { digest } from '../engine/value-hash.ts'
 import { decodeResult, encodeResult } from './values.ts'
 import { isShortValue } from './value-text.ts'
-import type { FlowRunWrite, HistoryStore } from './store.ts'
-import type { WriteBatch } from './writer-protocol.ts'
+import type { HistoryStore } from './store.ts'
+import type { FlowRunWrite, WriteBatch } from './writer-protocol.ts'
 import {
   INLINE_VALUE_BYTES,
   OP_BYTES,
   OP_CACHE,
+  OP_CACHED,
   OP_ERROR,
   OP_LOG,
   OP_NOT_KEPT,
@@ -36,8 +36,13 @@ const POST_AT_OPS = 8192
 /** Slots numbered (see #slot); the rest are sent by name. */
 const MAX_SLOTS = 256
 
-/** A cache entry of this process not yet written: its value as the run returned it. */
+/**
+ * A cache entry of this process not yet written: its value as the run returned it, as the
+ * bytes the writer gets (a hit decodes a copy: a later change to the run's object does not leak
+ * into it), or the value itself when it has a short form (immutable).
+ */
 interface PendingCacheEntry {
+  bytes: Uint8Array | undefined
   value: unknown
   created: number
   expires: number | undefined
@@ -56,6 +61,7 @@ export interface ResultSettings {
   readonly defaultCachePolicy?: CachePolicy | undefined
 }
 
+/** What a recorder made without settings keeps (in-process use): the defaults of the `results.*` settings (src/settings/schema.ts). */
 export const DEFAULT_RESULT_SETTINGS: ResultSettings = { persistByDefault: true, maxBytes: 64 * 1024 * 1024 }
 
 export interface RecorderOptions {
@@ -65,6 +71,8 @@ export interface RecorderOptions {
 }
 
 interface FlowEntry {
+  /** Whether its last state is not settled (see #openFlows). */
+  open: boolean
   rootId: string
   created: number
   info: FlowRunInfo
@@ -92,15 +100,22 @@ export class HistoryRecorder implements ResultStore {
   readonly #file: string | undefined
   readonly #writer: WriterThread
   #resumeFrom: string | undefined
-  /** Stored values of the resumed run's completed task runs, by identity (read once, at start). */
-  #resumable: Map<string, { result: Uint8Array | null; file: string | null }> | undefined
+  /** Where the resumed run's completed task runs are (seq), by identity (read once, at start); their values are read when used. */
+  #resumable: Map<string, number> | undefined
   /** Cache entries of this process not yet written, by key: a later run in this process sees them. */
   readonly #pendingCache = new Map<string, PendingCacheEntry>()
-  /** Flow run values to keep, by flow run id, until posted (a later write without one keeps it). */
+  /**
+   * The cache entries cached() served, by key: when (the entry's `created`). The row of a run an
+   * entry stood in for takes the entry's value (OP_CACHED) rather than a serialization of its own.
+   */
+  readonly #served = new Map<string, number>()
+  /** Flow run values to keep (up to INLINE_VALUE_BYTES), by flow run id, until posted (a later write without one keeps it). */
   readonly #flowValues = new Map<string, Uint8Array>()
   readonly #flows = new Map<string, FlowEntry>()
   readonly #dirtyFlows = new Set<FlowEntry>()
   readonly #roots = new Set<string>()
+  /** How many flow runs have not settled: while any is open, the heartbeat is renewed. */
+  #openFlows = 0
   /** The batch being gathered: ops as writer-protocol.ts says. */
   #ops: unknown[] = []
   /** What the current batch's state times count from, and the slots it names first (see WriteBatch). */
@@ -143,9 +158,9 @@ export class HistoryRecorder implements ResultStore {
   }
 
   resumed(identity: string): StoredResult | undefined {
-    const stored = this.#resumable?.get(identity)
-    if (!stored) return undefined
-    const value = this.#decode(() => this.#store.readValue(stored))
+    const seq = this.#resumable?.get(identity)
+    if (seq === undefined) return undefined
+    const value = this.#decode(() => this.#store.resumedValue(this.#resumeFrom!, seq))
     return value && { value: value.value, from: `flow run ${this.#resumeFrom}` }
   }
 
@@ -155,11 +170,9 @@ export class HistoryRecorder implements ResultStore {
     else if (pending) {
       if (pending.expires !== undefined && pending.expires <= Date.now()) return undefined
       // A copy, as a read from the store would be: the run that wrote it keeps its own object.
-      const value = this.#decode(() => {
-        const bytes = encodeResult(pending.value)
-        if (bytes instanceof Uint8Array) return bytes
-        throw new Error(bytes.problem)
-      })
+      const { bytes } = pending
+      const value = bytes === undefined ? { value: pending.value } : this.#decode(() => bytes)
+      if (value) this.#served.set(key, pending.created)
       return value && { value: value.value, from: `the cache (written ${iso(pending.created)} by ${pending.source})` }
     }
     let found: ReturnType<HistoryStore['cached']>
@@ -170,6 +183,7 @@ export class HistoryRecorder implements ResultStore {
     }
     if (!found) return undefined
     const value = this.#decode(() => found.bytes)
+    if (value) this.#served.set(key, found.created)
     return value && { value: value.value, from: `the cache (written ${iso(found.created)} by ${found.source})` }
   }
 
@@ -206,7 +220,7 @@ export class HistoryRecorder implements ResultStore {
     this.#timer = undefined
     this.#post('started')
     // Keep the heartbeat fresh while any flow run is open, even when nothing changes.
-    if (!this.#failed && [...this.#flows.values()].some((f) => !isSettled(f.history[f.history.length - 1]!))) {
+    if (!this.#failed && this.#openFlows > 0) {
       this.#heartbeatOnly = true
       this.#timer = setTimeout(this.#flushSoon, FLUSH_MS * 4).unref()
     }
@@ -218,12 +232,17 @@ export class HistoryRecorder implements ResultStore {
       const parent = info.parentFlowRunId === undefined ? undefined : this.#flows.get(info.parentFlowRunId)
       const rootId = parent?.rootId ?? info.id
       if (rootId === info.id) this.#roots.add(info.id)
-      entry = { rootId, created: state.timestamp, info, history: [], logs: { logs: [], logsOmitted: 0 } }
+      entry = { open: false, rootId, created: state.timestamp, info, history: [], logs: { logs: [], logsOmitted: 0 } }
       this.#flows.set(info.id, entry)
     }
     entry.history.push(state)
+    const open = !isSettled(state)
+    if (open !== entry.open) {
+      entry.open = open
+      this.#openFlows += open ? 1 : -1
+    }
     if (state.type === 'Completed' && info.persistResult) {
-      // A flow run's value is kept inline only: it is shown, never reused.
+      // A flow run's value is kept in its row only, up to INLINE_VALUE_BYTES (a bigger one is not kept): nothing reuses it.
       const bytes = this.#encode(state.result)
       if (typeof bytes !== 'string' && bytes.byteLength <= INLINE_VALUE_BYTES) this.#flowValues.set(info.id, ownBuffer(bytes))
     }
@@ -301,25 +320,37 @@ export class HistoryRecorder implements ResultStore {
     }
     const value = state.result
     const note = memo.identity === undefined ? `${NOT_MATCHED}${memo.unhashable}` : null
-    const file = memo.cacheKey === undefined ? null : `cache-${digest(memo.cacheKey)}`
+    const cached = state.name === 'Cached'
+    if (cached && memo.cacheKey !== undefined) {
+      // Served by the cache (not by the resumed run, which resumed() tries first): the row takes the entry's value.
+      const created = this.#served.get(memo.cacheKey)
+      if (created !== undefined && !(memo.identity !== undefined && this.#resumable?.has(memo.identity))) {
+        this.#served.delete(memo.cacheKey)
+        if (note === null) ops.push(OP_CACHED, info.id, memo.cacheKey, created, memo.identity)
+        else ops.push(OP_NOT_KEPT, info.id, note)
+        return
+      }
+    }
+    let kept: Uint8Array | undefined
     if (isShortValue(value) && (typeof value !== 'string' || value.length * 3 < this.#results.maxBytes)) {
-      if (note === null && file === null) ops.push(OP_VALUE_ID, info.id, value, memo.identity!)
-      else ops.push(OP_VALUE, info.id, value, memo.identity ?? null, note, file)
+      if (note === null) ops.push(OP_VALUE_ID, info.id, value, memo.identity!)
+      else ops.push(OP_VALUE, info.id, value, memo.identity ?? null, note)
     } else {
       const bytes = this.#encode(value)
       if (typeof bytes === 'string') {
         ops.push(OP_NOT_KEPT, info.id, bytes)
         return
       }
-      ops.push(OP_BYTES, info.id, ownBuffer(bytes), memo.identity ?? null, note, file)
+      kept = ownBuffer(bytes)
+      ops.push(OP_BYTES, info.id, kept, memo.identity ?? null, note)
     }
     // A run that executed refreshes its cache entry; one that a stored value stood in for does not.
-    if (memo.cacheKey !== undefined && state.name !== 'Cached') {
+    if (memo.cacheKey !== undefined && !cached) {
       const created = state.timestamp
       const expires = memo.cacheTtlMs === undefined ? undefined : created + memo.cacheTtlMs
       const source = `'${info.name}' of flow run ${this.#flows.get(info.flowRunId!)?.rootId ?? info.flowRunId}`
       ops.push(OP_CACHE, memo.cacheKey, created, expires ?? null, source)
-      this.#pendingCache.set(memo.cacheKey, { value, created, expires, source, batch: this.#writer.next })
+      this.#pendingCache.set(memo.cacheKey, { bytes: kept, value: kept === undefined ? value : undefined, created, expires, source, batch: this.#writer.next })
     }
   }
 

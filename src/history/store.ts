@@ -6,6 +6,7 @@ import { UsageError } from '../errors.ts'
 import type { State } from '../engine/states.ts'
 import { isFinal } from '../engine/states.ts'
 import type { ErrorRecord, FlowRunRecord, LogRecord, StateRecord, TaskRunRecord } from '../render/run-history.ts'
+import { resultsDirOf } from './writer-protocol.ts'
 
 /**
  * The local run history: every flow run and task run `ptr run` started on this machine, in one
@@ -33,17 +34,6 @@ export interface StoredFlowRun {
   ended: number | null
 }
 
-/** One row to write: the run's current record (the newest write wins). */
-export interface FlowRunWrite {
-  id: string
-  rootId: string
-  record: FlowRunRecord
-  created: number
-  /** The flow file `ptr run` loaded (absolute), for `ptr flow-runs retry`; root flow runs only. */
-  file?: string | undefined
-  /** The flow run's value, once it completed and its value was stored (inline only). */
-  result?: Uint8Array | undefined
-}
 /**
  * A task run as stored: compact, because one is written per run on the engine's hot path; {@link
  * taskRunRecord} turns it into the report's record.
@@ -142,71 +132,83 @@ export class HistoryStore {
   readonly #db: Database.Database
   readonly #host = hostname()
   readonly #readCache: Database.Statement
+  readonly #readKept: Database.Statement
   /** Where values too big for a row go: `<localDir>/results/`. */
   readonly resultsDir: string
 
   private constructor(file: string, db: Database.Database) {
     this.file = file
     this.#db = db
-    this.resultsDir = path.join(path.dirname(file), 'results')
+    this.resultsDir = resultsDirOf(file)
     this.#readCache = db.prepare(`SELECT result, result_file AS file, created, source FROM cache WHERE key = ? AND (expires IS NULL OR expires > ?)`)
+    this.#readKept = db.prepare(`SELECT result, result_file AS file FROM task_runs WHERE root_id = ? AND seq = ?`)
   }
 
   /** Opens (creating if needed) the history file, and marks the runs of dead `ptr run`s Crashed. */
   static open(file: string): HistoryStore {
     let db: Database.Database
+    let opened: Database.Database | undefined
     try {
       mkdirSync(path.dirname(file), { recursive: true })
-      db = new Database(file, { timeout: 10_000 })
+      db = opened = new Database(file, { timeout: 10_000 })
       db.pragma('journal_mode = WAL')
       db.pragma('synchronous = NORMAL')
     } catch (error) {
+      opened?.close()
       throw new UsageError(
         `cannot open the run history ${file}: ${(error as Error).message}; fix the folder's permissions, set localDir elsewhere, or turn the history off with PREFECT_HISTORY=false`,
         'PTR_HISTORY_OPEN',
       )
     }
-    const tables = (db.prepare(`SELECT name FROM sqlite_master WHERE type = 'table'`).all() as { name: string }[]).map((t) => t.name)
-    if (tables.length > 0 && !tables.includes('flow_runs')) {
+    // Whatever fails from here (a damaged file, one locked past the timeout, a read-only one) closes the connection.
+    try {
+      const tables = (db.prepare(`SELECT name FROM sqlite_master WHERE type = 'table'`).all() as { name: string }[]).map((t) => t.name)
+      if (tables.length > 0 && !tables.includes('flow_runs')) {
+        throw new UsageError(`${file} is not a ptr run history (it holds other tables: ${tables.join(', ')}); move it away or set localDir elsewhere`, 'PTR_HISTORY_FOREIGN')
+      }
+      db.exec(`
+        CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
+        CREATE TABLE IF NOT EXISTS flow_runs (
+          id TEXT PRIMARY KEY, root_id TEXT NOT NULL, parent_id TEXT, flow_name TEXT NOT NULL,
+          state_type TEXT NOT NULL, state_name TEXT NOT NULL, record TEXT NOT NULL,
+          pid INTEGER NOT NULL, host TEXT NOT NULL, heartbeat INTEGER NOT NULL, created INTEGER NOT NULL, ended INTEGER,
+          file TEXT, result BLOB);
+        CREATE INDEX IF NOT EXISTS flow_runs_root ON flow_runs (root_id);
+        CREATE INDEX IF NOT EXISTS flow_runs_created ON flow_runs (created);
+        CREATE TABLE IF NOT EXISTS task_runs (
+          root_id TEXT NOT NULL, seq INTEGER NOT NULL, settled INTEGER NOT NULL, state_name TEXT NOT NULL, row TEXT NOT NULL,
+          identity TEXT, result BLOB, result_file TEXT,
+          PRIMARY KEY (root_id, seq)) WITHOUT ROWID;
+        CREATE TABLE IF NOT EXISTS cache (
+          key TEXT PRIMARY KEY, result BLOB, result_file TEXT, created INTEGER NOT NULL, expires INTEGER, source TEXT NOT NULL);
+        INSERT OR IGNORE INTO meta (k, v) VALUES ('schema', '${SCHEMA_VERSION}');
+      `)
+      const version = Number((db.prepare(`SELECT v FROM meta WHERE k = 'schema'`).get() as { v: string }).v)
+      if (version > SCHEMA_VERSION) {
+        throw new UsageError(`${file} was written by a newer ptr (history schema ${version}, this one reads ${SCHEMA_VERSION}); upgrade ptr or set localDir elsewhere`, 'PTR_HISTORY_SCHEMA')
+      }
+      if (version < 2) {
+        // Schema 1 had no results: add their columns (old runs have none, and cannot be resumed).
+        db.transaction(() => {
+          const columns = (table: string) => (db.prepare(`PRAGMA table_info(${table})`).all() as { name: string }[]).map((c) => c.name)
+          const tasks = columns('task_runs')
+          for (const [name, type] of [['identity', 'TEXT'], ['result', 'BLOB'], ['result_file', 'TEXT']]) if (!tasks.includes(name!)) db.exec(`ALTER TABLE task_runs ADD COLUMN ${name} ${type}`)
+          const flows = columns('flow_runs')
+          for (const [name, type] of [['file', 'TEXT'], ['result', 'BLOB']]) if (!flows.includes(name!)) db.exec(`ALTER TABLE flow_runs ADD COLUMN ${name} ${type}`)
+          db.prepare(`UPDATE meta SET v = ? WHERE k = 'schema'`).run(String(SCHEMA_VERSION))
+        }).immediate()
+      }
+      const store = new HistoryStore(file, db)
+      store.markStale()
+      return store
+    } catch (error) {
       db.close()
-      throw new UsageError(`${file} is not a ptr run history (it holds other tables: ${tables.join(', ')}); move it away or set localDir elsewhere`, 'PTR_HISTORY_FOREIGN')
+      if (error instanceof UsageError) throw error
+      throw new UsageError(
+        `cannot use the run history ${file}: ${(error as Error).message}; if another program holds it, try again; else move it away (ptr starts a new one), set localDir elsewhere, or turn the history off with PREFECT_HISTORY=false`,
+        'PTR_HISTORY_OPEN',
+      )
     }
-    db.exec(`
-      CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
-      CREATE TABLE IF NOT EXISTS flow_runs (
-        id TEXT PRIMARY KEY, root_id TEXT NOT NULL, parent_id TEXT, flow_name TEXT NOT NULL,
-        state_type TEXT NOT NULL, state_name TEXT NOT NULL, record TEXT NOT NULL,
-        pid INTEGER NOT NULL, host TEXT NOT NULL, heartbeat INTEGER NOT NULL, created INTEGER NOT NULL, ended INTEGER,
-        file TEXT, result BLOB);
-      CREATE INDEX IF NOT EXISTS flow_runs_root ON flow_runs (root_id);
-      CREATE INDEX IF NOT EXISTS flow_runs_created ON flow_runs (created);
-      CREATE TABLE IF NOT EXISTS task_runs (
-        root_id TEXT NOT NULL, seq INTEGER NOT NULL, settled INTEGER NOT NULL, state_name TEXT NOT NULL, row TEXT NOT NULL,
-        identity TEXT, result BLOB, result_file TEXT,
-        PRIMARY KEY (root_id, seq)) WITHOUT ROWID;
-      CREATE TABLE IF NOT EXISTS cache (
-        key TEXT PRIMARY KEY, result BLOB, result_file TEXT, created INTEGER NOT NULL, expires INTEGER, source TEXT NOT NULL);
-      INSERT OR IGNORE INTO meta (k, v) VALUES ('schema', '${SCHEMA_VERSION}');
-    `)
-    const version = Number((db.prepare(`SELECT v FROM meta WHERE k = 'schema'`).get() as { v: string }).v)
-    if (version > SCHEMA_VERSION) {
-      db.close()
-      throw new UsageError(`${file} was written by a newer ptr (history schema ${version}, this one reads ${SCHEMA_VERSION}); upgrade ptr or set localDir elsewhere`, 'PTR_HISTORY_SCHEMA')
-    }
-    if (version < 2) {
-      // Schema 1 had no results: add their columns (old runs have none, and cannot be resumed).
-      db.transaction(() => {
-        const columns = (table: string) => (db.prepare(`PRAGMA table_info(${table})`).all() as { name: string }[]).map((c) => c.name)
-        const tasks = columns('task_runs')
-        for (const [name, type] of [['identity', 'TEXT'], ['result', 'BLOB'], ['result_file', 'TEXT']]) if (!tasks.includes(name!)) db.exec(`ALTER TABLE task_runs ADD COLUMN ${name} ${type}`)
-        const flows = columns('flow_runs')
-        for (const [name, type] of [['file', 'TEXT'], ['result', 'BLOB']]) if (!flows.includes(name!)) db.exec(`ALTER TABLE flow_runs ADD COLUMN ${name} ${type}`)
-        db.prepare(`UPDATE meta SET v = ? WHERE k = 'schema'`).run(String(SCHEMA_VERSION))
-      }).immediate()
-    }
-    const store = new HistoryStore(file, db)
-    store.markStale()
-    return store
   }
 
   /** The bytes of a stored value (a file that has gone is an error the caller reports). */
@@ -223,14 +225,22 @@ export class HistoryStore {
   }
 
   /**
-   * The stored values of the completed task runs under root flow run `rootId` (its subflows'
-   * too), by identity: what a flow run that resumes it reuses.
+   * The completed task runs under root flow run `rootId` (its subflows' too) that kept a value,
+   * by identity: their place (seq), which {@link resumedValue} reads the value by when a flow run
+   * that resumes it reuses one (the values stay on disk until then).
    */
-  resumable(rootId: string): Map<string, { result: Uint8Array | null; file: string | null }> {
+  resumable(rootId: string): Map<string, number> {
     const rows = this.#db
-      .prepare(`SELECT identity, result, result_file AS file FROM task_runs WHERE root_id = ? AND identity IS NOT NULL AND (result IS NOT NULL OR result_file IS NOT NULL)`)
-      .all(rootId) as { identity: string; result: Uint8Array | null; file: string | null }[]
-    return new Map(rows.map((r) => [r.identity, { result: r.result, file: r.file }]))
+      .prepare(`SELECT identity, seq FROM task_runs WHERE root_id = ? AND identity IS NOT NULL AND (result IS NOT NULL OR result_file IS NOT NULL)`)
+      .all(rootId) as { identity: string; seq: number }[]
+    return new Map(rows.map((r) => [r.identity, r.seq]))
+  }
+
+  /** The bytes task run `seq` of root flow run `rootId` kept (an error if it kept none, or its file has gone). */
+  resumedValue(rootId: string, seq: number): Uint8Array {
+    const row = this.#readKept.get(rootId, seq) as { result: Uint8Array | null; file: string | null } | undefined
+    if (!row || (row.result === null && row.file === null)) throw new Error(`task run ${seq} of flow run ${rootId} kept no value`)
+    return this.readValue(row)
   }
 
   /**
@@ -238,21 +248,21 @@ export class HistoryStore {
    * resumes). One still running in another `ptr run` is not a candidate; one whose process died
    * was marked Crashed (ended) when the store was opened.
    */
-  latestUnfinished(flowName: string): { id: string; file: string | null; record: FlowRunRecord } | undefined {
+  latestUnfinished(flowName: string): { id: string; record: FlowRunRecord } | undefined {
     const row = this.#db
       .prepare(
-        `SELECT id, file, record FROM flow_runs WHERE parent_id IS NULL AND flow_name = ? AND ended IS NOT NULL AND state_type != 'Completed' ORDER BY created DESC, rowid DESC LIMIT 1`,
+        `SELECT id, record FROM flow_runs WHERE parent_id IS NULL AND flow_name = ? AND ended IS NOT NULL AND state_type != 'Completed' ORDER BY created DESC, rowid DESC LIMIT 1`,
       )
-      .get(flowName) as { id: string; file: string | null; record: string } | undefined
-    return row && { id: row.id, file: row.file, record: JSON.parse(row.record) as FlowRunRecord }
+      .get(flowName) as { id: string; record: string } | undefined
+    return row && { id: row.id, record: JSON.parse(row.record) as FlowRunRecord }
   }
 
-  /** A root flow run's file and record (what `ptr flow-runs retry` reruns). */
-  flowRun(id: string): { id: string; file: string | null; record: FlowRunRecord; parentId: string | null } | undefined {
-    const row = this.#db.prepare(`SELECT id, file, record, parent_id AS parentId FROM flow_runs WHERE id = ?`).get(id) as
-      | { id: string; file: string | null; record: string; parentId: string | null }
+  /** A flow run's file and record (what `ptr flow-runs retry` reruns), its root flow run, and when it ended (null: it has not). */
+  flowRun(id: string): { id: string; rootId: string; file: string | null; record: FlowRunRecord; parentId: string | null; ended: number | null } | undefined {
+    const row = this.#db.prepare(`SELECT id, root_id AS rootId, file, record, parent_id AS parentId, ended FROM flow_runs WHERE id = ?`).get(id) as
+      | { id: string; rootId: string; file: string | null; record: string; parentId: string | null; ended: number | null }
       | undefined
-    return row && { id: row.id, file: row.file, record: JSON.parse(row.record) as FlowRunRecord, parentId: row.parentId }
+    return row && { ...row, record: JSON.parse(row.record) as FlowRunRecord }
   }
 
   /**
@@ -345,27 +355,48 @@ export class HistoryStore {
     return { flowRuns: flows.map((f) => JSON.parse(f.record) as FlowRunRecord), taskRuns: tasks.map((t) => taskRunRecord(JSON.parse(t.row) as StoredTaskRun, root)) }
   }
 
-  /** Deletes root flow runs that ended before `before` (epoch ms), with their subflows and task runs. */
-  prune(before: number): number {
-    return this.#db.transaction(() => {
+  /**
+   * Deletes root flow runs that ended before `before` (epoch ms), with their subflows and task
+   * runs, and the cache entries expired at `now`. Their result files go once that is committed
+   * (a prune that fails leaves every row's file in place); a file that cannot be deleted stays
+   * behind, named by no row.
+   */
+  prune(before: number, now = Date.now()): number {
+    const unused = new Set<string>()
+    const pruned = this.#db.transaction(() => {
       const roots = (this.#db.prepare(`SELECT id FROM flow_runs WHERE parent_id IS NULL AND ended IS NOT NULL AND ended < ?`).all(before) as { id: string }[]).map((r) => r.id)
-      const files = this.#db.prepare(`SELECT result_file AS file FROM task_runs WHERE root_id = ? AND result_file IS NOT NULL`)
+      const files = this.#db.prepare(`SELECT result_file FROM task_runs WHERE root_id = ? AND result_file IS NOT NULL`).pluck()
       const dropTasks = this.#db.prepare(`DELETE FROM task_runs WHERE root_id = ?`)
       const dropFlows = this.#db.prepare(`DELETE FROM flow_runs WHERE root_id = ?`)
-      const unused: string[] = []
       for (const id of roots) {
-        for (const { file } of files.all(id) as { file: string }[]) unused.push(file)
+        for (const file of files.all(id) as string[]) unused.add(file)
         dropTasks.run(id)
         dropFlows.run(id)
       }
       // Expired cache entries go too.
-      for (const { file } of this.#db.prepare(`SELECT result_file AS file FROM cache WHERE expires <= ? AND result_file IS NOT NULL`).all(Date.now()) as { file: string }[]) unused.push(file)
-      this.#db.prepare(`DELETE FROM cache WHERE expires <= ?`).run(Date.now())
+      for (const file of this.#db.prepare(`SELECT result_file FROM cache WHERE expires <= ? AND result_file IS NOT NULL`).pluck().all(now) as string[]) unused.add(file)
+      this.#db.prepare(`DELETE FROM cache WHERE expires <= ?`).run(now)
       // A file another row (a cache entry, a later run) still names stays.
-      const named = this.#db.prepare(`SELECT 1 FROM task_runs WHERE result_file = ? UNION ALL SELECT 1 FROM cache WHERE result_file = ? LIMIT 1`)
-      for (const file of new Set(unused)) if (!named.get(file, file)) rmSync(path.join(this.resultsDir, file), { force: true })
+      if (unused.size > 0) {
+        const names = JSON.stringify([...unused])
+        const named = this.#db
+          .prepare(
+            `SELECT result_file FROM task_runs WHERE result_file IN (SELECT value FROM json_each(?)) UNION SELECT result_file FROM cache WHERE result_file IN (SELECT value FROM json_each(?))`,
+          )
+          .pluck()
+          .all(names, names) as string[]
+        for (const file of named) unused.delete(file)
+      }
       return roots.length
     })()
+    for (const file of unused) {
+      try {
+        rmSync(path.join(this.resultsDir, file), { force: true })
+      } catch {
+        // Left over (a folder in its place, no permission): no row names it any more.
+      }
+    }
+    return pruned
   }
 
   close(): void {

@@ -1,5 +1,6 @@
+import path from 'node:path'
 import type { MessagePort } from 'node:worker_threads'
-import type { FlowRunWrite } from './store.ts'
+import type { FlowRunRecord } from '../render/run-history.ts'
 
 /**
  * What crosses between the recorder (main thread) and the history's writer thread: only plain
@@ -11,6 +12,9 @@ import type { FlowRunWrite } from './store.ts'
 
 /** Values up to this size (serialized) live in their row; bigger ones in files under `<localDir>/results/`. */
 export const INLINE_VALUE_BYTES = 64 * 1024
+
+/** Where the values too big for a row of history file `file` go: `<localDir>/results/`. */
+export const resultsDirOf = (file: string): string => path.join(path.dirname(file), 'results')
 
 /** A field that is the same as in the previous op that had one. */
 export const SAME = 0
@@ -30,10 +34,11 @@ export const OP_STATE_FULL = 4
 /** The error record of a settled run: `id, record`. */
 export const OP_ERROR = 5
 /**
- * A completed run's value: `id, value, identity, note, file`. OP_VALUE carries the value itself
+ * A completed run's value: `id, value, identity, note`. OP_VALUE carries the value itself
  * (undefined, a boolean, null, a finite number or a string: the writer encodes it), OP_BYTES its
- * serialized bytes. `note` says why it cannot be matched on resume (when `identity` is null);
- * `file` names the results file should the value be too big for a row (null: the run's place).
+ * serialized bytes. `note` says why it cannot be matched on resume (when `identity` is null). A
+ * value too big for a row goes to a file of the run's own, `<root id>-<seq>.bin`: a file is never
+ * rewritten, so a row keeps the value its run produced.
  */
 export const OP_VALUE = 6
 export const OP_BYTES = 7
@@ -45,14 +50,32 @@ export const OP_NOT_KEPT = 9
 export const OP_CACHE = 10
 /** A log line of a task run: `id, timestamp, level, message`. */
 export const OP_LOG = 11
+/**
+ * A run the cache stood in for, whose row keeps the entry's value: `id, key, created, identity`.
+ * The writer copies the entry's bytes (or file name) into the row, if the entry is still the one
+ * written at `created` (else the row says its value is gone): the value is not serialized again.
+ */
+export const OP_CACHED = 12
 
 /** How many fields follow each op's code. */
-export const OP_FIELDS: readonly number[] = [0, 10, 3, 4, 6, 2, 5, 5, 3, 2, 4, 4]
+export const OP_FIELDS: readonly number[] = [0, 10, 3, 4, 6, 2, 4, 4, 3, 2, 4, 4, 4]
 /** `code` of a state (see OP_STATE). */
 export const stateCode = (typeIndex: number, attempt: number): number => typeIndex + 8 * attempt
 
 export const STATE_TYPES = ['Scheduled', 'Pending', 'Running', 'Completed', 'Failed', 'Crashed', 'Cancelled'] as const
 export const STATE_TYPE_CODE: Readonly<Record<string, number>> = Object.fromEntries(STATE_TYPES.map((type, i) => [type, i]))
+
+/** One row to write: the run's current record (the newest write wins). */
+export interface FlowRunWrite {
+  id: string
+  rootId: string
+  record: FlowRunRecord
+  created: number
+  /** The flow file `ptr run` loaded (absolute), for `ptr flow-runs retry`; root flow runs only. */
+  file?: string | undefined
+  /** The flow run's value, once it completed and its value was kept: in the row only, up to INLINE_VALUE_BYTES (a bigger one is not kept). */
+  result?: Uint8Array | undefined
+}
 
 /** One batch: everything that changed since the last one, written by the writer in one go. */
 export interface WriteBatch {

@@ -2,14 +2,16 @@ import { mkdirSync, writeFileSync } from 'node:fs'
 import { hostname } from 'node:os'
 import path from 'node:path'
 import Database from 'better-sqlite3'
+import { isFinal } from '../engine/states.ts'
 import type { ErrorRecord, LogRecord } from '../render/run-history.ts'
-import type { FlowRunWrite, StoredTaskRun } from './store.ts'
+import type { StoredTaskRun } from './store.ts'
 import { encodePrimitive } from './value-text.ts'
-import type { WriteBatch } from './writer-protocol.ts'
+import type { FlowRunWrite, WriteBatch } from './writer-protocol.ts'
 import {
   INLINE_VALUE_BYTES,
   OP_BYTES,
   OP_CACHE,
+  OP_CACHED,
   OP_ERROR,
   OP_FIELDS,
   OP_LOG,
@@ -22,6 +24,7 @@ import {
   OP_VALUE_ID,
   SAME,
   STATE_TYPES,
+  resultsDirOf,
 } from './writer-protocol.ts'
 
 /** Rows written per transaction: a big batch (close() after a 100,000-run map) keeps the log file small. */
@@ -33,7 +36,8 @@ const q = JSON.stringify
 const TYPE_JSON = STATE_TYPES.map((type) => q(type))
 /** `["Running","Running",`: the start of a state's JSON whose name is its type. */
 const PLAIN_HEAD = TYPE_JSON.map((type) => `[${type},${type},`)
-const FINAL_CODES = new Set(['Completed', 'Failed', 'Crashed', 'Cancelled'].map((type) => STATE_TYPES.indexOf(type as never)))
+/** The codes of the final types (see isFinal), for the per-state check. */
+const FINAL_CODES = new Set(STATE_TYPES.flatMap((type, code) => (isFinal({ type }) ? [code] : [])))
 
 /** A kept value as the writer holds it: its bytes (kept in the row), or the name of the file under `results/` they went to. */
 type Kept = Uint8Array | string
@@ -140,6 +144,7 @@ export class HistoryWriter {
   readonly #beat: Database.Statement
   readonly #holdLimit: number
   readonly #readTask: Database.Statement
+  readonly #readCache: Database.Statement
   readonly #rows = new Map<string, TaskRow>()
   /** Unsettled task runs written and let go of, by id: their place (seq). */
   readonly #spilled = new Map<string, number>()
@@ -163,7 +168,7 @@ export class HistoryWriter {
     this.#db.pragma('synchronous = NORMAL')
     // A checkpoint syncs the file: every 16 MB of log rather than every 4 MB (the log goes when the last connection closes).
     this.#db.pragma('wal_autocheckpoint = 4000')
-    this.#resultsDir = path.join(path.dirname(file), 'results')
+    this.#resultsDir = resultsDirOf(file)
     this.#maxLogs = options.maxLogs
     this.#holdLimit = options.holdLimit ?? HOLD_LIMIT
     this.#writeFlow = this.#db.prepare(
@@ -179,6 +184,7 @@ export class HistoryWriter {
     this.#writeCache = this.#db.prepare(`INSERT OR REPLACE INTO cache (key, result, result_file, created, expires, source) VALUES (?, ?, ?, ?, ?, ?)`)
     this.#beat = this.#db.prepare(`UPDATE flow_runs SET heartbeat = ? WHERE root_id = ? AND ended IS NULL`)
     this.#readTask = this.#db.prepare(`SELECT row FROM task_runs WHERE root_id = ? AND seq = ?`).pluck()
+    this.#readCache = this.#db.prepare(`SELECT result, result_file AS file, created FROM cache WHERE key = ?`)
   }
 
   /** Task runs held because they have not settled (or not been written since they changed). */
@@ -218,6 +224,8 @@ export class HistoryWriter {
 
   #applyOps(ops: unknown[], base: number, cache: unknown[]): void {
     let value: Kept | undefined
+    /** This batch's cache entries (written with its rows), by key: what an OP_CACHED of the batch copies. */
+    let entries: Map<unknown, { value: Kept; created: unknown }> | undefined
     for (let at = 0; at < ops.length; at += 1 + OP_FIELDS[ops[at] as number]!) {
       const op = ops[at] as number
       if (op === OP_TASK) {
@@ -226,11 +234,14 @@ export class HistoryWriter {
       }
       if (op === OP_CACHE) {
         // The value of the op before (a run that executed refreshes its entry).
-        if (value !== undefined) cache.push(ops[at + 1], value, ops[at + 2], ops[at + 3], ops[at + 4])
+        if (value !== undefined) {
+          cache.push(ops[at + 1], value, ops[at + 2], ops[at + 3], ops[at + 4])
+          ;(entries ??= new Map()).set(ops[at + 1], { value, created: ops[at + 2] })
+        }
         continue
       }
       const row = this.#rows.get(ops[at + 1] as string) ?? this.#revive(ops[at + 1] as string)
-      if (op >= OP_VALUE && op <= OP_NOT_KEPT) value = undefined
+      if ((op >= OP_VALUE && op <= OP_NOT_KEPT) || op === OP_CACHED) value = undefined
       // A run outside the flow runs recorded here, or one already settled and written.
       if (!row) continue
       if (!row.dirty) {
@@ -257,7 +268,7 @@ export class HistoryWriter {
         case OP_VALUE_ID: {
           // OP_VALUE(_ID) carries only values that have a short form (see isShortValue).
           const bytes = op === OP_BYTES ? (ops[at + 2] as Uint8Array) : encodePrimitive(ops[at + 2])!
-          value = this.#value(row, bytes, op === OP_VALUE_ID ? null : (ops[at + 5] as string | null))
+          value = this.#value(row, bytes)
           if (value === undefined) break
           if (ops[at + 3] !== null) {
             row.identity = ops[at + 3] as string
@@ -268,6 +279,15 @@ export class HistoryWriter {
         case OP_NOT_KEPT:
           ;(row.extra ??= {}).r = ops[at + 2] as string
           break
+        case OP_CACHED: {
+          const kept = this.#cachedValue(ops[at + 2] as string, ops[at + 3] as number, entries)
+          if (kept === undefined) (row.extra ??= {}).r = 'the cache entry it was served from was replaced or removed before it was written'
+          else {
+            row.identity = ops[at + 4] as string
+            row.value = kept
+          }
+          break
+        }
         case OP_LOG: {
           const extra = (row.extra ??= {})
           const logs = (extra.l ??= [])
@@ -337,12 +357,24 @@ export class HistoryWriter {
     row.settled = FINAL_CODES.has(type) || name === 'NotReady'
   }
 
-  /** Keeps a run's value: in its row up to INLINE_VALUE_BYTES, else in a file. Undefined (and the row says why) if that fails. */
-  #value(row: TaskRow, bytes: Uint8Array, file: string | null): Kept | undefined {
+  /** The value of cache entry `key` if it is still the one written at `created` (this batch's entries first). */
+  #cachedValue(key: string, created: number, entries: Map<unknown, { value: Kept; created: unknown }> | undefined): Kept | undefined {
+    const mine = entries?.get(key)
+    if (mine) return mine.created === created ? mine.value : undefined
+    const row = this.#readCache.get(key) as { result: Uint8Array | null; file: string | null; created: number } | undefined
+    if (!row || row.created !== created) return undefined
+    return row.result ?? row.file ?? undefined
+  }
+
+  /**
+   * Keeps a run's value: in its row up to INLINE_VALUE_BYTES, else in a file of its own (never
+   * rewritten: a cache entry may name it too). Undefined (and the row says why) if that fails.
+   */
+  #value(row: TaskRow, bytes: Uint8Array): Kept | undefined {
     if (bytes.byteLength <= INLINE_VALUE_BYTES) return bytes
     try {
       mkdirSync(this.#resultsDir, { recursive: true })
-      const name = `${file ?? `${row.rootId}-${row.seq}`}.bin`
+      const name = `${row.rootId}-${row.seq}.bin`
       writeFileSync(path.join(this.#resultsDir, name), bytes)
       return name
     } catch (error) {
@@ -355,7 +387,7 @@ export class HistoryWriter {
     const now = Date.now()
     const writeFlows = () => {
       for (const { id, rootId, record, created, file, result } of flows) {
-        const ended = FINAL_CODES.has(STATE_TYPES.indexOf(record.state.type)) ? (record.endTime ? Date.parse(record.endTime) : now) : null
+        const ended = isFinal(record.state) ? (record.endTime ? Date.parse(record.endTime) : now) : null
         this.#writeFlow.run({
           id,
           rootId,

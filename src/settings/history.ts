@@ -1,5 +1,6 @@
 import path from 'node:path'
 import type { CachePolicyName } from '../engine/result-types.ts'
+import type { ResultSettings } from '../history/recorder.ts'
 import { localDirFrom } from './local-dir.ts'
 import type { ResolvedSettings } from './resolve.ts'
 
@@ -8,11 +9,7 @@ export interface ResolvedHistorySettings {
   readonly enabled: boolean
   /** `<localDir>/history.db`, absolute. */
   readonly file: string
-  readonly results: {
-    readonly persistByDefault: boolean
-    readonly maxBytes: number
-    readonly defaultCachePolicy: readonly CachePolicyName[]
-  }
+  readonly results: ResultSettings
 }
 
 export function historySettingsFrom(resolved: ResolvedSettings, cwd: string): ResolvedHistorySettings {
@@ -24,7 +21,8 @@ export function historySettingsFrom(resolved: ResolvedSettings, cwd: string): Re
     results: {
       persistByDefault: settings['results.persistByDefault'].value !== false,
       maxBytes: Number(settings['results.maxBytes'].value),
-      defaultCachePolicy: policy.split('+').map((name) => name.trim() as CachePolicyName).filter((name) => name !== 'none'),
+      // As a task's cachePolicy: the engine reads 'none' (alone or in a list) as no caching.
+      defaultCachePolicy: policy.split('+').map((name) => name.trim() as CachePolicyName),
     },
   }
 }
