@@ -323,8 +323,12 @@ export class Limits {
     if (waiter.done) return
     const wasWaiting = waiter.joined || waiter.queued
     this.#finish(waiter)
-    if (wasWaiting) void this.store.leave(waiter.request.waiterId).catch(() => undefined)
-    waiter.reject(reason)
+    if (!wasWaiting) return waiter.reject(reason)
+    // Rejected once it has left the line: a caller that gave up is no one's reason to wait.
+    void this.store
+      .leave(waiter.request.waiterId)
+      .catch(() => undefined)
+      .then(() => waiter.reject(reason))
   }
 
   #renewing(): void {
