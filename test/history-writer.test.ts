@@ -14,7 +14,8 @@ import { ConcurrentTaskRunner, SequentialTaskRunner, flow, getRunLogger, onRunEv
 import { HistoryRecorder } from '../src/history/recorder.ts'
 import { HistoryStore } from '../src/history/store.ts'
 import { HistoryWriter } from '../src/history/writer.ts'
-import { OP_RUNNING, OP_STATE, OP_TASK, OP_VALUE_ID, SAME, STATE_TYPE_CODE, stateCode } from '../src/history/writer-protocol.ts'
+import { OP_LOG, OP_RUNNING, OP_STATE, OP_TASK, OP_VALUE_ID, SAME, STATE_TYPE_CODE, stateCode } from '../src/history/writer-protocol.ts'
+import { WriterThread } from '../src/history/writer-thread.ts'
 import { REPO, tempProject } from './helpers/cli.ts'
 
 const project = tempProject()
@@ -254,6 +255,31 @@ describe('the writer on its own (in-process)', () => {
 })
 
 describe('the writer thread and the process', () => {
+  it('a writer thread that outgrows its heap limit stops recording and says so; this process goes on', async () => {
+    const file = project.path(`w${n++}`, 'history.db')
+    HistoryStore.open(file).close()
+    const writer = new WriterThread(file, 1000, { heapMb: 32 })
+    const errors: Error[] = []
+    writer.onError = (error) => errors.push(error)
+    try {
+      const running = stateCode(STATE_TYPE_CODE.Running!, 1)
+      // Running runs that hold a thousand 100 kB log lines each: about 100 MB, over the 32 MB limit.
+      for (let b = 0; b < 100 && errors.length === 0; b++) {
+        const id = randomUUID()
+        const ops: unknown[] = [OP_TASK, id, b === 0 ? randomUUID() : SAME, null, `chatty-${b}`, b === 0 ? 'a.ts#chatty' : SAME, b === 0 ? 'chatty' : SAME, null, null, null, null]
+        ops.push(OP_RUNNING, id, running, 0, 'concurrent 1')
+        for (let line = 0; line < 10; line++) ops.push(OP_LOG, id, 0, 'info', `${b}/${line} `.padEnd(100_000, 'y'))
+        writer.post({ ops, base: Date.now(), slots: [], flows: [], unsettled: 'none', last: false })
+        await new Promise((resolve) => setTimeout(resolve, 10))
+      }
+      assert.equal(errors.length, 1, 'the writer did not stop')
+      assert.match(errors[0]!.message, /writer thread ran out of its 32 MB of memory.*not recorded/)
+      assert.equal(writer.failed, errors[0])
+    } finally {
+      writer.stop()
+    }
+  })
+
   const script = (closes: boolean) => `
 import { flow, onRunEvent, task } from '${REPO}/src/index.ts'
 import { HistoryRecorder } from '${REPO}/src/history/recorder.ts'

@@ -332,7 +332,8 @@ export class HistoryRecorder implements ResultStore {
       }
     }
     let kept: Uint8Array | undefined
-    if (isShortValue(value) && (typeof value !== 'string' || value.length * 3 < this.#results.maxBytes)) {
+    // A string travels as itself only when short: a long one goes as bytes, outside the writer's heap (see WRITER_HEAP_MB).
+    if (isShortValue(value) && (typeof value !== 'string' || value.length * 3 < Math.min(this.#results.maxBytes, INLINE_VALUE_BYTES))) {
       if (note === null) ops.push(OP_VALUE_ID, info.id, value, memo.identity!)
       else ops.push(OP_VALUE, info.id, value, memo.identity ?? null, note)
     } else {

@@ -30,6 +30,15 @@ function sourcesBundle(): string {
 const STALL_MS = 20_000
 /** Batches posted and not yet written past which post() waits: the writer's queue stays a few MB. */
 const MAX_IN_FLIGHT = 12
+/**
+ * The writer's heap limit (MB). Its live data are a few tens of MB at most (the unsettled runs it
+ * holds, the batch at hand; big values reach it as bytes, outside its heap), but V8 lets an old
+ * generation fill a share of its limit before its first full collection: with the process's limit
+ * (4 GB here) a 100,000-run map left the writer ~85 MB of heap, mostly garbage; with 1 GB, ~50 MB.
+ * A writer that still outgrows it (thousands of running tasks, each holding a thousand long log
+ * lines) is stopped, and the flow run goes on unrecorded.
+ */
+export const WRITER_HEAP_MB = 1024
 
 /**
  * The main thread's side of the history's writer thread (writer-worker.ts): posts batches, and
@@ -46,7 +55,7 @@ export class WriterThread {
   /** Called once, with the error that stopped the writer (a failed write, a thread that died). */
   onError: ((error: Error) => void) | undefined
 
-  constructor(file: string, maxLogs: number) {
+  constructor(file: string, maxLogs: number, { heapMb = WRITER_HEAP_MB }: { heapMb?: number } = {}) {
     const { port1, port2 } = new MessageChannel()
     this.#errors = port1
     const data: WriterData = { file, state: this.#state, errors: port2, maxLogs }
@@ -55,12 +64,15 @@ export class WriterThread {
       workerData: data,
       transferList: [port2],
       // What it allocates per batch dies young: a small young generation keeps its memory small.
-      resourceLimits: { maxYoungGenerationSizeMb: 8 },
+      resourceLimits: { maxYoungGenerationSizeMb: 8, maxOldGenerationSizeMb: heapMb },
     })
     this.#worker.unref()
     port1.on('message', (message: string) => this.#fail(new Error(message)))
     port1.unref()
-    this.#worker.on('error', (error) => this.#fail(error))
+    this.#worker.on('error', (error: Error & { code?: string }) => {
+      if (error.code !== 'ERR_WORKER_OUT_OF_MEMORY') return this.#fail(error)
+      this.#fail(new Error(`the history's writer thread ran out of its ${heapMb} MB of memory (long log lines of many running tasks?); the rest of this run is not recorded`))
+    })
     this.#worker.on('exit', (code) => {
       if (!this.#closed) this.#fail(new Error(`the history's writer thread stopped (exit code ${code})`))
     })
