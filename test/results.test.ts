@@ -5,7 +5,7 @@
  * in-process.
  */
 import assert from 'node:assert/strict'
-import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { after, describe, it } from 'node:test'
 import Database from 'better-sqlite3'
@@ -256,6 +256,45 @@ describe('the engine with a result store (in-process, a real history file)', () 
       assert.equal(store.prune(Date.now() + 60_000), 1)
       assert.equal(store.list().length, 0, 'the run is gone')
       assert.deepEqual(readdirSync(resultsDir), [files[1]], 'the file that could go went; the one that could not is left over, named by no row')
+    } finally {
+      store.close()
+    }
+  })
+
+  it('prune also removes a results file no row names any more (its run pruned, then its cache entry replaced) once it is an hour old', async () => {
+    const file = project.path('orphans', 'history.db')
+    const resultsDir = path.join(path.dirname(file), 'results')
+    const body = (x: number) => ({ x, pad: 'o'.repeat(70_000) })
+    // One cache key for both: the second task writes over the first's entry.
+    const cached = task({ name: 'big_cached', cacheKeyFn: () => 'left-over' }, body)
+    const refreshed = task({ name: 'big_refreshed', cacheKeyFn: () => 'left-over', refreshCache: true }, body)
+    const store = HistoryStore.open(file)
+    const run = async (t: typeof cached) => {
+      const recorder = new HistoryRecorder(store)
+      const off = onRunEvent(recorder.onEvent)
+      try {
+        const { state } = await flow({ name: 'orphans', taskRunner: new SequentialTaskRunner() }, async () => (await t(1)).x).run(undefined, { results: recorder })
+        assert.equal(state.type, 'Completed', state.error?.stack)
+      } finally {
+        off()
+        recorder.close()
+      }
+    }
+    try {
+      await run(cached)
+      const [first] = readdirSync(resultsDir)
+      assert.equal(store.prune(Date.now() + 60_000), 1)
+      assert.deepEqual(readdirSync(resultsDir), [first], 'the cache entry still names the pruned run’s file')
+      await run(refreshed)
+      const files = readdirSync(resultsDir)
+      assert.equal(files.length, 2, 'the refreshed entry has a file of its own')
+      const second = files.find((f) => f !== first)!
+      assert.equal(store.prune(0), 0)
+      assert.deepEqual(readdirSync(resultsDir).sort(), files.sort(), 'a young file may be a write whose row is not committed yet: it stays')
+      const old = new Date(Date.now() - 2 * 3600_000)
+      utimesSync(path.join(resultsDir, first!), old, old)
+      assert.equal(store.prune(0), 0)
+      assert.deepEqual(readdirSync(resultsDir), [second], 'the file no row names went; the one the cache names stayed')
     } finally {
       store.close()
     }

@@ -1,4 +1,4 @@
-import { mkdirSync, readFileSync, rmSync } from 'node:fs'
+import { mkdirSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs'
 import { hostname } from 'node:os'
 import path from 'node:path'
 import Database from 'better-sqlite3'
@@ -20,6 +20,12 @@ import { resultsDirOf } from './writer-protocol.ts'
 const SCHEMA_VERSION = 2
 /** A flow run whose process has not written for this long is stale even if its pid is alive (pid reuse). */
 const STALE_AFTER_MS = 60 * 60 * 1000
+/**
+ * A results file that no row names and is older than this is left over (its run was pruned while
+ * a cache entry named it, and the entry was replaced since; a write whose row never landed), and
+ * prune removes it. A younger one may be a write whose row is not committed yet.
+ */
+const LEFT_OVER_AFTER_MS = 60 * 60 * 1000
 
 /** A flow run as the history keeps it, with what the report records do not say. */
 export interface StoredFlowRun {
@@ -198,6 +204,8 @@ export class HistoryStore {
           db.prepare(`UPDATE meta SET v = ? WHERE k = 'schema'`).run(String(SCHEMA_VERSION))
         }).immediate()
       }
+      // What prune asks of results files (after the migration above: schema 1 had no result_file).
+      db.exec(`CREATE INDEX IF NOT EXISTS task_runs_file ON task_runs (result_file) WHERE result_file IS NOT NULL`)
       const store = new HistoryStore(file, db)
       store.markStale()
       return store
@@ -359,7 +367,8 @@ export class HistoryStore {
    * Deletes root flow runs that ended before `before` (epoch ms), with their subflows and task
    * runs, and the cache entries expired at `now`. Their result files go once that is committed
    * (a prune that fails leaves every row's file in place); a file that cannot be deleted stays
-   * behind, named by no row.
+   * behind, named by no row. Files that no row names and are over an hour old go too (see
+   * LEFT_OVER_AFTER_MS).
    */
   prune(before: number, now = Date.now()): number {
     const unused = new Set<string>()
@@ -389,14 +398,38 @@ export class HistoryStore {
       }
       return roots.length
     })()
-    for (const file of unused) {
+    for (const file of unused) this.#remove(file)
+    this.#removeLeftOvers(now)
+    return pruned
+  }
+
+  /** Removes the results files older than LEFT_OVER_AFTER_MS that no row names. */
+  #removeLeftOvers(now: number): void {
+    let files: string[]
+    try {
+      files = readdirSync(this.resultsDir)
+    } catch {
+      return
+    }
+    const named = new Set(
+      this.#db.prepare(`SELECT result_file FROM task_runs WHERE result_file IS NOT NULL UNION SELECT result_file FROM cache WHERE result_file IS NOT NULL`).pluck().all() as string[],
+    )
+    for (const file of files) {
+      if (!file.endsWith('.bin') || named.has(file)) continue
       try {
-        rmSync(path.join(this.resultsDir, file), { force: true })
+        if (statSync(path.join(this.resultsDir, file)).mtimeMs < now - LEFT_OVER_AFTER_MS) this.#remove(file)
       } catch {
-        // Left over (a folder in its place, no permission): no row names it any more.
+        // Gone meanwhile (another prune).
       }
     }
-    return pruned
+  }
+
+  #remove(file: string): void {
+    try {
+      rmSync(path.join(this.resultsDir, file), { force: true })
+    } catch {
+      // Left over (a folder in its place, no permission): no row names it any more.
+    }
   }
 
   close(): void {
