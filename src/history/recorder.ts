@@ -4,6 +4,8 @@ import { isSettled } from '../engine/states.ts'
 import type { RunLogs } from '../render/run-history.ts'
 import { RunHistory, errorRecord, flowRunRecord } from '../render/run-history.ts'
 import type { CachePolicy, ResultStore, StoredResult } from '../engine/result-types.ts'
+import type { ResultSettings } from './result-settings.ts'
+import { DEFAULT_RESULT_SETTINGS } from './result-settings.ts'
 import { decodeResult, encodeResult } from './values.ts'
 import { isShortValue } from './value-text.ts'
 import type { HistoryStore } from './store.ts'
@@ -51,18 +53,6 @@ interface PendingCacheEntry {
   batch: number
 }
 
-/** How results are kept (the `results.*` settings). */
-export interface ResultSettings {
-  /** Keep values of runs whose task or flow sets no `persistResult`. */
-  readonly persistByDefault: boolean
-  /** Values bigger than this (serialized) are not kept: the run is marked not resumable. */
-  readonly maxBytes: number
-  /** The cache policy of tasks that set none (`tasks.defaultCachePolicy`). */
-  readonly defaultCachePolicy?: CachePolicy | undefined
-}
-
-/** What a recorder made without settings keeps (in-process use): the defaults of the `results.*` settings (src/settings/schema.ts). */
-export const DEFAULT_RESULT_SETTINGS: ResultSettings = { persistByDefault: true, maxBytes: 64 * 1024 * 1024 }
 
 export interface RecorderOptions {
   results?: ResultSettings | undefined

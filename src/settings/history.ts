@@ -1,6 +1,6 @@
 import path from 'node:path'
 import type { CachePolicyName } from '../engine/result-types.ts'
-import type { ResultSettings } from '../history/recorder.ts'
+import type { ResultSettings } from '../history/result-settings.ts'
 import { localDirFrom } from './local-dir.ts'
 import type { ResolvedSettings } from './resolve.ts'
 

@@ -1,4 +1,5 @@
 import * as z from 'zod'
+import { DEFAULT_RESULT_SETTINGS } from '../history/result-settings.ts'
 import { DEFAULT_RUNNER_KIND, RUNNER_KINDS } from '../runners/kinds.ts'
 
 /**
@@ -239,7 +240,7 @@ export const SETTINGS = [
     description: 'keep the values of task runs and flow runs whose code sets no persistResult, next to the run history, so ptr run --resume can reuse them',
     accepts: 'true or false (also 1/0, yes/no, on/off)',
     schema: z.boolean(),
-    default: true,
+    default: DEFAULT_RESULT_SETTINGS.persistByDefault,
     fromString: asBoolean,
   }),
   setting<number, 'results.maxBytes'>({
@@ -248,7 +249,7 @@ export const SETTINGS = [
     description: 'the largest value (serialized) that is kept; a bigger one is not, and its run cannot be resumed from',
     accepts: 'an integer from 1 and up',
     schema: positiveInt,
-    default: 64 * 1024 * 1024,
+    default: DEFAULT_RESULT_SETTINGS.maxBytes,
     fromString: asInteger,
   }),
   setting<string, 'tasks.defaultCachePolicy'>({
