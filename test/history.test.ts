@@ -25,6 +25,11 @@ export default flow({ name: 'pipeline' }, async ({ n = 2 }: { n?: number }) => {
   return check(rows)
 })
 `,
+  'broken.ts': `import { flow } from '${REPO}/src/index.ts'
+export default flow({ name: 'broken' }, async () => {
+  throw new TypeError('no rows to check')
+})
+`,
   'slow.ts': `import { flow, task } from '${REPO}/src/index.ts'
 export const nap = task({ name: 'nap' }, async (ms: number) => {
   console.log('napping')
@@ -107,6 +112,20 @@ describe('the run history (ptr run records, ptr flow-runs reads)', () => {
     const text = await ptr(['flow-runs', 'show', latest!.id.slice(0, 8)])
     assert.match(text.stdout, /check-\d+\s+Failed\s+1\s+\S+ s\s+RangeError: too many rows: 5/)
     assert.match(text.stdout, /flow run child-\S+ \(child\) Completed/)
+    // Each failure as ptr run's summary shows it: where in the user's code, with the code around it.
+    assert.match(text.stdout, /\nfailures:\n {2}check-\d+ failed after 1 attempt\n {4}RangeError: too many rows: 5\n {4}at pipeline\.ts:5:\d+\n/)
+    assert.match(text.stdout, /> 5 \|\s+if \(rows\.length > 3\) throw new RangeError/)
+    assert.doesNotMatch(text.stdout, /^ {2}flow run pipeline-\S+ failed$/m, "the flow run failed with its task run's error: shown once, under the task run")
+    const debug = await ptr(['--debug', 'flow-runs', 'show', latest!.id.slice(0, 8)])
+    assert.match(debug.stdout, /RangeError: too many rows: 5\n {4}at .*pipeline\.ts:5:\d+\)?\n/, 'with --debug: the whole stack')
+  })
+
+  it('show shows a flow run that failed outside its task runs with its error where the code threw it', async () => {
+    assert.equal((await ptr(['run', 'broken.ts'])).code, 1)
+    const [broken] = await list('--flow', 'broken')
+    const text = await ptr(['flow-runs', 'show', broken!.id])
+    assert.equal(text.code, 0, text.stderr)
+    assert.match(text.stdout, /\nfailures:\n {2}flow run broken-\S+ failed\n {4}TypeError: no rows to check\n {4}at broken\.ts:3:9\n/)
   })
 
   it('show with an unknown or ambiguous id is one line and exit 2', async () => {

@@ -3,7 +3,7 @@ import { ExitCode, UsageError } from '../errors.ts'
 import type { HistoryStore } from '../history/store.ts'
 import type { RunReport } from '../render/report-json.ts'
 import { REPORT_SCHEMA_VERSION } from '../render/report-json.ts'
-import type { FlowRunRecord, TaskRunRecord } from '../render/run-history.ts'
+import type { ErrorRecord, FlowRunRecord, TaskRunRecord } from '../render/run-history.ts'
 import { historySettingsFrom } from '../settings/history.ts'
 import { resolveSettings } from '../settings/resolve.ts'
 import { parseAge } from './runs-view.ts'
@@ -73,6 +73,8 @@ export async function flowRunsListCommand(options: FlowRunsListOptions): Promise
 
 export interface FlowRunsShowOptions extends HistoryCommandOptions {
   id: string
+  /** `ptr --debug`: each failure's whole stack, not only its first frame in the user's code. */
+  debug?: boolean | undefined
   /** `--report FILE`: the HTML report of the stored run, instead of the text view. */
   report?: string | undefined
 }
@@ -129,6 +131,7 @@ export async function flowRunsShowCommand(options: FlowRunsShowOptions): Promise
       const rows = found.taskRuns.map((t) => [t.name, stateOf(t), String(t.attempts), seconds(t.durationSeconds), t.error ? `${t.error.name}: ${t.error.message}`.split('\n')[0]!.slice(0, 120) : ''])
       lines.push(formatTable(['TASK RUN', 'STATE', 'ATTEMPTS', 'DURATION', 'ERROR'], rows).trimEnd())
     }
+    lines.push(...(await failureLines(found.flowRuns, found.taskRuns, options.debug === true)))
     const notKept = found.taskRuns.filter((t) => t.resultNotStored !== undefined && t.state.type === 'Completed')
     if (notKept.length > 0) {
       lines.push('', 'values not kept (a resume of this run runs these again):')
@@ -147,6 +150,33 @@ export async function flowRunsShowCommand(options: FlowRunsShowOptions): Promise
   } finally {
     store.close()
   }
+}
+
+/** A stored error as an Error again (class name, message, stack, causes), for the lines ptr run's summary shows. */
+function errorOf(record: ErrorRecord): Error {
+  const error = new Error(record.message, record.cause ? { cause: errorOf(record.cause) } : undefined)
+  error.name = record.name
+  error.stack = record.stack ?? `${record.name}: ${record.message}`
+  return error
+}
+
+/**
+ * Each failed task run as ptr run's summary shows it (its error, where in the user's code, the
+ * code around it), then the flow runs' errors that are not one of those.
+ */
+async function failureLines(flowRuns: readonly FlowRunRecord[], taskRuns: readonly TaskRunRecord[], debug: boolean): Promise<string[]> {
+  const failed = taskRuns.filter((t) => t.error && (t.state.type === 'Failed' || t.state.type === 'Crashed'))
+  const shown = new Set(failed.map((t) => `${t.error!.name}: ${t.error!.message}`))
+  const flowsFailed = flowRuns.filter((f) => f.error && !shown.has(`${f.error.name}: ${f.error.message}`))
+  if (failed.length === 0 && flowsFailed.length === 0) return []
+  const [{ Chalk }, { attemptsText, errorLines, stateWord }] = await Promise.all([import('chalk'), import('../render/failure.ts')])
+  const c = new Chalk()
+  const lines = ['', 'failures:']
+  for (const run of failed) {
+    lines.push(`  ${run.name} ${stateWord(run.state.name)} ${attemptsText(run.attempts)}`, ...errorLines(errorOf(run.error!), c, { debug, indent: '    ' }))
+  }
+  for (const run of flowsFailed) lines.push(`  flow run ${run.name} ${stateWord(run.state.name)}`, ...errorLines(errorOf(run.error!), c, { debug, indent: '    ' }))
+  return lines
 }
 
 export interface FlowRunsRetryOptions extends Omit<RunFlowCommandOptions, 'file' | 'flowName' | 'param' | 'params' | 'resume' | 'resumeFrom'> {

@@ -127,6 +127,9 @@ export const stateWord = (name: string): string => WORDS[name] ?? name.toLowerCa
 /** `1 attempt`, `3 attempts`, `1 retry`, `2 retries`. */
 export const plural = (n: number, one: string, many = `${one}s`): string => `${n} ${n === 1 ? one : many}`
 
+/** How a failed run's attempts read after its state: `after 2 attempts`, or `before it started`. */
+export const attemptsText = (attempts: number): string => (attempts === 0 ? 'before it started' : `after ${plural(attempts, 'attempt')}`)
+
 /** GitHub Actions workflow-command escaping (data and property values differ). */
 const escapeData = (text: string) => text.replace(/%/g, '%25').replace(/\r/g, '%0D').replace(/\n/g, '%0A')
 const escapeProperty = (text: string) => escapeData(text).replace(/:/g, '%3A').replace(/,/g, '%2C')

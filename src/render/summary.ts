@@ -2,7 +2,7 @@ import { attemptEnded } from '../errors.ts'
 import { inspect } from 'node:util'
 import type { ChalkInstance } from 'chalk'
 import type { State } from '../engine/states.ts'
-import { errorCode, errorHeadline, errorLines, githubAnnotation, plural, stateWord, upstreamRoot } from './failure.ts'
+import { attemptsText, errorCode, errorHeadline, errorLines, githubAnnotation, plural, stateWord, upstreamRoot } from './failure.ts'
 import { colorState } from './style.ts'
 import type { RunRecorder } from './recorder.ts'
 
@@ -34,8 +34,6 @@ export function notReadyReason(state: State, names: ReadonlyMap<string, { name: 
 
 /** Flow errors made of task-run failures that the summary lists already. */
 const SUMMARISED = new Set(['PTR_UNHANDLED_TASK_FAILURE', 'PTR_RETURNED_RUN_FAILED'])
-
-const attemptsText = (attempts: number) => (attempts === 0 ? 'before it started' : `after ${plural(attempts, 'attempt')}`)
 
 /**
  * The end-of-run summary, the same for every renderer: each failure once, with its error class,

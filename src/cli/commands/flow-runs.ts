@@ -29,7 +29,7 @@ export function defineFlowRunsCommand(program: Command, result: CliResult): void
     .option('--report <file>', 'write the HTML report of the run (timeline, task graph, runs with errors and logs) to this .html file, as ptr run --report does')
     .action(async (id: string, options: { config?: string; json?: boolean; report?: string }) => {
       const { flowRunsShowCommand } = await import('../flow-runs-view.ts')
-      result.exitCode = await flowRunsShowCommand({ id, ...options })
+      result.exitCode = await flowRunsShowCommand({ id, ...options, debug: Boolean(program.opts().debug) })
     })
   const retry = flowRuns
     .command('retry')
