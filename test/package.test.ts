@@ -15,7 +15,7 @@ const DEPCRUISE = path.join(REPO, 'node_modules', 'dependency-cruiser', 'bin', '
 
 function run(command: string, args: readonly string[], cwd: string, env: NodeJS.ProcessEnv = {}) {
   const result = spawnSync(command, args, { cwd, encoding: 'utf8', env: { ...process.env, NODE_TEST_CONTEXT: undefined, ...env }, timeout: 240_000 })
-  return { code: result.status, out: `${result.stdout ?? ''}${result.stderr ?? ''}`, stdout: result.stdout ?? '' }
+  return { code: result.status, out: `${result.stdout ?? ''}${result.stderr ?? ''}`, stdout: result.stdout ?? '', stderr: result.stderr ?? '' }
 }
 
 /** The same as run(), without blocking: the type checks run side by side. */
@@ -143,6 +143,9 @@ describe('the installed package (npm pack, then npm install in a user project)',
     const hello = run(bin, ['run', 'flows/hello.ts', '--param', 'name=Ada'], project.dir, { CI: 'true', NO_COLOR: '1' })
     assert.equal(hello.code, 0, hello.out)
     assert.match(hello.out, /Hello, Ada!/)
+    // Installed without install scripts (as npm does for a package its allowScripts does not name),
+    // better-sqlite3 has no build: ptr says so in one line, with what to run, and runs the flow anyway.
+    assert.match(hello.stderr, /^ptr: the run history is off for this run: ptr's SQLite driver \([^\n]*node_modules\/better-sqlite3\) has no build it can load on Node v[\d.]+ [^\n]*: run npm rebuild better-sqlite3 in your project[^\n]*\n$/)
     // The thread pool's workers load the user's .ts through ptr's own tsx, and ptr as built JS.
     const etl = run(bin, ['run', 'flows/etl.ts'], project.dir, { CI: 'true', NO_COLOR: '1' })
     assert.equal(etl.code, 0, etl.out)

@@ -1,7 +1,8 @@
 import { mkdirSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs'
 import { hostname } from 'node:os'
 import path from 'node:path'
-import Database from 'better-sqlite3'
+import type Database from 'better-sqlite3'
+import { openDatabase } from '../queue/sqlite-driver.ts'
 import { UsageError } from '../errors.ts'
 import type { State } from '../engine/states.ts'
 import { isFinal } from '../engine/states.ts'
@@ -156,11 +157,12 @@ export class HistoryStore {
     let opened: Database.Database | undefined
     try {
       mkdirSync(path.dirname(file), { recursive: true })
-      db = opened = new Database(file, { timeout: 10_000 })
+      db = opened = openDatabase(file, { timeout: 10_000 })
       db.pragma('journal_mode = WAL')
       db.pragma('synchronous = NORMAL')
     } catch (error) {
       opened?.close()
+      if (error instanceof UsageError) throw error
       throw new UsageError(
         `cannot open the run history ${file}: ${(error as Error).message}; fix the folder's permissions, set localDir elsewhere, or turn the history off with PREFECT_HISTORY=false`,
         'PTR_HISTORY_OPEN',

@@ -1,7 +1,8 @@
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { hostname } from 'node:os'
 import path from 'node:path'
-import Database from 'better-sqlite3'
+import type Database from 'better-sqlite3'
+import { openDatabase } from '../queue/sqlite-driver.ts'
 import { isFinal } from '../engine/states.ts'
 import type { ErrorRecord, LogRecord } from '../render/run-history.ts'
 import type { StoredTaskRun } from './store.ts'
@@ -167,7 +168,7 @@ export class HistoryWriter {
   onTransaction: (() => void) | undefined
 
   constructor(file: string, options: HistoryWriterOptions) {
-    this.#db = new Database(file, { timeout: 10_000 })
+    this.#db = openDatabase(file, { timeout: 10_000 })
     this.#db.pragma('synchronous = NORMAL')
     // A checkpoint syncs the file: every 16 MB of log rather than every 4 MB (the log goes when the last connection closes).
     this.#db.pragma('wal_autocheckpoint = 4000')

@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto'
 import { watch } from 'node:fs'
 import type { FSWatcher } from 'node:fs'
-import Database from 'better-sqlite3'
+import type Database from 'better-sqlite3'
+import { openDatabase } from '../queue/sqlite-driver.ts'
 import { UsageError } from '../errors.ts'
 import type { AcquireRequest, AcquireResult, LimitInfo, LimitStore, SlotHolder } from './store.ts'
 
@@ -76,10 +77,11 @@ export class SqliteLimitStore implements LimitStore {
     this.url = options.url
     this.#prepareQueue = options.prepareQueue
     try {
-      this.#db = new Database(file, { timeout: 10_000, fileMustExist: file !== ':memory:' })
+      this.#db = openDatabase(file, { timeout: 10_000, fileMustExist: file !== ':memory:' })
       this.#db.pragma('journal_mode = WAL')
       this.#db.pragma('synchronous = NORMAL')
     } catch (error) {
+      if (error instanceof UsageError) throw error
       throw new UsageError(`cannot open the limits in queue file ${file}: ${(error as Error).message}; check that the path is a ptr queue file you can read and write`, 'PTR_BAD_QUEUE_FILE', error)
     }
     this.#dataVersion = this.#db.prepare('PRAGMA data_version').pluck()

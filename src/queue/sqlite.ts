@@ -1,7 +1,7 @@
 import { existsSync, mkdirSync, statSync, watch } from 'node:fs'
 import type { FSWatcher } from 'node:fs'
 import path from 'node:path'
-import Database from 'better-sqlite3'
+import type Database from 'better-sqlite3'
 import { UsageError } from '../errors.ts'
 import type {
   ClaimedRun,
@@ -20,6 +20,7 @@ import type {
 } from './backend.ts'
 import type { RunOutcome, WaitOptions } from './backend.ts'
 import { isFinalQueueState } from './backend.ts'
+import { openDatabase } from './sqlite-driver.ts'
 import { RunWaiters } from './waiters.ts'
 
 /** 1: the first; 2: runs.cancel_reason. */
@@ -192,7 +193,7 @@ export class SqliteQueueBackend implements QueueBackend {
         // new file beside it would mix with that log (disk I/O errors, lost runs).
         if (!existsSync(file) && existsSync(`${file}-wal`)) throw deletedError(file)
       }
-      this.#db = new Database(file, { timeout: 10_000 })
+      this.#db = openDatabase(file, { timeout: 10_000 })
     } catch (error) {
       if (error instanceof UsageError) throw error
       throw describeOpenError(file, error)
