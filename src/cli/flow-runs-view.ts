@@ -4,6 +4,7 @@ import type { HistoryStore } from '../history/store.ts'
 import type { RunReport } from '../render/report-json.ts'
 import { REPORT_SCHEMA_VERSION } from '../render/report-json.ts'
 import type { ErrorRecord, FlowRunRecord, TaskRunRecord } from '../render/run-history.ts'
+import { STATE_TYPES } from '../history/writer-protocol.ts'
 import { historySettingsFrom } from '../settings/history.ts'
 import { resolveSettings } from '../settings/resolve.ts'
 import { parseAge } from './runs-view.ts'
@@ -37,6 +38,16 @@ const countsText = (counts: Record<string, number>) =>
     .map(([name, n]) => `${n} ${name}`)
     .join(', ') || '-'
 
+/** The names of states ptr gives flow runs, besides their types (a flow's own code may name others). */
+const STATE_NAMES = ['TimedOut', 'AwaitingRetry', 'Retrying', 'NotReady', 'Cached']
+
+/** A `--state` that matched nothing must be a state ptr has, or one a recorded run was in: else it is a typo, and an error. */
+function checkStateName(state: string, store: HistoryStore): void {
+  const known = [...STATE_TYPES, ...STATE_NAMES, ...store.stateNames()]
+  if (known.some((name) => name.toLowerCase() === state.toLowerCase())) return
+  throw new UsageError(`--state '${state}' is no state: use a state type (${STATE_TYPES.join(', ')}) or a state name (${STATE_NAMES.join(', ')}, ...)`, 'PTR_BAD_OPTION')
+}
+
 export interface FlowRunsListOptions extends HistoryCommandOptions {
   flow?: string | undefined
   state?: string | undefined
@@ -51,6 +62,7 @@ export async function flowRunsListCommand(options: FlowRunsListOptions): Promise
   const store = await openHistory(options.config)
   try {
     const runs = store.list({ flowName: options.flow, stateName: options.state, limit })
+    if (runs.length === 0 && options.state !== undefined) checkStateName(options.state, store)
     if (options.json) {
       const rows = runs.map(({ record, counts, taskRuns }) => {
         const { logs: _logs, stateHistory: _history, ...rest } = record

@@ -317,6 +317,11 @@ export class HistoryStore {
     return [...new Set(stale.map((r) => r.rootId))]
   }
 
+  /** Every state name a recorded root flow run is in. */
+  stateNames(): string[] {
+    return this.#db.prepare(`SELECT DISTINCT state_name FROM flow_runs WHERE parent_id IS NULL`).pluck().all() as string[]
+  }
+
   /** Root flow runs (not subflows), newest first. */
   list(filter: FlowRunFilter = {}): FlowRunSummary[] {
     const where = ['parent_id IS NULL']
