@@ -255,6 +255,33 @@ describe('the writer on its own (in-process)', () => {
 })
 
 describe('the writer thread and the process', () => {
+  it('a batch that is the first and the last (a short flow run) is written on the caller\'s thread: no thread is started for it', () => {
+    const file = project.path(`w${n++}`, 'history.db')
+    HistoryStore.open(file).close()
+    const writer = new WriterThread(file, 10)
+    const id = randomUUID()
+    const root = randomUUID()
+    const ops = [OP_TASK, id, root, null, 'one-0', 'a.ts#one', 'one', null, null, null, null, OP_STATE, id, stateCode(STATE_TYPE_CODE.Completed!, 1), 0, OP_VALUE_ID, id, 1, 'identity-one']
+    const seq = writer.post({ ops, base: Date.UTC(2026, 0, 1), slots: [], flows: [], unsettled: 'all', last: true })
+    // Written by the time post() returns: a thread could not have been started and have written it yet.
+    assert.equal(writer.applied, seq)
+    assert.equal(writer.failed, undefined)
+    writer.stop()
+    assert.deepEqual(query<{ s: string; i: string }>(file, 'SELECT state_name AS s, identity AS i FROM task_runs WHERE root_id = ?', root), [{ s: 'Completed', i: 'identity-one' }])
+  })
+
+  it('a write that fails on the caller\'s thread is reported as a failed thread\'s would be', () => {
+    const file = project.path(`w${n++}`, 'nowhere', 'history.db')
+    const writer = new WriterThread(file, 10)
+    const errors: Error[] = []
+    writer.onError = (error) => errors.push(error)
+    const seq = writer.post({ ops: [], base: 0, slots: [], flows: [], unsettled: 'all', last: true })
+    assert.equal(writer.wait(seq), false)
+    assert.equal(errors.length, 1)
+    assert.equal(writer.failed, errors[0])
+    writer.stop()
+  })
+
   it('a writer thread that outgrows its heap limit stops recording and says so; this process goes on', async () => {
     const file = project.path(`w${n++}`, 'history.db')
     HistoryStore.open(file).close()

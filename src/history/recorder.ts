@@ -80,7 +80,8 @@ const ownBuffer = (bytes: Uint8Array): Uint8Array => (bytes.byteLength === bytes
  * the flow run's thread: an event only appends a few fields to the current batch (see
  * writer-protocol.ts); the batch goes to the history's writer thread every 250 ms, or at once
  * when it holds about 300 task runs' events, and the writer rebuilds the rows and writes them, on
- * its own connection. The 250 ms write also renews the heartbeat, and `close()` waits until
+ * its own connection (a flow run that ends before the first batch goes has its one batch written
+ * by close(), on this thread: see WriterThread). The 250 ms write also renews the heartbeat, and `close()` waits until
  * everything is written. Reads (`cached()`) see this process's cache entries before the writer has
  * written them.
  */

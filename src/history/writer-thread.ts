@@ -2,6 +2,7 @@ import { createRequire } from 'node:module'
 import { fileURLToPath } from 'node:url'
 import { MessageChannel, Worker, receiveMessageOnPort } from 'node:worker_threads'
 import type { MessagePort } from 'node:worker_threads'
+import { HistoryWriter } from './writer.ts'
 import type { WriteBatch, WriterData } from './writer-protocol.ts'
 import { APPLIED, FAILED, PROGRESS, STATE_SLOTS } from './writer-protocol.ts'
 
@@ -44,11 +45,18 @@ export const WRITER_HEAP_MB = 1024
  * The main thread's side of the history's writer thread (writer-worker.ts): posts batches, and
  * knows from the shared state which ones are written and whether writing failed, without waiting
  * for an event loop turn. The thread is unref'd: it never keeps the process alive.
+ *
+ * The thread starts with the first batch posted before the last: a flow run that ends before
+ * then (under 250 ms, a few hundred task runs) has its one batch written here, on the caller's
+ * thread, which costs a millisecond or two where starting a thread costs some 40 ms.
  */
 export class WriterThread {
-  readonly #worker: Worker
+  readonly #file: string
+  readonly #maxLogs: number
+  readonly #heapMb: number
+  #worker: Worker | undefined
   readonly #state = new Int32Array(new SharedArrayBuffer(STATE_SLOTS * Int32Array.BYTES_PER_ELEMENT))
-  readonly #errors: MessagePort
+  #errors: MessagePort | undefined
   #posted = 0
   #error: Error | undefined
   #closed = false
@@ -56,26 +64,36 @@ export class WriterThread {
   onError: ((error: Error) => void) | undefined
 
   constructor(file: string, maxLogs: number, { heapMb = WRITER_HEAP_MB }: { heapMb?: number } = {}) {
+    this.#file = file
+    this.#maxLogs = maxLogs
+    this.#heapMb = heapMb
+    // From the sources, bundle now: the first post should not wait for esbuild.
+    if (FROM_SOURCES) sourcesBundle()
+  }
+
+  #start(): Worker {
     const { port1, port2 } = new MessageChannel()
     this.#errors = port1
-    const data: WriterData = { file, state: this.#state, errors: port2, maxLogs }
-    this.#worker = new Worker(FROM_SOURCES ? sourcesBundle() : SCRIPT, {
+    const data: WriterData = { file: this.#file, state: this.#state, errors: port2, maxLogs: this.#maxLogs }
+    const worker = new Worker(FROM_SOURCES ? sourcesBundle() : SCRIPT, {
       eval: FROM_SOURCES,
       workerData: data,
       transferList: [port2],
       // What it allocates per batch dies young: a small young generation keeps its memory small.
-      resourceLimits: { maxYoungGenerationSizeMb: 8, maxOldGenerationSizeMb: heapMb },
+      resourceLimits: { maxYoungGenerationSizeMb: 8, maxOldGenerationSizeMb: this.#heapMb },
     })
-    this.#worker.unref()
+    worker.unref()
     port1.on('message', (message: string) => this.#fail(new Error(message)))
     port1.unref()
-    this.#worker.on('error', (error: Error & { code?: string }) => {
+    worker.on('error', (error: Error & { code?: string }) => {
       if (error.code !== 'ERR_WORKER_OUT_OF_MEMORY') return this.#fail(error)
-      this.#fail(new Error(`the history's writer thread ran out of its ${heapMb} MB of memory (long log lines of many running tasks?); the rest of this run is not recorded`))
+      this.#fail(new Error(`the history's writer thread ran out of its ${this.#heapMb} MB of memory (long log lines of many running tasks?); the rest of this run is not recorded`))
     })
-    this.#worker.on('exit', (code) => {
+    worker.on('exit', (code) => {
       if (!this.#closed) this.#fail(new Error(`the history's writer thread stopped (exit code ${code})`))
     })
+    this.#worker = worker
+    return worker
   }
 
   /** The seq the next batch posted gets. */
@@ -91,7 +109,7 @@ export class WriterThread {
   /** The error that stopped the writer, if one did (read now, not at the next event loop turn). */
   get failed(): Error | undefined {
     if (this.#error === undefined && Atomics.load(this.#state, FAILED) === 1) {
-      const message = receiveMessageOnPort(this.#errors)
+      const message = this.#errors && receiveMessageOnPort(this.#errors)
       this.#fail(new Error(message === undefined ? 'the run history could not be written' : String(message.message)))
     }
     return this.#error
@@ -100,11 +118,31 @@ export class WriterThread {
   /** Posts a batch; returns its seq. */
   post(batch: Omit<WriteBatch, 'seq'>): number {
     const seq = ++this.#posted
+    if (batch.last) this.#closed = true
+    if (this.#worker === undefined && batch.last) {
+      this.#writeHere({ seq, ...batch })
+      return seq
+    }
+    const worker = this.#worker ?? this.#start()
     // A writer that lags (a map of 100,000 no-op runs) must not queue up its whole history.
     if (seq - Atomics.load(this.#state, APPLIED) > MAX_IN_FLIGHT) this.wait(seq - MAX_IN_FLIGHT)
-    if (batch.last) this.#closed = true
-    this.#worker.postMessage({ seq, ...batch } satisfies WriteBatch)
+    worker.postMessage({ seq, ...batch } satisfies WriteBatch)
     return seq
+  }
+
+  /** The only batch, written on this thread (see the class comment). */
+  #writeHere(batch: WriteBatch): void {
+    let writer: HistoryWriter | undefined
+    try {
+      writer = new HistoryWriter(this.#file, { maxLogs: this.#maxLogs })
+      writer.apply(batch)
+    } catch (error) {
+      Atomics.store(this.#state, FAILED, 1)
+      this.#fail(error as Error)
+    } finally {
+      writer?.close()
+      Atomics.store(this.#state, APPLIED, batch.seq)
+    }
   }
 
   /** Blocks until batch `seq` is written (or writing failed, or the writer stalled). Returns whether it was written. */
@@ -130,8 +168,8 @@ export class WriterThread {
   /** Stops the thread without waiting (after the last batch, or when writing failed). */
   stop(): void {
     this.#closed = true
-    this.#errors.close()
-    void this.#worker.terminate()
+    this.#errors?.close()
+    void this.#worker?.terminate()
   }
 
   #fail(error: Error): void {
