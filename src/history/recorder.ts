@@ -34,6 +34,12 @@ import { WriterThread } from './writer-thread.ts'
 const FLUSH_MS = 250
 /** Ops (writer-protocol.ts) that make a batch be posted at once: about 300 task runs' events. */
 const POST_AT_OPS = 8192
+/**
+ * Ops after which the writer thread is started, ahead of the first batch: a run this busy will
+ * post batches soon, and they should not queue up while the thread starts (some 40 ms). A run
+ * that ends before (a few dozen task runs) is written without one (see WriterThread).
+ */
+const WARM_AT_OPS = 512
 
 /** Slots numbered (see #slot); the rest are sent by name. */
 const MAX_SLOTS = 256
@@ -199,6 +205,7 @@ export class HistoryRecorder implements ResultStore {
     else this.#flowState(event.flowRun, event.state)
     // Many runs settle before a timer can fire (a map of no-op runs): post them, not hold them.
     if (this.#ops.length >= POST_AT_OPS) this.#post('none')
+    else if (this.#ops.length >= WARM_AT_OPS) this.#writer.warm()
     if (this.#timer === undefined || this.#heartbeatOnly) {
       // A change is written within FLUSH_MS, even when only the (slower) heartbeat timer was set.
       clearTimeout(this.#timer)

@@ -71,6 +71,11 @@ export class WriterThread {
     if (FROM_SOURCES) sourcesBundle()
   }
 
+  /** Starts the thread ahead of the first batch (see HistoryRecorder's WARM_AT_OPS); once. */
+  warm(): void {
+    if (this.#worker === undefined && !this.#closed) this.#start()
+  }
+
   #start(): Worker {
     const { port1, port2 } = new MessageChannel()
     this.#errors = port1
