@@ -213,11 +213,12 @@ describe('the writer on its own (in-process)', () => {
     const pending = stateCode(STATE_TYPE_CODE.Pending!, 0)
     const running = stateCode(STATE_TYPE_CODE.Running!, 1)
     const completed = stateCode(STATE_TYPE_CODE.Completed!, 1)
-    const opened = ids.flatMap((id, i) => [OP_TASK, id, i === 0 ? root : SAME, null, `noop-${i}`, i === 0 ? 'a.ts#noop' : SAME, i === 0 ? 'noop' : SAME, null, i === 0 ? 'map-1' : SAME, i, null, OP_STATE, id, pending, 0])
+    // A run is named by its place (i) in every op after its OP_TASK.
+    const opened = ids.flatMap((id, i) => [OP_TASK, i, id, i === 0 ? root : SAME, null, `noop-${i}`, i === 0 ? 'a.ts#noop' : SAME, i === 0 ? 'noop' : SAME, null, i === 0 ? 'map-1' : SAME, i, null, OP_STATE, i, pending, 0])
     // Times count from each batch's base; slots are numbered as batches first name them (or sent by name).
     const slot = (i: number) => (i < 40 ? `thread ${(i % 2) + 1}` : `concurrent ${i}`)
-    const started = ids.flatMap((id, i) => [OP_RUNNING, id, running, 1, i < 40 ? i % 2 : slot(i)])
-    const ended = ids.flatMap((id, i) => [OP_STATE, id, completed, 0, OP_VALUE_ID, id, i * 2, `identity-${i}`])
+    const started = ids.flatMap((_, i) => [OP_RUNNING, i, running, 1, i < 40 ? i % 2 : slot(i)])
+    const ended = ids.flatMap((_, i) => [OP_STATE, i, completed, 0, OP_VALUE_ID, i, i * 2, `identity-${i}`])
     const writer = new HistoryWriter(file, { maxLogs: 10, holdLimit: 5 })
     try {
       writer.apply({ seq: 1, ops: opened, base: at, slots: [], flows: [], unsettled: 'none', last: false })
@@ -261,7 +262,7 @@ describe('the writer thread and the process', () => {
     const writer = new WriterThread(file, 10)
     const id = randomUUID()
     const root = randomUUID()
-    const ops = [OP_TASK, id, root, null, 'one-0', 'a.ts#one', 'one', null, null, null, null, OP_STATE, id, stateCode(STATE_TYPE_CODE.Completed!, 1), 0, OP_VALUE_ID, id, 1, 'identity-one']
+    const ops = [OP_TASK, 0, id, root, null, 'one-0', 'a.ts#one', 'one', null, null, null, null, OP_STATE, 0, stateCode(STATE_TYPE_CODE.Completed!, 1), 0, OP_VALUE_ID, 0, 1, 'identity-one']
     const seq = writer.post({ ops, base: Date.UTC(2026, 0, 1), slots: [], flows: [], unsettled: 'all', last: true })
     // Written by the time post() returns: a thread could not have been started and have written it yet.
     assert.equal(writer.applied, seq)
@@ -293,9 +294,9 @@ describe('the writer thread and the process', () => {
       // Running runs that hold a thousand 100 kB log lines each: about 100 MB, over the 32 MB limit.
       for (let b = 0; b < 100 && errors.length === 0; b++) {
         const id = randomUUID()
-        const ops: unknown[] = [OP_TASK, id, b === 0 ? randomUUID() : SAME, null, `chatty-${b}`, b === 0 ? 'a.ts#chatty' : SAME, b === 0 ? 'chatty' : SAME, null, null, null, null]
-        ops.push(OP_RUNNING, id, running, 0, 'concurrent 1')
-        for (let line = 0; line < 10; line++) ops.push(OP_LOG, id, 0, 'info', `${b}/${line} `.padEnd(100_000, 'y'))
+        const ops: unknown[] = [OP_TASK, b, id, b === 0 ? randomUUID() : SAME, null, `chatty-${b}`, b === 0 ? 'a.ts#chatty' : SAME, b === 0 ? 'chatty' : SAME, null, null, null, null]
+        ops.push(OP_RUNNING, b, running, 0, 'concurrent 1')
+        for (let line = 0; line < 10; line++) ops.push(OP_LOG, b, 0, 'info', `${b}/${line} `.padEnd(100_000, 'y'))
         writer.post({ ops, base: Date.now(), slots: [], flows: [], unsettled: 'none', last: false })
         await new Promise((resolve) => setTimeout(resolve, 10))
       }

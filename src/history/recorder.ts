@@ -111,6 +111,12 @@ export class HistoryRecorder implements ResultStore {
   readonly #flows = new Map<string, FlowEntry>()
   readonly #dirtyFlows = new Set<FlowEntry>()
   readonly #roots = new Set<string>()
+  /**
+   * The place (writer-protocol.ts) of each task run recorded here that has not settled, by id:
+   * what its ops name it by. The ids are the engine's own strings; a settled run leaves.
+   */
+  readonly #places = new Map<string, number>()
+  #nextPlace = 0
   /** How many flow runs have not settled: while any is open, the heartbeat is renewed. */
   #openFlows = 0
   /** The batch being gathered: ops as writer-protocol.ts says. */
@@ -253,6 +259,7 @@ export class HistoryRecorder implements ResultStore {
     // A task run outside any flow run this process records (a direct call in a script) is not kept.
     if (flowRunId === undefined) return
     const ops = this.#ops
+    let place: number | undefined
     if (previous === undefined) {
       const flow = this.#flows.get(flowRunId)
       if (!flow) return
@@ -260,9 +267,12 @@ export class HistoryRecorder implements ResultStore {
       const key = info.taskKey
       const taskName = info.taskName
       const mapId = info.mapId
+      place = this.#nextPlace++
+      this.#places.set(info.id, place)
       // Arrays are the engine's and never change: the batch's clone copies them.
       ops.push(
         OP_TASK,
+        place,
         info.id,
         rootId === this.#lastRoot ? SAME : (this.#lastRoot = rootId),
         flowRunId === rootId ? null : flowRunId,
@@ -274,19 +284,24 @@ export class HistoryRecorder implements ResultStore {
         info.mapIndex ?? null,
         info.upstreamTaskRunIds ?? null,
       )
-    } else if (!this.#flows.has(flowRunId)) return
+    } else {
+      place = this.#places.get(info.id)
+      if (place === undefined) return
+    }
     const { type, name, message } = state
     const code = stateCode(STATE_TYPE_CODE[type]!, info.attempt)
     const slot = type === 'Running' && info.slot !== undefined ? this.#slot(info.slot) : undefined
     const time = state.timestamp - this.#base
-    if (name !== type || message !== undefined) ops.push(OP_STATE_FULL, info.id, code, name === type ? SAME : name, time, message ?? null, slot ?? null)
-    else if (slot !== undefined) ops.push(OP_RUNNING, info.id, code, time, slot)
-    else ops.push(OP_STATE, info.id, code, time)
+    if (name !== type || message !== undefined) ops.push(OP_STATE_FULL, place, code, name === type ? SAME : name, time, message ?? null, slot ?? null)
+    else if (slot !== undefined) ops.push(OP_RUNNING, place, code, time, slot)
+    else ops.push(OP_STATE, place, code, time)
     if (!isSettled(state)) return
+    // A settled run changes no more: its place is not needed again.
+    this.#places.delete(info.id)
     if (type !== 'Completed') {
       const record = state.error === undefined ? null : errorRecord(state.error)
-      if (record) ops.push(OP_ERROR, info.id, record)
-    } else if (info.memo?.persist) this.#keepTaskValue(info, state)
+      if (record) ops.push(OP_ERROR, place, record)
+    } else if (info.memo?.persist) this.#keepTaskValue(info, state, place)
   }
 
   /**
@@ -309,11 +324,11 @@ export class HistoryRecorder implements ResultStore {
    * its key). Values with a short form travel as themselves (the writer encodes them), the rest
    * serialized; a value that cannot be kept has its row say why.
    */
-  #keepTaskValue(info: TaskRunInfo, state: State): void {
+  #keepTaskValue(info: TaskRunInfo, state: State, place: number): void {
     const memo = info.memo!
     const ops = this.#ops
     if (memo.identity === undefined && memo.cacheKey === undefined) {
-      ops.push(OP_NOT_KEPT, info.id, `${NOT_MATCHED}${memo.unhashable ?? 'its arguments have no stable hash'}`)
+      ops.push(OP_NOT_KEPT, place, `${NOT_MATCHED}${memo.unhashable ?? 'its arguments have no stable hash'}`)
       return
     }
     const value = state.result
@@ -324,24 +339,24 @@ export class HistoryRecorder implements ResultStore {
       const created = this.#served.get(memo.cacheKey)
       if (created !== undefined && !(memo.identity !== undefined && this.#resumable?.has(memo.identity))) {
         this.#served.delete(memo.cacheKey)
-        if (note === null) ops.push(OP_CACHED, info.id, memo.cacheKey, created, memo.identity)
-        else ops.push(OP_NOT_KEPT, info.id, note)
+        if (note === null) ops.push(OP_CACHED, place, memo.cacheKey, created, memo.identity)
+        else ops.push(OP_NOT_KEPT, place, note)
         return
       }
     }
     let kept: Uint8Array | undefined
     // A string travels as itself only when short: a long one goes as bytes, outside the writer's heap (see WRITER_HEAP_MB).
     if (isShortValue(value) && (typeof value !== 'string' || value.length * 3 < Math.min(this.#results.maxBytes, INLINE_VALUE_BYTES))) {
-      if (note === null) ops.push(OP_VALUE_ID, info.id, value, memo.identity!)
-      else ops.push(OP_VALUE, info.id, value, memo.identity ?? null, note)
+      if (note === null) ops.push(OP_VALUE_ID, place, value, memo.identity!)
+      else ops.push(OP_VALUE, place, value, memo.identity ?? null, note)
     } else {
       const bytes = this.#encode(value)
       if (typeof bytes === 'string') {
-        ops.push(OP_NOT_KEPT, info.id, bytes)
+        ops.push(OP_NOT_KEPT, place, bytes)
         return
       }
       kept = ownBuffer(bytes)
-      ops.push(OP_BYTES, info.id, kept, memo.identity ?? null, note)
+      ops.push(OP_BYTES, place, kept, memo.identity ?? null, note)
     }
     // A run that executed refreshes its cache entry; one that a stored value stood in for does not.
     if (memo.cacheKey !== undefined && !cached) {
@@ -370,7 +385,8 @@ export class HistoryRecorder implements ResultStore {
     const flow = this.#flows.get(flowRunId)
     if (!flow) return
     if (event.taskRunId !== undefined) {
-      this.#ops.push(OP_LOG, event.taskRunId, event.timestamp, event.level, event.message)
+      const place = this.#places.get(event.taskRunId)
+      if (place !== undefined) this.#ops.push(OP_LOG, place, event.timestamp, event.level, event.message)
       return
     }
     const { logs } = flow

@@ -6,8 +6,11 @@ import type { FlowRunRecord } from '../render/run-history.ts'
  * What crosses between the recorder (main thread) and the history's writer thread: only plain
  * data. Task run events travel as one flat array of primitives per batch ("ops"), each op a code
  * followed by a fixed number of fields, so the main thread allocates no object per event and
- * the batch clones fast. Strings that repeat from run to run (root flow run id, task key, task
- * name, map id) are sent when they change and as `SAME` (0) otherwise.
+ * the batch clones fast. A task run is named by its place (`place`: 0, 1, 2, ... in the order the
+ * recorder first saw them, which is also its row's `seq`), its id sent once, with OP_TASK: a
+ * small integer clones as itself, where an id is 36 characters to copy, and hash, per event.
+ * Strings that repeat from run to run (root flow run id, task key, task name, map id) are sent
+ * when they change and as `SAME` (0) otherwise.
  */
 
 /** Values up to this size (serialized) live in their row; bigger ones in files under `<localDir>/results/`. */
@@ -19,22 +22,22 @@ export const resultsDirOf = (file: string): string => path.join(path.dirname(fil
 /** A field that is the same as in the previous op that had one. */
 export const SAME = 0
 
-/** A new task run (its first state follows): `id, root, flowRun, name, key, taskName, tags, map, mapIndex, upstream`. */
+/** A new task run (its first state follows): `place, id, root, flowRun, name, key, taskName, tags, map, mapIndex, upstream`. */
 export const OP_TASK = 1
 /**
- * A state whose name is its type, with no message and no slot (most are): `id, code, time`.
+ * A state whose name is its type, with no message and no slot (most are): `place, code, time`.
  * `code` is the type's index in {@link STATE_TYPES} plus 8 × the run's attempt; `time` is ms
  * since the batch's `base` (a small integer, which clones without an allocation).
  */
 export const OP_STATE = 2
-/** A Running state like that, with the slot the attempt holds: `id, code, time, slot` (see WriteBatch.slots). */
+/** A Running state like that, with the slot the attempt holds: `place, code, time, slot` (see WriteBatch.slots). */
 export const OP_RUNNING = 3
-/** Any other state: `id, code, name, time, message, slot` (name `SAME` when it is the type; message and slot may be null). */
+/** Any other state: `place, code, name, time, message, slot` (name `SAME` when it is the type; message and slot may be null). */
 export const OP_STATE_FULL = 4
-/** The error record of a settled run: `id, record`. */
+/** The error record of a settled run: `place, record`. */
 export const OP_ERROR = 5
 /**
- * A completed run's value: `id, value, identity, note`. OP_VALUE carries the value itself
+ * A completed run's value: `place, value, identity, note`. OP_VALUE carries the value itself
  * (undefined, a boolean, null, a finite number or a string: the writer encodes it), OP_BYTES its
  * serialized bytes. `note` says why it cannot be matched on resume (when `identity` is null). A
  * value too big for a row goes to a file of the run's own, `<root id>-<seq>.bin`: a file is never
@@ -42,23 +45,23 @@ export const OP_ERROR = 5
  */
 export const OP_VALUE = 6
 export const OP_BYTES = 7
-/** The common OP_VALUE: one with an identity, no note and no file name: `id, value, identity`. */
+/** The common OP_VALUE: one with an identity, no note and no file name: `place, value, identity`. */
 export const OP_VALUE_ID = 8
-/** Why a run's value is not kept: `id, reason`. */
+/** Why a run's value is not kept: `place, reason`. */
 export const OP_NOT_KEPT = 9
 /** A cache entry holding the value of the op before: `key, created, expires, source`. */
 export const OP_CACHE = 10
-/** A log line of a task run: `id, timestamp, level, message`. */
+/** A log line of a task run: `place, timestamp, level, message`. */
 export const OP_LOG = 11
 /**
- * A run the cache stood in for, whose row keeps the entry's value: `id, key, created, identity`.
+ * A run the cache stood in for, whose row keeps the entry's value: `place, key, created, identity`.
  * The writer copies the entry's bytes (or file name) into the row, if the entry is still the one
  * written at `created` (else the row says its value is gone): the value is not serialized again.
  */
 export const OP_CACHED = 12
 
 /** How many fields follow each op's code. */
-export const OP_FIELDS: readonly number[] = [0, 10, 3, 4, 6, 2, 4, 4, 3, 2, 4, 4, 4]
+export const OP_FIELDS: readonly number[] = [0, 11, 3, 4, 6, 2, 4, 4, 3, 2, 4, 4, 4]
 /** `code` of a state (see OP_STATE). */
 export const stateCode = (typeIndex: number, attempt: number): number => typeIndex + 8 * attempt
 

@@ -149,14 +149,14 @@ export class HistoryWriter {
   readonly #holdLimit: number
   readonly #readTask: Database.Statement
   readonly #readCache: Database.Statement
-  readonly #rows = new Map<string, TaskRow>()
-  /** Unsettled task runs written and let go of, by id: their place (seq). */
-  readonly #spilled = new Map<string, number>()
+  /** The task runs held, by place (writer-protocol.ts), which is their row's seq. */
+  readonly #rows = new Map<number, TaskRow>()
+  /** Unsettled task runs written and let go of: their places. */
+  readonly #spilled = new Set<number>()
   /** The root flow run of the task runs from each seq on (few entries: it changes only with the root). */
   readonly #rootFrom: { seq: number; rootId: string }[] = []
   readonly #dirty = new Set<TaskRow>()
   readonly #roots = new Set<string>()
-  #seq = 0
   // The strings ops send only when they change (see SAME).
   #root = ''
   #keyJson = ''
@@ -214,10 +214,10 @@ export class HistoryWriter {
     for (const row of tasks) {
       row.dirty = false
       this.#dirty.delete(row)
-      if (row.settled) this.#rows.delete(row.id)
+      if (row.settled) this.#rows.delete(row.seq)
       else if (row.spill) {
-        this.#rows.delete(row.id)
-        this.#spilled.set(row.id, row.seq)
+        this.#rows.delete(row.seq)
+        this.#spilled.add(row.seq)
       }
     }
   }
@@ -244,7 +244,7 @@ export class HistoryWriter {
         }
         continue
       }
-      const row = this.#rows.get(ops[at + 1] as string) ?? this.#revive(ops[at + 1] as string)
+      const row = this.#rows.get(ops[at + 1] as number) ?? this.#revive(ops[at + 1] as number)
       if ((op >= OP_VALUE && op <= OP_NOT_KEPT) || op === OP_CACHED) value = undefined
       // A run outside the flow runs recorded here, or one already settled and written.
       if (!row) continue
@@ -304,42 +304,41 @@ export class HistoryWriter {
   }
 
   /** A spilled row, read back (undefined: not a run of the flow runs recorded here, or one settled and written). */
-  #revive(id: string): TaskRow | undefined {
-    const seq = this.#spilled.get(id)
-    if (seq === undefined) return undefined
+  #revive(seq: number): TaskRow | undefined {
+    if (!this.#spilled.has(seq)) return undefined
     let i = this.#rootFrom.length - 1
     while (this.#rootFrom[i]!.seq > seq) i--
     const { rootId } = this.#rootFrom[i]!
     const row = TaskRow.stored(this.#readTask.get(rootId, seq) as string, rootId, seq)
-    this.#spilled.delete(id)
-    this.#rows.set(id, row)
+    this.#spilled.delete(seq)
+    this.#rows.set(seq, row)
     row.dirty = false
     row.spill = this.#rows.size > this.#holdLimit
     return row
   }
 
   #newRow(ops: unknown[], at: number): void {
-    const id = ops[at + 1] as string
-    const root = ops[at + 2]
+    const seq = ops[at + 1] as number
+    const id = ops[at + 2] as string
+    const root = ops[at + 3]
     if (root !== SAME) this.#root = root as string
-    const key = ops[at + 5]
+    const key = ops[at + 6]
     if (key !== SAME) this.#keyJson = q(key)
-    const taskName = ops[at + 6]
+    const taskName = ops[at + 7]
     if (taskName !== SAME) this.#taskName = taskName as string
-    const map = ops[at + 8]
+    const map = ops[at + 9]
     if (map !== SAME && map !== null) this.#mapJson = q(map)
     // Left out when they can be told from the key and the root (see StoredTaskRun).
     let rare = ''
     if (!this.#keyJson.endsWith(`#${this.#taskName}"`)) rare += `,"t":${q(this.#taskName)}`
-    if (ops[at + 3] !== null) rare += `,"f":${q(ops[at + 3])}`
-    if (ops[at + 7] !== null) rare += `,"g":${q(ops[at + 7])}`
-    if (ops[at + 10] !== null) rare += `,"u":${q(ops[at + 10])}`
+    if (ops[at + 4] !== null) rare += `,"f":${q(ops[at + 4])}`
+    if (ops[at + 8] !== null) rare += `,"g":${q(ops[at + 8])}`
+    if (ops[at + 11] !== null) rare += `,"u":${q(ops[at + 11])}`
     const mapJson = map === null ? '' : this.#mapJson
-    const seq = this.#seq++
     if (this.#rootFrom[this.#rootFrom.length - 1]?.rootId !== this.#root) this.#rootFrom.push({ seq, rootId: this.#root })
-    const row = new TaskRow(id, this.#root, seq, ops[at + 4] as string, this.#keyJson, mapJson, (ops[at + 9] as number | null) ?? null, rare)
+    const row = new TaskRow(id, this.#root, seq, ops[at + 5] as string, this.#keyJson, mapJson, (ops[at + 10] as number | null) ?? null, rare)
     row.spill = this.#rows.size >= this.#holdLimit
-    this.#rows.set(id, row)
+    this.#rows.set(seq, row)
     this.#dirty.add(row)
   }
 
