@@ -46,9 +46,10 @@ export const WRITER_HEAP_MB = 1024
  * knows from the shared state which ones are written and whether writing failed, without waiting
  * for an event loop turn. The thread is unref'd: it never keeps the process alive.
  *
- * The thread starts with the first batch posted before the last: a flow run that ends before
- * then (under 250 ms, a few hundred task runs) has its one batch written here, on the caller's
- * thread, which costs a millisecond or two where starting a thread costs some 40 ms.
+ * The thread starts with the first batch posted before the last, or earlier when warm() is
+ * called: a flow run that ends before then (under 250 ms, a few dozen task runs) has its one
+ * batch written here, on the caller's thread, which costs a millisecond or two where starting a
+ * thread costs some 40 ms.
  */
 export class WriterThread {
   readonly #file: string
