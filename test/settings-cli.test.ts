@@ -283,6 +283,17 @@ describe('ptr config view output', () => {
     assert.match(sourced.stdout, /^localDir +\.ptr +default$/m)
   })
 
+  test('its help lists the setting flags it takes, asked either way (view --help, help view)', async () => {
+    const p = project()
+    for (const args of [['config', 'view', '--help'], ['config', 'help', 'view']]) {
+      const help = await runPtr(args, { cwd: p.dir })
+      assert.equal(help.code, 0, help.stderr)
+      for (const flag of ['--runner', '--max-workers', '--max-concurrency', '--output', '--log-level', '--color', '--queue']) {
+        assert.match(help.stdout, new RegExp(`^ {2}${flag} <value>`, 'm'), `${args.join(' ')}: ${flag}`)
+      }
+    }
+  })
+
   test('a PREFECT_ variable one typo from a known one gets a hint; unrelated ones do not', async () => {
     const p = project()
     const result = await runPtr(['config', 'view'], {

@@ -15,10 +15,11 @@ export function defineConfigCommand(program: Command, result: CliResult): void {
     .option('--json', 'print one JSON object: { configFile, settings: { KEY: { value, source, origin } }, hints }')
     .option('-c, --config <path>', 'read settings from this config file instead of searching for one')
   // Every setting's flag, so the view shows what a run given the same flags would get. Added
-  // once `config` is the command: the settings schema (and zod) load only for it.
+  // once `config` is the command (the settings schema, and zod, load only for it), before it
+  // parses its own arguments: `ptr config help view` shows them too.
   let flags: Option[] = []
-  config.hook('preSubcommand', async () => {
-    if (flags.length > 0) return
+  program.hook('preSubcommand', async (_program, command) => {
+    if (command !== config || flags.length > 0) return
     const { SETTINGS } = await import('../../settings/schema.ts')
     // Node 20 has no Map.groupBy.
     const byFlag = new Map<string, SettingSpec<any>[]>()
