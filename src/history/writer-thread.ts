@@ -1,4 +1,6 @@
+import { execFileSync } from 'node:child_process'
 import { createRequire } from 'node:module'
+import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { MessageChannel, Worker, receiveMessageOnPort } from 'node:worker_threads'
 import type { MessagePort } from 'node:worker_threads'
@@ -16,15 +18,17 @@ let bundled: string | undefined
  * From ptr's sources (its tests and benchmarks), the thread runs writer-worker.ts and the few
  * modules it imports bundled into one CommonJS script (by esbuild, a dependency), once per
  * process: registering tsx in the thread would start a loader thread of its own, which costs more
- * time and memory than the writer. better-sqlite3 stays outside, required from here.
+ * time and memory than the writer. better-sqlite3 stays outside, required from here. esbuild's
+ * own binary does it, in a child process (about 10 ms): its JavaScript API's buildSync would keep
+ * a worker thread of its own in this process, some 10 MB, for the process's life.
  */
 function sourcesBundle(): string {
   if (bundled !== undefined) return bundled
   const require = createRequire(import.meta.url)
-  const { buildSync } = require('esbuild') as typeof import('esbuild')
+  const esbuild = path.join(path.dirname(require.resolve('esbuild/package.json')), 'bin', 'esbuild')
   const script = fileURLToPath(SCRIPT)
-  const { outputFiles } = buildSync({ entryPoints: [script], bundle: true, platform: 'node', format: 'cjs', target: 'node20', external: ['better-sqlite3'], write: false, logLevel: 'silent' })
-  bundled = `(function (require) {\n${outputFiles[0]!.text}\n})(require('node:module').createRequire(${JSON.stringify(script)}))`
+  const code = execFileSync(esbuild, [script, '--bundle', '--platform=node', '--format=cjs', '--target=node20', '--external:better-sqlite3', '--log-level=error'], { encoding: 'utf8' })
+  bundled = `(function (require) {\n${code}\n})(require('node:module').createRequire(${JSON.stringify(script)}))`
   return bundled
 }
 /** How long wait() waits for a writer that makes no progress (a write waits up to 10 s for another process's lock). */
