@@ -163,6 +163,10 @@ describe('the run history (ptr run records, ptr flow-runs reads)', () => {
     assert.ok(crashed, JSON.stringify(runs))
     const report = JSON.parse((await ptr(['flow-runs', 'show', crashed.id, '--json'])).stdout)
     assert.match(report.flowRun.error.message, /the ptr process \(pid \d+\) ended before this run did/)
+    // It ran until its last heartbeat, as far as anyone can tell: that is its end, and its duration.
+    assert.equal(report.flowRun.endTime, report.flowRun.state.timestamp)
+    assert.equal(report.flowRun.durationSeconds, (Date.parse(report.flowRun.endTime) - Date.parse(report.flowRun.startTime)) / 1000)
+    assert.match((await ptr(['flow-runs', 'show', crashed.id])).stdout, /took \d+\.\d+ s/)
     const naps = report.taskRuns.map((t: { name: string; state: { type: string } }) => [t.name, t.state.type])
     assert.deepEqual(naps, [
       ['nap-0', 'Completed'],

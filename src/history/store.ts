@@ -303,6 +303,8 @@ export class HistoryStore {
         record.state = state
         record.stateHistory.push(state)
         record.endTime = state.timestamp
+        // It ran until its last heartbeat, as far as anyone can tell.
+        if (record.startTime !== null) record.durationSeconds = (run.heartbeat - Date.parse(record.startTime)) / 1000
         record.error = error(run.pid)
         setFlow.run(JSON.stringify(record), run.heartbeat, run.id)
         if (run.id !== run.rootId) continue
