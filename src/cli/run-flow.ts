@@ -85,7 +85,7 @@ async function startHistory(
 ): Promise<{ recorder: HistoryRecorder; store: HistoryStore; close: () => void } | undefined> {
   const warn = (error: Error) => process.stderr.write(`ptr: the run history is off for this run: ${error.message}\n`)
   try {
-    const [{ HistoryStore }, { HistoryRecorder }] = await Promise.all([import('../history/store.ts'), import('../history/recorder.ts')])
+    const [{ HistoryStore }, { HistoryRecorder }] = await historyModules()
     const store = HistoryStore.open(settings.file)
     let recorder: HistoryRecorder
     try {
@@ -128,9 +128,16 @@ function resumeFrom(stored: { recorder: HistoryRecorder; store: HistoryStore }, 
   }
 }
 
+/** The run history's modules, imported once (see runFlowCommand). */
+let historyImport: Promise<[typeof import('../history/store.ts'), typeof import('../history/recorder.ts')]> | undefined
+const historyModules = () => (historyImport ??= Promise.all([import('../history/store.ts'), import('../history/recorder.ts')]))
+
 /** `ptr run`: loads the file, runs the flow with a renderer attached, returns the exit code. */
 export async function runFlowCommand(options: RunFlowCommandOptions): Promise<number> {
   startupMark('run: command started')
+  // The history's modules (better-sqlite3 with them) load while the flow file does: most runs
+  // keep a history. A failure here is reported where the history opens.
+  historyModules().catch(() => {})
   forgetInheritedBundle()
   let stopBundle: (() => void) | undefined
   let bundle: FlowBundle | undefined
