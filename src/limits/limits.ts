@@ -52,6 +52,12 @@ interface Waiter {
 }
 
 /**
+ * The lease of a slot when no setting names one (the `concurrency.slotLeaseSeconds` default): a
+ * dead holder's slots are free again after about this long.
+ */
+export const DEFAULT_SLOT_LEASE_SECONDS = 5
+
+/**
  * Acquisitions against a {@link LimitStore}: waits in line (oldest first across processes), wakes
  * when a slot may have been freed (the store's watch, and timers for lease ends and decay, never a
  * busy poll), and renews the leases of held slots and places in line every third of the lease, so
@@ -81,7 +87,7 @@ export class Limits {
 
   constructor(store: LimitStore, options: { leaseMs?: number; warn?: (line: string) => void } = {}) {
     this.store = store
-    this.leaseMs = options.leaseMs ?? 5_000
+    this.leaseMs = options.leaseMs ?? DEFAULT_SLOT_LEASE_SECONDS * 1000
     this.#warn = options.warn ?? ((line) => process.stderr.write(`${line}\n`))
   }
 

@@ -2,11 +2,8 @@ import { existsSync } from 'node:fs'
 import { UsageError } from '../errors.ts'
 import { defaultQueueTarget, openQueue } from '../queue/open.ts'
 import { parseQueueUrl, redactUrl } from '../queue/url.ts'
-import { Limits } from './limits.ts'
+import { DEFAULT_SLOT_LEASE_SECONDS, Limits } from './limits.ts'
 import type { LimitStore } from './store.ts'
-
-/** The lease of a slot when no setting names one: a dead holder's slots are free again after about this long. */
-export const DEFAULT_SLOT_LEASE_SECONDS = 5
 
 /**
  * Opens the limits of the store a queue URL names: the SQLite file's tables, or Redis keys.

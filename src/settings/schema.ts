@@ -1,5 +1,6 @@
 import * as z from 'zod'
 import { DEFAULT_RESULT_SETTINGS } from '../history/result-settings.ts'
+import { DEFAULT_SLOT_LEASE_SECONDS } from '../limits/limits.ts'
 import { DEFAULT_RUNNER_KIND, RUNNER_KINDS } from '../runners/kinds.ts'
 
 /**
@@ -212,7 +213,7 @@ export const SETTINGS = [
     description: 'how long a concurrency slot is held without renewal: the slots of a killed process are free again after about this long',
     accepts: 'a number of seconds from 0.001 up',
     schema: z.number().min(0.001),
-    default: 5,
+    default: DEFAULT_SLOT_LEASE_SECONDS,
     fromString: asNumber,
   }),
   setting<string, 'localDir'>({
