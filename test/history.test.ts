@@ -133,6 +133,14 @@ describe('the run history (ptr run records, ptr flow-runs reads)', () => {
     assert.match(text.stdout, /\nfailures:\n {2}flow run broken-\S+ failed\n {4}TypeError: no rows to check\n {4}at broken\.ts:3:9\n/)
   })
 
+  it('show prints the value a completed flow run returned, and its subflow runs\' values', async () => {
+    const [completed] = await list('--flow', 'pipeline', '--state', 'Completed')
+    const text = await ptr(['flow-runs', 'show', completed!.id])
+    assert.equal(text.code, 0, text.stderr)
+    assert.match(text.stdout, /^flow run pipeline-\S+ \(pipeline\) Completed\n(?: {2}.*\n)* {2}result 2\n/m)
+    assert.match(text.stdout, /^ {2}flow run child-\S+ \(child\) Completed\n(?: {4}.*\n)* {4}result 3\n/m)
+  })
+
   it('show with an unknown or ambiguous id is one line and exit 2', async () => {
     const unknown = await ptr(['flow-runs', 'show', 'ffffffff'])
     assert.equal(unknown.code, 2)

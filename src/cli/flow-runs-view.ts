@@ -130,11 +130,21 @@ export async function flowRunsShowCommand(options: FlowRunsShowOptions): Promise
     }
     const [root, ...subflows] = found.flowRuns
     const lines: string[] = []
+    const results = store.flowResults(root!.id)
+    const [values, summary] = results.size > 0 ? await Promise.all([import('../history/values.ts'), import('../render/summary.ts')]) : []
     const describeFlow = (run: FlowRunRecord, indent: string) => {
       lines.push(`${indent}flow run ${run.name} (${run.flowName}) ${stateOf(run)}`)
       lines.push(`${indent}  id ${run.id}, runner ${run.taskRunner}, started ${when(run.startTime)}, took ${seconds(run.durationSeconds)}`)
       if (run.parameters && typeof run.parameters === 'object' && Object.keys(run.parameters).length > 0) lines.push(`${indent}  parameters ${JSON.stringify(run.parameters)}`)
       if (run.error) lines.push(`${indent}  error ${run.error.name}: ${run.error.message}`)
+      const bytes = results.get(run.id)
+      if (bytes && values && summary) {
+        try {
+          lines.push(`${indent}  result ${summary.shortValue(values.decodeResult(bytes))}`)
+        } catch {
+          // Kept by a ptr whose serialization this one cannot read: said nothing of, as before.
+        }
+      }
     }
     describeFlow(root!, '')
     for (const subflow of subflows) describeFlow(subflow, '  ')

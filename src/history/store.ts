@@ -319,6 +319,12 @@ export class HistoryStore {
     return [...new Set(stale.map((r) => r.rootId))]
   }
 
+  /** The values kept of root flow run `rootId` and its subflow runs (bytes: see values.ts), by flow run id. */
+  flowResults(rootId: string): Map<string, Uint8Array> {
+    const rows = this.#db.prepare(`SELECT id, result FROM flow_runs WHERE root_id = ? AND result IS NOT NULL`).all(rootId) as { id: string; result: Uint8Array }[]
+    return new Map(rows.map((r) => [r.id, r.result]))
+  }
+
   /** Every state name a recorded root flow run is in. */
   stateNames(): string[] {
     return this.#db.prepare(`SELECT DISTINCT state_name FROM flow_runs WHERE parent_id IS NULL`).pluck().all() as string[]
