@@ -112,11 +112,14 @@ export class HistoryRecorder implements ResultStore {
   readonly #dirtyFlows = new Set<FlowEntry>()
   readonly #roots = new Set<string>()
   /**
-   * The place (writer-protocol.ts) of each task run recorded here that has not settled, by id:
-   * what its ops name it by. The ids are the engine's own strings; a settled run leaves.
+   * The place (writer-protocol.ts) of each task run recorded here, by id: what its ops name it
+   * by. The ids are the engine's own strings. A run that settled leaves once its batch is posted
+   * (until then a late log line of it still reaches its row, as in the writer).
    */
   readonly #places = new Map<string, number>()
   #nextPlace = 0
+  /** The ids of the runs that settled in the current batch (see #places). */
+  #settled: string[] = []
   /** How many flow runs have not settled: while any is open, the heartbeat is renewed. */
   #openFlows = 0
   /** The batch being gathered: ops as writer-protocol.ts says. */
@@ -296,8 +299,7 @@ export class HistoryRecorder implements ResultStore {
     else if (slot !== undefined) ops.push(OP_RUNNING, place, code, time, slot)
     else ops.push(OP_STATE, place, code, time)
     if (!isSettled(state)) return
-    // A settled run changes no more: its place is not needed again.
-    this.#places.delete(info.id)
+    this.#settled.push(info.id)
     if (type !== 'Completed') {
       const record = state.error === undefined ? null : errorRecord(state.error)
       if (record) ops.push(OP_ERROR, place, record)
@@ -414,6 +416,8 @@ export class HistoryRecorder implements ResultStore {
     this.#dirtyFlows.clear()
     this.#flowValues.clear()
     const batch = { ops: this.#ops, base: this.#base, slots: this.#newSlots }
+    for (const id of this.#settled) this.#places.delete(id)
+    this.#settled = []
     this.#ops = []
     this.#newSlots = []
     this.#base = Date.now()
