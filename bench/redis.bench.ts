@@ -30,10 +30,16 @@ let setup: Promise<{ redis: TestRedis; queue: RedisQueueBackend }> | undefined
 function waitForLine(child: ChildProcess, text: RegExp): Promise<void> {
   return new Promise((resolve, reject) => {
     let out = ''
-    child.stdout!.setEncoding('utf8').on('data', (c: string) => {
+    // Detached once the line came: the worker prints a line per state change, and appending
+    // them all to `out` and searching it per chunk would cost this (submitting) process
+    // time that grows with every run it measures.
+    const onData = (c: string) => {
       out += c
-      if (text.test(out)) resolve()
-    })
+      if (!text.test(out)) return
+      child.stdout!.off('data', onData)
+      resolve()
+    }
+    child.stdout!.setEncoding('utf8').on('data', onData)
     child.on('exit', (code) => reject(new Error(`process exited (${code}) before ${String(text)}:\n${out}`)))
   })
 }

@@ -4,10 +4,13 @@
  */
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
+import { randomUUID } from 'node:crypto'
 import { after, afterEach, before, describe, it } from 'node:test'
 import type { RunRecord } from '../src/queue/backend.ts'
-import { setDefaultQueue } from '../src/queue/open.ts'
+import { decodeValue, encodeValue } from '../src/queue/codec.ts'
+import { openQueue, setDefaultQueue } from '../src/queue/open.ts'
 import { RedisQueueBackend } from '../src/queue/redis.ts'
+import { TaskWorker } from '../src/worker/task-worker.ts'
 import { REPO, runPtr, waitForOutput } from './helpers/cli.ts'
 import { interruptQueuedFlow } from './helpers/queues.ts'
 import { maxOverlap } from './helpers/overlap.ts'
@@ -129,6 +132,25 @@ describe('task workers on Redis (real processes)', { skip: redisSkipReason() }, 
     const record = (await queue.get(future.taskRunId)) as RunRecord
     assert.equal(record.state, 'Crashed')
     assert.equal(record.attempts, 2)
+  })
+
+  it('a queue in another database (/3): a worker claims and completes its runs there, and database 0 never sees them', async () => {
+    const other = (await openQueue(redis.url.replace(/\/0$/, '/3'))) as RedisQueueBackend
+    const worker = new TaskWorker([Q.qadd], { queue: other, limit: 2 })
+    await worker.start()
+    try {
+      const ids = [randomUUID(), randomUUID(), randomUUID()]
+      await other.enqueue(ids.map((id, i) => ({ id, task: 'q_add', name: `q_add-${i}`, args: encodeValue([i, 1], 'args') })))
+      const outcomes = await Promise.all(ids.map((id) => other.waitForEnd(id, { signal: AbortSignal.timeout(10_000) })))
+      assert.deepEqual(
+        outcomes.map((o) => [o.state, decodeValue(o.result!)]),
+        [1, 2, 3].map((sum) => ['Completed', sum]),
+      )
+      for (const id of ids) assert.equal(await queue.get(id), undefined)
+    } finally {
+      await worker.stop()
+      await other.close()
+    }
   })
 
   it('restart redis-server mid-run (AOF on): workers and submitter wait, reconnect, log it once; every run completes', async () => {

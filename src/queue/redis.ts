@@ -281,7 +281,8 @@ type ScriptedRedis = Redis & {
   ptrPrune: Script
 }
 
-const SCRIPTS = { ptrEnqueue: ENQUEUE, ptrClaim: CLAIM, ptrRenew: RENEW, ptrFinish: FINISH, ptrCancel: CANCEL, ptrRecover: RECOVER, ptrPrune: PRUNE }
+/** The main connection's scripts; CLAIM runs on the claim connection (see `#claims`). */
+const SCRIPTS = { ptrEnqueue: ENQUEUE, ptrRenew: RENEW, ptrFinish: FINISH, ptrCancel: CANCEL, ptrRecover: RECOVER, ptrPrune: PRUNE }
 
 const num = (value: Buffer | undefined): number | undefined => (value === undefined || value.length === 0 ? undefined : Number(value.toString()))
 const str = (value: Buffer | undefined): string | undefined => value?.toString()
@@ -438,8 +439,11 @@ export class RedisQueueBackend implements QueueBackend {
   readonly leaseMs: number
   readonly maxLostLeases: number
   readonly #redis: ScriptedRedis
+  readonly #db: number
   readonly #log: (line: string) => void
   #sub: Redis | undefined
+  /** Claims' own connection, opened by the first claim or watchWork (see `#claims`). */
+  #claimer: ScriptedRedis | undefined
   #subReady: Promise<unknown> | undefined
   #workListeners = new Map<() => void, ReadonlySet<string>>()
   readonly #waiters = new RunWaiters()
@@ -461,6 +465,7 @@ export class RedisQueueBackend implements QueueBackend {
 
   private constructor(redis: ScriptedRedis, url: string, options: RedisQueueBackendOptions) {
     this.#redis = redis
+    this.#db = options.db ?? redis.options.db ?? 0
     this.url = redactUrl(url)
     this.leaseMs = options.leaseMs ?? 10_000
     this.maxLostLeases = options.maxLostLeases ?? 3
@@ -613,9 +618,25 @@ export class RedisQueueBackend implements QueueBackend {
     }
   }
 
+  /**
+   * The connection claims go on. Not the main one: there auto-pipelining keeps one batch in flight
+   * at a time, so a worker's claim for the slots its runs just freed went out with those runs'
+   * reports and came back only with theirs, and worker and Redis took turns. Here, without
+   * auto-pipelining, a claim is written at once and answered on its own: the next runs start while
+   * Redis still records the last ones. It reconnects (commands waiting) as the main connection does.
+   */
+  #claims(): ScriptedRedis {
+    if (this.#claimer) return this.#claimer
+    const claimer = this.#redis.duplicate({ lazyConnect: false, enableAutoPipelining: false, db: this.#db }) as ScriptedRedis
+    claimer.on('error', () => undefined)
+    claimer.defineCommand('ptrClaim', { numberOfKeys: 0, lua: CLAIM })
+    this.#claimer = claimer
+    return claimer
+  }
+
   async claim(workerId: string, tasks: readonly string[], max: number): Promise<ClaimedRun[]> {
     if (max <= 0 || tasks.length === 0 || this.#closed) return []
-    const rows = (await this.#redis.ptrClaimBuffer(PREFIX, Date.now(), this.leaseMs, workerId, max, ...tasks)) as [Buffer, Buffer, Buffer, Buffer, number, number, number, Buffer][]
+    const rows = (await this.#claims().ptrClaimBuffer(PREFIX, Date.now(), this.leaseMs, workerId, max, ...tasks)) as [Buffer, Buffer, Buffer, Buffer, number, number, number, Buffer][]
     return rows.map(([id, task, name, args, attempt, failures, retries, token]) => ({
       runId: id.toString(),
       task: task.toString(),
@@ -648,6 +669,8 @@ export class RedisQueueBackend implements QueueBackend {
     }
     const channels = tasks.map((t) => `${PREFIX}work:${t}`)
     this.#workListeners.set(listener, new Set(tasks))
+    // Connected before the first run comes.
+    this.#claims()
     void this.#subscriber().then(() => this.#sub?.subscribe(...channels)).then(
       () => setImmediate(listener),
       () => undefined,
@@ -823,6 +846,6 @@ export class RedisQueueBackend implements QueueBackend {
     // QUIT lets replies in flight arrive; when Redis is gone, do not wait for it.
     const quit = (client: Redis) =>
       Promise.race([client.quit().catch(() => undefined), new Promise((r) => setTimeout(r, 1000).unref())]).then(() => client.disconnect())
-    await Promise.all([quit(this.#redis), ...(this.#sub ? [quit(this.#sub)] : [])])
+    await Promise.all([this.#redis, this.#sub, this.#claimer].flatMap((client) => (client ? [quit(client)] : [])))
   }
 }
