@@ -40,7 +40,7 @@ import { RunWaiters } from './waiters.ts'
  *   by state/task newest first, and prune of final runs only.
  * Mapping those onto BullMQ would mean writing them beside it against BullMQ's private key layout
  * (its Lua scripts and key names change between minor versions), and every transition would be two
- * non-atomic steps (BullMQ's, then ours). So the queue is six small Lua scripts, each one atomic
+ * non-atomic steps (BullMQ's, then ours). So the queue is seven small Lua scripts, each one atomic
  * transition of the same state machine as the SQLite backend: a hash per run, a sorted set of due
  * runs per task (score = due time, member = enqueue sequence + id, so ties keep FIFO order), a
  * sorted set of leases (score = lease end), pub/sub for "work may be claimable" and "run ended".
