@@ -9,6 +9,7 @@ import { after, afterEach, before, describe, it } from 'node:test'
 import type { RunRecord } from '../src/queue/backend.ts'
 import { decodeValue, encodeValue } from '../src/queue/codec.ts'
 import { openQueue, setDefaultQueue } from '../src/queue/open.ts'
+import { Redis } from 'ioredis'
 import { RedisQueueBackend } from '../src/queue/redis.ts'
 import { TaskWorker } from '../src/worker/task-worker.ts'
 import { REPO, runPtr, waitForOutput } from './helpers/cli.ts'
@@ -314,5 +315,40 @@ describe('Redis over TLS (rediss://)', { skip: redisSkipReason() }, () => {
     assert.equal(plain.stderr.trim().split('\n').length, 1, plain.stderr)
     assert.match(plain.stderr, /cannot reach the Redis queue .*use rediss:\/\//)
     assert.doesNotMatch(untrusted.stderr + plain.stderr, new RegExp(PASSWORD))
+  })
+})
+
+describe("the Redis queue's claim connection", { skip: redisSkipReason() }, () => {
+  it('the queue is unhealthy (what /health answers) while claims cannot reach Redis, though the main connection can', async () => {
+    const redis = await startRedis()
+    const queue = await RedisQueueBackend.connect(redis.url, { log: () => undefined })
+    const admin = new Redis(redis.url)
+    const until = async (what: string, ok: () => boolean) => {
+      const deadline = Date.now() + 10_000
+      while (!ok()) {
+        if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}: ${JSON.stringify(queue.health())}`)
+        await new Promise((resolve) => setTimeout(resolve, 20))
+      }
+    }
+    try {
+      assert.deepEqual(await queue.claim('w', ['nothing-queued'], 1), [])
+      assert.deepEqual(queue.health(), { ok: true })
+      // Redis full (maxclients reached) just as the claim connection drops: it cannot come back.
+      const clients = String(await admin.client('LIST')).trim().split('\n')
+      const claims = clients.find((line) => / name=ptr-claims /.test(line))
+      assert.ok(claims, clients.join('\n'))
+      await admin.config('SET', 'maxclients', String(clients.length - 1))
+      await admin.client('KILL', 'ID', /\bid=(\d+)/.exec(claims)![1]!)
+      await until('it is unhealthy', () => !queue.health().ok)
+      const health = queue.health()
+      assert.match(health.ok ? '' : health.reason, /cannot be reached for claims \(at its maxclients\?\); ptr reconnects by itself/)
+      await admin.config('SET', 'maxclients', '10000')
+      await until('it is healthy again', () => queue.health().ok)
+      assert.deepEqual(await queue.claim('w', ['nothing-queued'], 1), [])
+    } finally {
+      admin.disconnect()
+      await queue.close()
+      await redis.stop()
+    }
   })
 })

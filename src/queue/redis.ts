@@ -444,6 +444,7 @@ export class RedisQueueBackend implements QueueBackend {
   #sub: Redis | undefined
   /** Claims' own connection, opened by the first claim or watchWork (see `#claims`). */
   #claimer: ScriptedRedis | undefined
+  #claimerWasReady = false
   #subReady: Promise<unknown> | undefined
   #workListeners = new Map<() => void, ReadonlySet<string>>()
   readonly #waiters = new RunWaiters()
@@ -627,8 +628,10 @@ export class RedisQueueBackend implements QueueBackend {
    */
   #claims(): ScriptedRedis {
     if (this.#claimer) return this.#claimer
-    const claimer = this.#redis.duplicate({ lazyConnect: false, enableAutoPipelining: false, db: this.#db }) as ScriptedRedis
+    const claimer = this.#redis.duplicate({ lazyConnect: false, enableAutoPipelining: false, db: this.#db, connectionName: 'ptr-claims' }) as ScriptedRedis
+    // Its errors are the main connection's too (reported there), save one: see health().
     claimer.on('error', () => undefined)
+    claimer.once('ready', () => (this.#claimerWasReady = true))
     claimer.defineCommand('ptrClaim', { numberOfKeys: 0, lua: CLAIM })
     this.#claimer = claimer
     return claimer
@@ -827,9 +830,12 @@ export class RedisQueueBackend implements QueueBackend {
 
   health(): QueueHealth {
     if (this.#closed) return { ok: false, reason: `queue ${this.url} is closed` }
-    return this.#down || this.#redis.status !== 'ready'
-      ? { ok: false, reason: `the Redis queue ${this.url} is unreachable; ptr reconnects by itself once it is back` }
-      : { ok: true }
+    if (this.#down || this.#redis.status !== 'ready') return { ok: false, reason: `the Redis queue ${this.url} is unreachable; ptr reconnects by itself once it is back` }
+    // The claim connection lost (not the first time it opens): claims wait, though the main connection is fine.
+    if (this.#claimerWasReady && this.#claimer?.status !== 'ready') {
+      return { ok: false, reason: `the Redis queue ${this.url} cannot be reached for claims (at its maxclients?); ptr reconnects by itself` }
+    }
+    return { ok: true }
   }
 
   /** Losing Redis is never final (ptr reconnects), so this never fires. */
