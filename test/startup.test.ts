@@ -73,8 +73,13 @@ function parseResult(stdout: string): Outcome {
   return JSON.parse(line.slice(line.indexOf('RESULT ') + 'RESULT '.length)) as Outcome
 }
 
+// Words the bundle cannot keep, but only in comments: it still bundles the file.
+const COMMENTED = `// Not CommonJS: this file uses no require(), __dirname or module.exports.
+/* Nor import(name) of a computed name, nor import.meta.resolve. */
+${FLOW}`
+
 describe('ptr run: the flow bundle', () => {
-  const project = tempProject({ 'flow.ts': FLOW, 'helper.ts': helper('one'), 'computed.ts': COMPUTED })
+  const project = tempProject({ 'flow.ts': FLOW, 'helper.ts': helper('one'), 'computed.ts': COMPUTED, 'commented.ts': COMMENTED })
   after(project.remove)
   const log = project.path('load.log')
   const run = (args: string[]) => runPtr(['run', ...args], { cwd: project.dir, env: { LOAD_LOG: log } })
@@ -142,6 +147,15 @@ describe('ptr run: the flow bundle', () => {
     const result = await runPtr(['run', 'exits.ts', '--runner', 'thread'], { cwd: project.dir, env: { TMPDIR: tmp } })
     assert.equal(result.code, 0, result.stderr + result.stdout)
     assert.deepEqual(readdirSync(tmp), [], 'no bundle folder is left, this run\'s or the killed one\'s')
+  })
+
+  it('words the bundle cannot keep, in comments only, do not stop it: the file is still bundled', async () => {
+    writeFileSync(log, '')
+    const result = await run(['commented.ts', '--runner', 'thread', '--max-workers', '1'])
+    assert.equal(result.code, 0, result.stderr + result.stdout)
+    const outcome = parseResult(result.stdout)
+    assert.equal(outcome.main.tsx, false, 'the main process imported the bundle, not the .ts files through tsx')
+    for (const r of outcome.results) assert.equal(r.tsx, false, 'the worker imported the bundle')
   })
 
   it('a flow the bundle cannot keep (a computed import) runs through tsx, whatever bundles the environment names', async () => {

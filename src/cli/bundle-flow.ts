@@ -115,10 +115,16 @@ async function build(file: string): Promise<FlowBundle | undefined> {
               }
               return { path: resolved.path }
             })
-            b.onLoad({ filter: SOURCE }, (args) => {
+            b.onLoad({ filter: SOURCE }, async (args) => {
               const source = readFileSync(args.path, 'utf8')
-              const unbundleable = CJS_ONLY.exec(source) ?? IMPORT_META.exec(source) ?? COMPUTED_IMPORT.exec(source)
-              if (unbundleable) throw new NotBundleable(`${args.path} uses ${unbundleable[0]}`)
+              const [, , kind] = SOURCE.exec(args.path)!
+              const loader = kind === 't' ? (args.path.endsWith('x') ? 'tsx' : 'ts') : args.path.endsWith('x') ? 'jsx' : 'js'
+              const unbundleable = (text: string) => CJS_ONLY.exec(text) ?? IMPORT_META.exec(text) ?? COMPUTED_IMPORT.exec(text)
+              // The text first (most files say none of it); a match is looked for again in the
+              // code without its comments, where a word that is only written about does not count.
+              let found = unbundleable(source)
+              if (found) found = unbundleable((await build.transform(source, { loader, sourcefile: args.path, logLevel: 'silent' })).code)
+              if (found) throw new NotBundleable(`${args.path} uses ${found[0]}`)
               const url = pathToFileURL(args.path).href
               modules.push(url)
               const meta = JSON.stringify({ url, filename: args.path, dirname: path.dirname(args.path) })
@@ -126,8 +132,6 @@ async function build(file: string): Promise<FlowBundle | undefined> {
               // string; it is declared on the first line (after a #! line), so other lines keep their columns.
               const shebang = source.startsWith('#!') ? source.indexOf('\n') + 1 || source.length : 0
               const contents = source.includes('import.meta') ? `${source.slice(0, shebang)}var ${META} = ${meta};${source.slice(shebang)}` : source
-              const [, , kind] = SOURCE.exec(args.path)!
-              const loader = kind === 't' ? (args.path.endsWith('x') ? 'tsx' : 'ts') : args.path.endsWith('x') ? 'jsx' : 'js'
               return { contents, loader, resolveDir: path.dirname(args.path) }
             })
           },
